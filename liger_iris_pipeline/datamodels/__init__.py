@@ -1,0 +1,34 @@
+"""Data models of TMT/IRIS products, defined by the YAML schemas in ``schemas/``."""
+
+from . import dqflags
+from .model_base import DataModelError, TMTDataModel, TMTReferenceFileModel
+from .models import (
+    IRISImageModel,
+    TMTDarkModel,
+    TMTFlatModel,
+    TMTGainModel,
+    TMTMaskModel,
+    TMTNonlinModel,
+    TMTRampModel,
+    TMTReadnoiseModel,
+    TMTSaturationModel,
+)
+from .open_model import MODEL_CLASSES, open  # noqa: A004
+
+__all__ = [
+    "MODEL_CLASSES",
+    "DataModelError",
+    "IRISImageModel",
+    "TMTDarkModel",
+    "TMTDataModel",
+    "TMTFlatModel",
+    "TMTGainModel",
+    "TMTMaskModel",
+    "TMTNonlinModel",
+    "TMTRampModel",
+    "TMTReadnoiseModel",
+    "TMTReferenceFileModel",
+    "TMTSaturationModel",
+    "dqflags",
+    "open",
+]

@@ -1,0 +1,176 @@
+"""Base class of every TMT/IRIS data model and the checks of files on disk."""
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+from stdatamodels import DataModel
+
+from .integration import SCHEMA_URI_PREFIX
+
+
+class DataModelError(ValueError):
+    """A file or object cannot be read as one of this package's data models."""
+
+
+# FITS (BITPIX, BZERO) -> numpy dtype name, for the integer and float images we write.
+_FITS_IMAGE_DTYPES = {
+    (8, 0): "uint8",
+    (8, -128): "int8",
+    (16, 0): "int16",
+    (16, 32768): "uint16",
+    (32, 0): "int32",
+    (32, 2147483648): "uint32",
+    (64, 0): "int64",
+    (64, 9223372036854775808): "uint64",
+    (-32, 0): "float32",
+    (-64, 0): "float64",
+}
+
+
+def schema_uri(name):
+    """Return the URI of one of the package's schemas (``name`` without ``.schema``)."""
+    return f"{SCHEMA_URI_PREFIX}{name}.schema"
+
+
+class TMTDataModel(DataModel):
+    """Base class of the TMT/IRIS data models.
+
+    Adds what CRDS and stpipe need (``crds_observatory``, ``get_crds_parameters``),
+    validates metadata strictly (an invalid value raises instead of warning), and
+    refuses FITS files whose arrays have the wrong dtype or dimensionality instead of
+    casting them silently.
+    """
+
+    schema_url = schema_uri("tmt_core")
+    crds_observatory = "tmt"
+    default_arrays = ()
+    """Arrays created with their schema default when the model is built from a shape or an array."""
+
+    def __init__(self, init=None, strict_validation=True, **kwargs):
+        if isinstance(init, (str, os.PathLike)):
+            path = Path(init)
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: no such file")
+            if path.suffix.lower() in (".fits", ".fit", ".fts") or path.name.endswith(".fits.gz"):
+                from astropy.io import fits
+
+                try:
+                    with fits.open(path, memmap=True) as hdulist:
+                        check_fits_arrays(hdulist, type(self), path)
+                except OSError as exc:
+                    raise DataModelError(f"{path}: not a readable FITS file ({exc})") from exc
+        super().__init__(init, strict_validation=strict_validation, **kwargs)
+        if isinstance(init, tuple) or hasattr(init, "dtype"):
+            for name in self.default_arrays:
+                if getattr(self, name, None) is None:
+                    setattr(self, name, self.get_default(name))
+
+    def get_crds_parameters(self):
+        """Return the flat ``meta.*`` dictionary CRDS selects references with.
+
+        Returns
+        -------
+        dict
+            Scalar metadata keyed by dotted path (``meta.instrument.detector``...).
+        """
+        return {
+            key: value
+            for key, value in self.to_flat_dict(include_arrays=False).items()
+            if key.startswith("meta.") and isinstance(value, (str, int, float, bool))
+        }
+
+    def on_save(self, init):
+        """Stamp creation date and software version before writing."""
+        from astropy.time import Time
+
+        from .. import __version__
+
+        super().on_save(init)
+        self.meta.date = Time.now().isot
+        self.meta.calibration_software_name = "liger_iris_pipeline"
+        self.meta.calibration_software_version = __version__
+
+
+class TMTReferenceFileModel(TMTDataModel):
+    """Base class of the CRDS reference file models."""
+
+    schema_url = schema_uri("tmt_reference")
+
+
+@functools.cache
+def array_specs(model_class):
+    """Return ``{fits_hdu: (attribute, datatype, ndim)}`` for the image arrays of a model class.
+
+    Parameters
+    ----------
+    model_class : type
+        A `TMTDataModel` subclass.
+
+    Returns
+    -------
+    dict
+        Only arrays with a scalar ``datatype`` (image HDUs); tables are left out.
+    """
+    from asdf.schema import load_schema
+
+    schema = load_schema(model_class.schema_url, resolve_references=True)
+    specs = {}
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if "fits_hdu" in node and isinstance(node.get("datatype"), str):
+                specs[node["fits_hdu"]] = (".".join(path), node["datatype"], node.get("ndim"))
+            for key in ("allOf", "anyOf", "oneOf"):
+                for sub in node.get(key, []):
+                    walk(sub, path)
+            for key, sub in node.get("properties", {}).items():
+                walk(sub, [*path, key])
+
+    walk(schema, [])
+    return specs
+
+
+def hdu_dtype(header):
+    """Return the numpy dtype name a FITS image header declares (after BZERO scaling)."""
+    bitpix = header.get("BITPIX")
+    bzero = header.get("BZERO", 0)
+    bscale = header.get("BSCALE", 1)
+    if bscale != 1:
+        return "float32" if bitpix in (8, 16) else "float64"
+    return _FITS_IMAGE_DTYPES.get((bitpix, int(bzero) if float(bzero).is_integer() else bzero), "scaled")
+
+
+def check_fits_arrays(hdulist, model_class, path):
+    """Raise `DataModelError` if an array HDU does not match the model's schema.
+
+    Parameters
+    ----------
+    hdulist : astropy.io.fits.HDUList
+        The opened file.
+    model_class : type
+        The `TMTDataModel` subclass about to read it.
+    path : str or Path
+        File name, for the message.
+    """
+    specs = array_specs(model_class)
+    for hdu in hdulist[1:]:
+        name = hdu.header.get("EXTNAME", "").upper()
+        if name not in specs or hdu.header.get("XTENSION", "IMAGE") != "IMAGE":
+            continue
+        attribute, datatype, ndim = specs[name]
+        naxis = hdu.header.get("NAXIS", 0)
+        if naxis == 0:
+            continue
+        if ndim is not None and naxis != ndim:
+            raise DataModelError(
+                f"{path}: extension {name} of a {model_class.__name__} must have {ndim} "
+                f"dimensions, found {naxis}"
+            )
+        found = hdu_dtype(hdu.header)
+        if found != np.dtype(datatype).name:
+            raise DataModelError(
+                f"{path}: extension {name} of a {model_class.__name__} must be {datatype}, "
+                f"found {found} (BITPIX={hdu.header.get('BITPIX')}, BZERO={hdu.header.get('BZERO', 0)})"
+            )

@@ -1,0 +1,104 @@
+"""Data model classes, one per schema."""
+
+from .model_base import TMTDataModel, TMTReferenceFileModel, schema_uri
+
+__all__ = [
+    "IRISImageModel",
+    "TMTDarkModel",
+    "TMTFlatModel",
+    "TMTGainModel",
+    "TMTMaskModel",
+    "TMTNonlinModel",
+    "TMTRampModel",
+    "TMTReadnoiseModel",
+    "TMTSaturationModel",
+]
+
+
+class TMTRampModel(TMTDataModel):
+    """Level 0: raw non-destructive readouts of one exposure.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        uint16 samples (nints, nreads, ny, nx), DN.
+    read_times : numpy.ndarray
+        float64 (nreads,), seconds since the detector reset.
+    pixeldq : numpy.ndarray
+        uint32 (ny, nx) pixel flags.
+    groupdq : numpy.ndarray
+        uint8 (nints, nreads, ny, nx) per-read flags.
+    """
+
+    schema_url = schema_uri("tmt_ramp")
+    default_arrays = ("pixeldq",)
+
+
+class IRISImageModel(TMTDataModel):
+    """Level 1 ("raw science frame") and Level 2 (calibrated) imager frame.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        float32 (ny, nx) count rate.
+    err : numpy.ndarray
+        float32 total 1-sigma uncertainty, ``sqrt(var_poisson + var_rnoise + var_flat)``.
+    dq : numpy.ndarray
+        uint32 data quality flags.
+    var_poisson, var_rnoise, var_flat : numpy.ndarray
+        float32 variance components.
+    subarr_map : numpy.ndarray
+        uint16 subarray map (0 outside every subarray, k inside subarray k).
+    """
+
+    schema_url = schema_uri("iris_image")
+    default_arrays = ("err", "dq", "var_poisson", "var_rnoise", "var_flat")
+
+
+class TMTDarkModel(TMTReferenceFileModel):
+    """Dark reference: dark rate (``BUNIT='DN/s'``) or counts per integration (``'DN'``)."""
+
+    schema_url = schema_uri("tmt_dark")
+    default_arrays = ("err", "dq")
+
+
+class TMTFlatModel(TMTReferenceFileModel):
+    """Flat-field reference: pixel response normalised to one, with its error."""
+
+    schema_url = schema_uri("tmt_flat")
+    default_arrays = ("err", "dq")
+
+
+class TMTMaskModel(TMTReferenceFileModel):
+    """Bad-pixel mask reference: DQ flags to OR into science frames, with DQ_DEF."""
+
+    schema_url = schema_uri("tmt_mask")
+    default_arrays = ("dq",)
+
+
+class TMTNonlinModel(TMTReferenceFileModel):
+    """Nonlinearity reference: per-pixel polynomial coefficients (ncoeffs, ny, nx)."""
+
+    schema_url = schema_uri("tmt_nonlin")
+    default_arrays = ("dq",)
+
+
+class TMTSaturationModel(TMTReferenceFileModel):
+    """Saturation reference: raw-DN threshold per pixel."""
+
+    schema_url = schema_uri("tmt_saturation")
+    default_arrays = ("dq",)
+
+
+class TMTReadnoiseModel(TMTReferenceFileModel):
+    """Read-noise reference: noise of a single read per pixel (DN)."""
+
+    schema_url = schema_uri("tmt_readnoise")
+    default_arrays = ("dq",)
+
+
+class TMTGainModel(TMTReferenceFileModel):
+    """Gain reference: electrons per DN per pixel."""
+
+    schema_url = schema_uri("tmt_gain")
+    default_arrays = ("dq",)
