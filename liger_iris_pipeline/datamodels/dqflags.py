@@ -142,10 +142,6 @@ def dq_def_table():
     numpy.ndarray
         Structured array with BIT, VALUE, NAME, DESCRIPTION columns.
     """
-    rows = [
-        (int(bit).bit_length() - 1, bit, name, descriptions[name])
-        for name, bit in pixel.items()
-        if bit
-    ]
+    rows = [(int(bit).bit_length() - 1, bit, name, descriptions[name]) for name, bit in pixel.items() if bit]
     dtype = [("BIT", "<u4"), ("VALUE", "<u4"), ("NAME", "S40"), ("DESCRIPTION", "S80")]
     return np.array(rows, dtype=dtype)

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from asdf.exceptions import ValidationError
 from stdatamodels import DataModel
 
 from .integration import SCHEMA_URI_PREFIX
@@ -49,23 +50,34 @@ class TMTDataModel(DataModel):
     """Arrays created with their schema default when the model is built from a shape or an array."""
 
     def __init__(self, init=None, strict_validation=True, **kwargs):
+        path = None
         if isinstance(init, (str, os.PathLike)):
             path = Path(init)
             if not path.exists():
                 raise FileNotFoundError(f"{path}: no such file")
-            if path.suffix.lower() in (".fits", ".fit", ".fts") or path.name.endswith(".fits.gz"):
-                from astropy.io import fits
-
-                try:
-                    with fits.open(path, memmap=True) as hdulist:
-                        check_fits_arrays(hdulist, type(self), path)
-                except OSError as exc:
-                    raise DataModelError(f"{path}: not a readable FITS file ({exc})") from exc
-        super().__init__(init, strict_validation=strict_validation, **kwargs)
+            if path.suffix.lower() in (".fits", ".fit", ".fts"):
+                check_fits_file(path, type(self))
+        try:
+            super().__init__(init, strict_validation=strict_validation, **kwargs)
+        except ValidationError as exc:
+            if path is None:
+                raise
+            summary = " ".join(exc.message.splitlines()[:2]).replace("the following error occurred: ", "")
+            raise DataModelError(f"{path}: invalid metadata: {summary}") from exc
+        if path is not None:
+            self._to_native_byte_order()
         if isinstance(init, tuple) or hasattr(init, "dtype"):
             for name in self.default_arrays:
                 if getattr(self, name, None) is None:
                     setattr(self, name, self.get_default(name))
+
+    def _to_native_byte_order(self):
+        """Byte-swap arrays read from FITS (big-endian) in place, so C code can use them without a copy."""
+        for attribute, _, _ in array_specs(type(self)).values():
+            array = self._instance.get(attribute) if "." not in attribute else None
+            if isinstance(array, np.ndarray) and not array.dtype.isnative and array.flags.writeable:
+                array.byteswap(inplace=True)
+                self._instance[attribute] = array.view(array.dtype.newbyteorder("="))
 
     def get_crds_parameters(self):
         """Return the flat ``meta.*`` dictionary CRDS selects references with.
@@ -142,6 +154,41 @@ def hdu_dtype(header):
     return _FITS_IMAGE_DTYPES.get((bitpix, int(bzero) if float(bzero).is_integer() else bzero), "scaled")
 
 
+def check_fits_file(path, model_class):
+    """Raise `DataModelError` if a FITS file is corrupt or its arrays do not match the schema.
+
+    Only headers are read; arrays are checked by their BITPIX, BZERO and NAXIS.
+
+    Parameters
+    ----------
+    path : Path
+        The FITS file.
+    model_class : type
+        The `TMTDataModel` subclass about to read it.
+    """
+    import warnings
+
+    from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    try:
+        with warnings.catch_warnings():
+            # astropy only warns about truncated or padded files; for us they are corrupt
+            warnings.simplefilter("error", AstropyUserWarning)
+            with fits.open(path, memmap=False, lazy_load_hdus=False) as hdulist:
+                file_size = path.stat().st_size
+                for hdu in hdulist:
+                    info = hdu.fileinfo()
+                    if info["datLoc"] + info["datSpan"] > file_size:
+                        raise DataModelError(
+                            f"{path}: corrupt FITS file: extension {hdu.name} is truncated "
+                            f"(needs {info['datLoc'] + info['datSpan']} bytes, file has {file_size})"
+                        )
+                check_fits_arrays(hdulist, model_class, path)
+    except (OSError, AstropyUserWarning) as exc:
+        raise DataModelError(f"{path}: not a readable FITS file ({exc})") from exc
+
+
 def check_fits_arrays(hdulist, model_class, path):
     """Raise `DataModelError` if an array HDU does not match the model's schema.
 
@@ -155,6 +202,10 @@ def check_fits_arrays(hdulist, model_class, path):
         File name, for the message.
     """
     specs = array_specs(model_class)
+    primary = model_class().get_primary_array_name()
+    primary_hdu = next((hdu for hdu, spec in specs.items() if spec[0] == primary), None)
+    if primary_hdu is not None and primary_hdu not in hdulist:
+        raise DataModelError(f"{path}: a {model_class.__name__} needs a {primary_hdu} extension; none found")
     for hdu in hdulist[1:]:
         name = hdu.header.get("EXTNAME", "").upper()
         if name not in specs or hdu.header.get("XTENSION", "IMAGE") != "IMAGE":
@@ -165,8 +216,7 @@ def check_fits_arrays(hdulist, model_class, path):
             continue
         if ndim is not None and naxis != ndim:
             raise DataModelError(
-                f"{path}: extension {name} of a {model_class.__name__} must have {ndim} "
-                f"dimensions, found {naxis}"
+                f"{path}: extension {name} of a {model_class.__name__} must have {ndim} dimensions, found {naxis}"
             )
         found = hdu_dtype(hdu.header)
         if found != np.dtype(datatype).name:

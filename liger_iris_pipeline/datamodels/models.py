@@ -73,14 +73,22 @@ class TMTMaskModel(TMTReferenceFileModel):
     """Bad-pixel mask reference: DQ flags to OR into science frames, with DQ_DEF."""
 
     schema_url = schema_uri("tmt_mask")
-    default_arrays = ("dq",)
+    default_arrays = ()
+
+    def get_primary_array_name(self):
+        """Return ``"dq"``: a mask has no SCI array."""
+        return "dq"
 
 
 class TMTNonlinModel(TMTReferenceFileModel):
     """Nonlinearity reference: per-pixel polynomial coefficients (ncoeffs, ny, nx)."""
 
     schema_url = schema_uri("tmt_nonlin")
-    default_arrays = ("dq",)
+    default_arrays = ()
+
+    def get_primary_array_name(self):
+        """Return ``"coeffs"``, the (ncoeffs, ny, nx) coefficient cube."""
+        return "coeffs"
 
 
 class TMTSaturationModel(TMTReferenceFileModel):

@@ -77,12 +77,11 @@ def _declared_model_type(path):
     from astropy.io import fits
 
     try:
-        header = fits.getheader(path, 0)
+        with fits.open(path, memmap=False) as hdulist:
+            header = hdulist[0].header
     except Exception as exc:
         raise DataModelError(f"{path}: not a readable FITS file ({exc})") from exc
     model_type = header.get("DATAMODL")
     if model_type is None:
-        raise DataModelError(
-            f"{path}: no DATAMODL keyword in the primary header; not a liger_iris_pipeline product"
-        )
+        raise DataModelError(f"{path}: no DATAMODL keyword in the primary header; not a liger_iris_pipeline product")
     return model_type
