@@ -1,0 +1,46 @@
+# The README's two set-up commands: `make demo` and `make test`.
+# Each creates its own virtual environment (.venv) and installs what it needs.
+
+PYTHON ?= python3
+VENV ?= .venv
+DEMO_OUTPUT ?= demo_output
+DEMO_SIZE ?= 4096
+DEMO_NREADS ?= 10
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-c test-python lint docs clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall whenever the packaging or the C sources change.
+$(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py $(wildcard iris_readout/src/*.c iris_readout/include/*.h)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/liger-iris-demo --output $(DEMO_OUTPUT) --size $(DEMO_SIZE) --nreads $(DEMO_NREADS)
+
+test: test-c test-python
+
+test-c: $(VENV)/.installed
+	@if ! pkg-config --exists cfitsio 2>/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing cfitsio for the iris_readout command-line tool"; \
+		apt-get update -qq && apt-get install -y -qq libcfitsio-dev pkg-config >/dev/null; \
+	fi
+	$(MAKE) -C iris_readout test PYTHON=$(abspath $(BIN))/python
+
+test-python: $(VENV)/.installed
+	cd tests && ../$(BIN)/python -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml .
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+docs: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet ".[docs]"
+	$(BIN)/sphinx-build -q -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUTPUT) build *.egg-info docs/_build
+	$(MAKE) -C iris_readout clean
