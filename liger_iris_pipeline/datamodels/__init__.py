@@ -1,6 +1,6 @@
 """Data models of TMT/IRIS products, defined by the YAML schemas in ``schemas/``."""
 
-from . import dqflags
+from .. import dqflags
 from .model_base import DataModelError, TMTDataModel, TMTReferenceFileModel
 from .models import (
     IRISImageModel,

@@ -1,0 +1,59 @@
+"""Instrument simulator: IRIS imager Level 0 ramps and calibration data with known truth.
+
+Everything is deterministic for a seed. Units are DN and seconds throughout; see
+``docs/simulate.rst`` for the physical model.
+
+- `make_detector` -> `DetectorTruth`: bias, reference pixels, dark current, hot and dead
+  pixels, flat, gain, read noise, nonlinearity, saturation of a full-frame detector.
+- `Scene` (point sources with a diffraction-limited PSF, `ExtendedSource` galaxies, sky).
+- `simulate_exposure` and the calibration exposures `simulate_dark_exposure`,
+  `simulate_flat_exposure`, `simulate_sky_exposure` -> (`TMTRampModel`, `ExposureTruth`).
+- `reference_models`: the truth reference files (DARK, FLAT, MASK, NONLIN, SATURATION,
+  READNOISE, GAIN).
+- `simulate_dataset`: all of it written to a directory (also
+  ``python -m liger_iris_pipeline.simulate``).
+
+Importing this package loads only numpy; astropy and stdatamodels are imported when a
+function needs them.
+"""
+
+from .dataset import simulate_dataset
+from .detector import DetectorTruth, make_detector, subarray_slices
+from .exposure import (
+    DEFAULT_COSMIC_RAY_RATE,
+    ExposureTruth,
+    simulate_dark_exposure,
+    simulate_exposure,
+    simulate_flat_exposure,
+    simulate_sky_exposure,
+    subarray_map,
+)
+from .filters import FILTERS, filter_names, psf_fwhm, sky_rate
+from .pointing import make_wcs, wcsinfo_for_pointing
+from .references import REFERENCE_TYPES, reference_model, reference_models
+from .scene import ExtendedSource, Scene
+
+__all__ = [
+    "DEFAULT_COSMIC_RAY_RATE",
+    "FILTERS",
+    "REFERENCE_TYPES",
+    "DetectorTruth",
+    "ExposureTruth",
+    "ExtendedSource",
+    "Scene",
+    "filter_names",
+    "make_detector",
+    "make_wcs",
+    "psf_fwhm",
+    "reference_model",
+    "reference_models",
+    "simulate_dark_exposure",
+    "simulate_dataset",
+    "simulate_exposure",
+    "simulate_flat_exposure",
+    "simulate_sky_exposure",
+    "sky_rate",
+    "subarray_map",
+    "subarray_slices",
+    "wcsinfo_for_pointing",
+]

@@ -1,0 +1,211 @@
+"""A complete simulated data set on disk: science, sky, darks, flats, truth references.
+
+``python -m liger_iris_pipeline.simulate --output DIR --size N --nreads M --seed S``
+writes one with `simulate_dataset`.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from . import filters
+from .detector import make_detector
+from .exposure import simulate_dark_exposure, simulate_exposure, simulate_flat_exposure, simulate_sky_exposure
+from .references import REFERENCE_TYPES, reference_model
+from .scene import Scene
+
+__all__ = ["main", "simulate_dataset"]
+
+DEFAULT_POINTING = (150.1, 2.2, 0.0)
+"""(ra, dec, pa) of the simulated science field (deg)."""
+
+
+def simulate_dataset(
+    output_dir,
+    size=4096,
+    nreads=10,
+    n_science=1,
+    n_sky=1,
+    n_darks=3,
+    n_flats=3,
+    seed=0,
+    subarray=None,
+    *,
+    filter="Kbb",  # noqa: A002
+    n_stars=100,
+    read_time=1.47,
+    pointing=DEFAULT_POINTING,
+):
+    """Simulate and write a data set with its truth.
+
+    Files (in ``output_dir``):
+
+    - ``sim_science_NNN_uncal.fits``, ``sim_sky_NNN_uncal.fits``,
+      ``sim_dark_NNN_uncal.fits``, ``sim_flat_NNN_uncal.fits``: Level 0 ramps
+      (`TMTRampModel`); science exposures are dithered by ``size / 16`` pixels.
+    - ``<same name>_truth.fits`` for each (`ExposureTruth.save`).
+    - ``truth_<reftype>.fits``: the truth references (`reference_models`), lower-case reftype.
+    - ``manifest.json``: the returned manifest.
+
+    Parameters
+    ----------
+    output_dir : str or os.PathLike
+        Directory (created if needed).
+    size : int
+        Detector side (pixels).
+    nreads : int
+        Reads per integration (one integration per exposure).
+    n_science, n_sky, n_darks, n_flats : int
+        Number of exposures of each kind.
+    seed : int
+        Master seed; the detector, scene and every exposure get seeds derived from it.
+    subarray : tuple of int, optional
+        ``(xstart, ystart, xsize, ysize)`` read out in every exposure and cut from the
+        references; full frame if None.
+    filter : str
+        Filter of the science, sky and flat exposures.
+    n_stars : int
+        Point sources in the science field (one galaxy is added).
+    read_time : float
+        Time between reads (s).
+    pointing : tuple of float
+        ``(ra, dec, pa)`` of the science field (deg).
+
+    Returns
+    -------
+    dict
+        ``{"science": [...], "sky": [...], "dark": [...], "flat": [...]}`` lists of
+        ramp files, ``"truth"``: {ramp file name: truth file}, ``"references"``:
+        {REFTYPE: file}, ``"manifest"``: the JSON file; all paths as strings.
+    """
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    detector = make_detector((size, size), seed=seed)
+    ra, dec, pa = pointing
+    field = size * filters.PLATE_SCALE
+    scene = Scene.random(n_stars, seed + 1, ra, dec, field=field)
+    manifest = {"science": [], "sky": [], "dark": [], "flat": [], "truth": {}, "references": {}}
+
+    # Each exposure is written and dropped before the next is simulated: at full frame one
+    # exposure with its truth takes ~0.7 GB.
+    def write(kind, index, model, truth):
+        name = f"sim_{kind}_{index + 1:03d}"
+        path = output / f"{name}_uncal.fits"
+        model.meta.filename = path.name
+        model.save(path)
+        truth_path = output / f"{name}_truth.fits"
+        truth.save(truth_path)
+        manifest[kind].append(str(path))
+        manifest["truth"][path.name] = str(truth_path)
+
+    common = {"nreads": nreads, "read_time": read_time, "subarray": subarray}
+    step = size / 16 * filters.PLATE_SCALE
+    dithers = [(0.0, 0.0), (step, step), (-step, step), (-step, -step), (step, -step)]
+    for index in range(n_science):
+        exposure = simulate_exposure(
+            scene,
+            detector,
+            filter=filter,
+            pointing=pointing,
+            dither_arcsec=dithers[index % len(dithers)],
+            seed=seed + 100 + index,
+            exposure_number=index + 1,
+            **common,
+        )
+        write("science", index, *exposure)
+        del exposure
+    for index in range(n_sky):
+        # A blank field one arcminute north of the science field.
+        sky_pointing = (ra, dec + 1.0 / 60.0, pa)
+        exposure = simulate_sky_exposure(
+            detector,
+            filter=filter,
+            pointing=sky_pointing,
+            seed=seed + 200 + index,
+            exposure_number=index + 1,
+            **common,
+        )
+        write("sky", index, *exposure)
+        del exposure
+    for index in range(n_darks):
+        exposure = simulate_dark_exposure(
+            detector, pointing=pointing, seed=seed + 300 + index, exposure_number=index + 1, **common
+        )
+        write("dark", index, *exposure)
+        del exposure
+    # Flat lamp bright enough to reach ~40 % of full well at the last read.
+    lamp_rate = 20000.0 / (nreads * read_time)
+    for index in range(n_flats):
+        exposure = simulate_flat_exposure(
+            detector,
+            lamp_rate=lamp_rate,
+            filter=filter,
+            pointing=pointing,
+            seed=seed + 400 + index,
+            exposure_number=index + 1,
+            **common,
+        )
+        write("flat", index, *exposure)
+        del exposure
+    # One reference at a time: together the full-frame references take ~1.2 GB.
+    for reftype in REFERENCE_TYPES:
+        model = reference_model(detector, reftype, subarray=subarray, filter=filter)
+        path = output / f"truth_{reftype.lower()}.fits"
+        model.meta.filename = path.name
+        model.save(path)
+        manifest["references"][reftype] = str(path)
+        del model
+    manifest_path = output / "manifest.json"
+    manifest["manifest"] = str(manifest_path)
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def main(argv=None):
+    """Command line: simulate a data set (``python -m liger_iris_pipeline.simulate``).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m liger_iris_pipeline.simulate",
+        description="Simulate IRIS imager Level 0 exposures, truth references and truth files.",
+    )
+    parser.add_argument("--output", required=True, help="output directory")
+    parser.add_argument("--size", type=int, default=4096, help="detector side in pixels (default 4096)")
+    parser.add_argument("--nreads", type=int, default=10, help="reads per integration (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="master random seed (default 0)")
+    parser.add_argument("--n-science", type=int, default=1)
+    parser.add_argument("--n-sky", type=int, default=1)
+    parser.add_argument("--n-darks", type=int, default=3)
+    parser.add_argument("--n-flats", type=int, default=3)
+    parser.add_argument("--filter", default="Kbb", choices=filters.filter_names())
+    parser.add_argument(
+        "--subarray",
+        type=int,
+        nargs=4,
+        metavar=("XSTART", "YSTART", "XSIZE", "YSIZE"),
+        help="read out this subarray (1-based starts) instead of the full frame",
+    )
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    manifest = simulate_dataset(
+        args.output,
+        size=args.size,
+        nreads=args.nreads,
+        n_science=args.n_science,
+        n_sky=args.n_sky,
+        n_darks=args.n_darks,
+        n_flats=args.n_flats,
+        seed=args.seed,
+        subarray=tuple(args.subarray) if args.subarray else None,
+        filter=args.filter,
+    )
+    count = sum(len(manifest[kind]) for kind in ("science", "sky", "dark", "flat"))
+    print(
+        f"wrote {count} exposures and {len(manifest['references'])} truth references to {args.output} "
+        f"in {time.perf_counter() - started:.1f} s; manifest: {manifest['manifest']}"
+    )

@@ -1,0 +1,706 @@
+"""Level 0 exposures (`TMTRampModel`) with their truth (`ExposureTruth`).
+
+Signal chain of one pixel (units DN and seconds, electrons where stated)
+-----------------------------------------------------------------------
+1. ``detector_rate = scene_rate * flat + dark_rate`` (DN/s): what a Level 1 rate image
+   should measure after nonlinearity correction. Reference and dead pixels have
+   ``flat = dark = 0`` and collect nothing.
+2. Charge: the detector is reset at t = 0 and read ``nreads`` times, read ``k`` (0-based)
+   at ``t_k = (k + 1) * read_time``. Between reads the pixel collects a Poisson number
+   of electrons of mean ``detector_rate * gain * read_time``; where that mean exceeds
+   `NORMAL_APPROXIMATION` electrons a normal draw of the same mean and variance is used
+   (it is ~20x cheaper and indistinguishable at that level). A cosmic ray adds its
+   charge (100-5000 e-) from its read on.
+3. Linear signal ``q = charge / gain`` (DN); measured signal ``s = P^-1(q)`` with the
+   truth nonlinearity polynomial ``P`` (see `~liger_iris_pipeline.simulate.detector`).
+4. ``raw = bias + s + read noise``, rounded to integers. Once ``raw`` reaches the
+   pixel's saturation level it stays at that level for the rest of the integration.
+
+Memory: the uint16 cube is written read by read, in blocks of rows, straight into the
+model's preallocated array; only 2-D float accumulators of one block are kept, never a
+float copy of the ramp.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import filters
+from .detector import NO_RESPONSE, subarray_slices
+from .pointing import wcsinfo_for_pointing
+from .scene import Scene
+
+__all__ = [
+    "DEFAULT_COSMIC_RAY_RATE",
+    "ExposureTruth",
+    "simulate_dark_exposure",
+    "simulate_exposure",
+    "simulate_flat_exposure",
+    "simulate_sky_exposure",
+    "subarray_map",
+]
+
+DEFAULT_COSMIC_RAY_RATE = 1.0e-7
+"""Cosmic-ray events per pixel per second (0.1 per cm^2 per s for 10 micron pixels)."""
+
+NORMAL_APPROXIMATION = 25.0
+"""Expected electrons per read above which the Poisson draw is replaced by a normal one."""
+
+COSMIC_RAY_CHARGE = (100.0, 5000.0)
+"""Range of the log-uniform cosmic-ray charge (e-)."""
+
+_NEWTON_ITERATIONS = 2
+_BLOCK_PIXELS = 2**18  # ~1 MB float32 per block array: the per-read work stays in cache
+
+_OBSERVATION_KINDS = {
+    "IRIS_IMAGE": ("SCI", "IMG1-SCI"),
+    "IRIS_SKY": ("SCI", "IMG1-SKY"),
+    "IRIS_DARK": ("CAL", "IMG1-DRK"),
+    "IRIS_FLAT": ("CAL", "IMG1-NFF"),
+}
+
+_MAX_SUBARRAYS = 10
+
+
+@dataclass
+class ExposureTruth:
+    """What an exposure should reduce to.
+
+    Attributes
+    ----------
+    detector_rate : numpy.ndarray
+        float32 (ny, nx) DN/s: ``scene_rate * flat + dark_rate``, what a Level 1 rate
+        image should measure.
+    scene_rate : numpy.ndarray
+        float32 (ny, nx) DN/s: sky plus sources, what a calibrated Level 2 frame should show.
+    sky_rate : float
+        Uniform background in ``scene_rate`` (DN/s per pixel; the lamp rate of a flat).
+    sources : astropy.table.Table
+        Point sources: ``id, ra, dec`` (deg), ``x, y`` (0-based pixel position in this
+        exposure, x = column, y = row), ``flux`` (total DN/s).
+    extended_sources : astropy.table.Table
+        Extended sources: ``id, ra, dec, x, y, flux, r_eff`` (arcsec), ``sersic_n,
+        axis_ratio, position_angle`` (deg).
+    cosmic_rays : astropy.table.Table
+        ``integration, y, x, read`` (first read showing the jump, 0-based),
+        ``charge`` (e-) and ``amplitude`` (linear DN, ``charge / gain``).
+    first_saturated_read : numpy.ndarray
+        int16 (nints, ny, nx): first saturated read of each pixel, -1 if none.
+    mask : numpy.ndarray
+        uint32 (ny, nx) bad-pixel flags of the exposed pixels.
+    read_times : numpy.ndarray
+        float64 (nreads,) seconds since the reset.
+    filter_name : str
+        Filter of the exposure.
+    exposure_type : str
+        EXP_TYPE of the exposure.
+    subarray : tuple of int
+        ``(xstart, ystart, xsize, ysize)`` on the detector, 1-based starts.
+    seed : int or None
+        Seed of the exposure's noise.
+    """
+
+    detector_rate: np.ndarray
+    scene_rate: np.ndarray
+    sky_rate: float
+    sources: object
+    extended_sources: object
+    cosmic_rays: object
+    first_saturated_read: np.ndarray
+    mask: np.ndarray
+    read_times: np.ndarray
+    filter_name: str
+    exposure_type: str
+    subarray: tuple
+    seed: int | None = None
+
+    _IMAGES = (
+        ("DETECTOR_RATE", "detector_rate"),
+        ("SCENE_RATE", "scene_rate"),
+        ("FIRST_SAT", "first_saturated_read"),
+        ("MASK", "mask"),
+        ("READ_TIMES", "read_times"),
+    )
+    _TABLES = (("SOURCES", "sources"), ("EXTENDED", "extended_sources"), ("COSMIC_RAYS", "cosmic_rays"))
+
+    def save(self, path, overwrite=True):
+        """Write the truth to a FITS file (image and binary-table extensions).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Output file.
+        overwrite : bool
+            Replace an existing file.
+        """
+        from astropy.io import fits
+
+        primary = fits.PrimaryHDU()
+        header = primary.header
+        header["ORIGIN"] = ("liger_iris_pipeline.simulate", "truth of a simulated exposure")
+        header["SKY_RATE"] = (float(self.sky_rate), "uniform background (DN/s/pixel)")
+        header["FILTER"] = self.filter_name
+        header["EXP_TYPE"] = self.exposure_type
+        for index, key in enumerate(("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2")):
+            header[key] = int(self.subarray[index])
+        if self.seed is not None:
+            header["SEED"] = int(self.seed)
+        hdus = [primary]
+        hdus += [fits.ImageHDU(getattr(self, attribute), name=name) for name, attribute in self._IMAGES]
+        for name, attribute in self._TABLES:
+            hdu = fits.table_to_hdu(getattr(self, attribute))
+            hdu.name = name
+            hdus.append(hdu)
+        fits.HDUList(hdus).writeto(path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path):
+        """Read a truth file written by `save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Truth FITS file.
+
+        Returns
+        -------
+        ExposureTruth
+        """
+        from astropy.io import fits
+        from astropy.table import Table
+
+        with fits.open(path) as hdulist:
+            header = hdulist[0].header
+            # FITS stores big-endian; hand back native arrays like the ones that were saved.
+            values = {
+                attribute: hdulist[name].data.astype(hdulist[name].data.dtype.newbyteorder("="))
+                for name, attribute in cls._IMAGES
+            }
+            values.update({attribute: Table.read(hdulist[name]) for name, attribute in cls._TABLES})
+        return cls(
+            **values,
+            sky_rate=header["SKY_RATE"],
+            filter_name=header["FILTER"],
+            exposure_type=header["EXP_TYPE"],
+            subarray=tuple(header[key] for key in ("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2")),
+            seed=header.get("SEED"),
+        )
+
+
+def simulate_exposure(
+    scene,
+    detector,
+    nreads=10,
+    nints=1,
+    read_time=1.47,
+    readout_mode="UTR",
+    nfowler=1,
+    subarray=None,
+    filter="Kbb",  # noqa: A002 - the FITS keyword's name
+    exposure_type="IRIS_IMAGE",
+    pointing=None,
+    dither_arcsec=(0.0, 0.0),
+    cosmic_ray_rate=None,
+    seed=0,
+    date="2025-06-01T10:00:00",
+    *,
+    subarray_id=None,
+    subarrays=None,
+    noiseless=False,
+    linear=False,
+    plate_scale=filters.PLATE_SCALE,
+    program_id="SIM-0001",
+    observation_id="001",
+    exposure_number=1,
+    target_name="SIMULATED FIELD",
+):
+    """Simulate the Level 0 ramps of one exposure.
+
+    Parameters
+    ----------
+    scene : Scene
+        Sky and sources.
+    detector : DetectorTruth
+        The detector (normally full frame, from `make_detector`).
+    nreads : int
+        Non-destructive reads per integration; read ``k`` happens at ``(k + 1) * read_time``.
+    nints : int
+        Integrations (each starts with a reset).
+    read_time : float
+        Time between reads (s).
+    readout_mode : {'UTR', 'CDS', 'MCDS'}
+        Sampling the ramp is meant for (READPATT); all reads are stored in every mode.
+    nfowler : int
+        Fowler pairs of MCDS (``2 * nfowler <= nreads``).
+    subarray : tuple of int, optional
+        ``(xstart, ystart, xsize, ysize)`` to read out, 1-based starts on ``detector``.
+    filter : str
+        Filter name (``'DARK'`` only for a scene without sources and with ``sky`` set).
+    exposure_type : {'IRIS_IMAGE', 'IRIS_SKY', 'IRIS_DARK', 'IRIS_FLAT'}
+        EXP_TYPE.
+    pointing : tuple of float, optional
+        ``(ra, dec, pa)`` in degrees; default ``(*scene.center, 0)``.
+    dither_arcsec : tuple of float
+        Pointing offset along detector +x, +y (arcsec).
+    cosmic_ray_rate : float, optional
+        Events per pixel per second; default `DEFAULT_COSMIC_RAY_RATE`, or 0 if
+        ``noiseless``. Pass a rate to get cosmic rays in a noiseless exposure.
+    seed : int
+        Seed of the noise and cosmic rays.
+    date : str
+        Exposure start (ISO 8601 UTC).
+    subarray_id : int, optional
+        With ``subarray``: the index (1-10) of this subarray in the SUBARR_MAP of the
+        matching full-frame readout (SUBARRAY name ``SUBARRAY<k>``); without it the
+        subarray is ``CUSTOM``.
+    subarrays : list of tuple, optional
+        Full frame only: up to 10 non-overlapping ``(xstart, ystart, xsize, ysize)``
+        rectangles read out as subarrays, written to the SUBARR_MAP extension
+        (value k inside rectangle k, 0 elsewhere).
+    noiseless : bool
+        No Poisson noise and no read noise (and no cosmic rays unless a rate is given).
+    linear : bool
+        No nonlinearity: the raw signal is the linear signal.
+    plate_scale : float
+        Arcsec per pixel.
+    program_id, observation_id : str
+        PROGID and OBS_ID.
+    exposure_number : int
+        EXPOSURE.
+    target_name : str
+        TARGNAME.
+
+    Returns
+    -------
+    model : TMTRampModel
+        uint16 ramps (nints, nreads, ny, nx) with read times and full metadata.
+    truth : ExposureTruth
+        The rates, sources, cosmic rays and saturation behind the ramps.
+    """
+    from .. import datamodels
+
+    _check_readout(nreads, nints, read_time, readout_mode, nfowler)
+    if exposure_type not in _OBSERVATION_KINDS:
+        raise ValueError(f"exposure_type {exposure_type!r} is not one of {', '.join(_OBSERVATION_KINDS)}")
+    det = detector if subarray is None else detector.cut(subarray)
+    if subarrays and not det.is_full_frame:
+        raise ValueError("a SUBARR_MAP (subarrays=...) belongs to a full-frame readout")
+    if subarray_id is not None and (subarray is None or not 1 <= int(subarray_id) <= _MAX_SUBARRAYS):
+        raise ValueError(f"subarray_id must be 1-{_MAX_SUBARRAYS} and needs a subarray")
+    if pointing is None:
+        pointing = (*scene.center, 0.0)
+    if cosmic_ray_rate is None:
+        cosmic_ray_rate = 0.0 if noiseless else DEFAULT_COSMIC_RAY_RATE
+
+    wcsinfo = wcsinfo_for_pointing(pointing, det.detector_shape, plate_scale, det.subarray, dither_arcsec)
+    scene_rate, star_xy, galaxy_xy = scene.render(wcsinfo, det.shape, filter, plate_scale)
+    detector_rate = scene_rate * det.flat
+    detector_rate += det.dark_rate
+    read_times = (np.arange(nreads) + 1.0) * read_time
+
+    rng = np.random.default_rng(seed)
+    cosmic_rays = _draw_cosmic_rays(rng, det, nints, nreads, read_time, cosmic_ray_rate)
+    # np.empty: every sample is written below, so the cube is touched only once.
+    model = datamodels.TMTRampModel(np.empty((nints, nreads, *det.shape), dtype=np.uint16))
+    first_saturated = _fill_ramps(
+        model.data, det, detector_rate, read_time, cosmic_rays, rng, noiseless=noiseless, linear=linear
+    )
+    model.read_times = read_times
+    if subarrays:
+        model.subarr_map = subarray_map(subarrays, det.shape)
+    _set_metadata(
+        model.meta,
+        det=det,
+        subarray_id=subarray_id,
+        wcsinfo=wcsinfo,
+        pointing=pointing,
+        filter_name=filter,
+        exposure_type=exposure_type,
+        readout_mode=readout_mode,
+        nints=nints,
+        nreads=nreads,
+        nfowler=nfowler,
+        read_time=read_time,
+        date=date,
+        plate_scale=plate_scale,
+        program_id=program_id,
+        observation_id=observation_id,
+        exposure_number=exposure_number,
+        target_name=target_name,
+    )
+    truth = ExposureTruth(
+        detector_rate=detector_rate,
+        scene_rate=scene_rate,
+        sky_rate=scene.sky_rate(filter, plate_scale),
+        sources=_source_table(scene, star_xy),
+        extended_sources=_extended_table(scene, galaxy_xy),
+        cosmic_rays=cosmic_rays,
+        first_saturated_read=first_saturated,
+        mask=det.mask,
+        read_times=read_times,
+        filter_name=filter,
+        exposure_type=exposure_type,
+        subarray=det.subarray,
+        seed=seed,
+    )
+    return model, truth
+
+
+def simulate_dark_exposure(detector, **kwargs):
+    """Simulate a dark: no light, EXP_TYPE ``IRIS_DARK``, filter ``DARK``.
+
+    Parameters
+    ----------
+    detector : DetectorTruth
+        The detector.
+    **kwargs
+        Other `simulate_exposure` parameters (nreads, seed, subarray, ...).
+
+    Returns
+    -------
+    model : TMTRampModel
+    truth : ExposureTruth
+    """
+    kwargs.setdefault("target_name", "DARK")
+    return simulate_exposure(Scene(sky=0.0), detector, filter="DARK", exposure_type="IRIS_DARK", **kwargs)
+
+
+def simulate_flat_exposure(detector, lamp_rate=1000.0, filter="Kbb", **kwargs):  # noqa: A002
+    """Simulate a flat-lamp exposure: a uniform ``lamp_rate`` seen through the flat.
+
+    Parameters
+    ----------
+    detector : DetectorTruth
+        The detector.
+    lamp_rate : float
+        Lamp illumination (DN/s per pixel before the flat).
+    filter : str
+        Filter.
+    **kwargs
+        Other `simulate_exposure` parameters.
+
+    Returns
+    -------
+    model : TMTRampModel
+    truth : ExposureTruth
+        ``sky_rate`` holds the lamp rate.
+    """
+    kwargs.setdefault("target_name", "FLAT LAMP")
+    return simulate_exposure(Scene(sky=lamp_rate), detector, filter=filter, exposure_type="IRIS_FLAT", **kwargs)
+
+
+def simulate_sky_exposure(detector, filter="Kbb", sky=None, center=(0.0, 0.0), **kwargs):  # noqa: A002
+    """Simulate a sky exposure: the filter's sky background and no sources (``IRIS_SKY``).
+
+    Parameters
+    ----------
+    detector : DetectorTruth
+        The detector.
+    filter : str
+        Filter; sets the sky level unless ``sky`` is given.
+    sky : float, optional
+        Sky rate (DN/s per pixel).
+    center : tuple of float
+        ``(ra, dec)`` of the blank field (deg), the default pointing.
+    **kwargs
+        Other `simulate_exposure` parameters.
+
+    Returns
+    -------
+    model : TMTRampModel
+    truth : ExposureTruth
+    """
+    kwargs.setdefault("target_name", "SKY")
+    return simulate_exposure(Scene(center=center, sky=sky), detector, filter=filter, exposure_type="IRIS_SKY", **kwargs)
+
+
+def subarray_map(subarrays, shape):
+    """Return the SUBARR_MAP of a full-frame readout.
+
+    Parameters
+    ----------
+    subarrays : list of tuple
+        Up to 10 ``(xstart, ystart, xsize, ysize)`` rectangles (1-based starts).
+    shape : tuple of int
+        ``(ny, nx)`` of the frame.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint16 map: k inside rectangle k (1-based, in list order), 0 elsewhere.
+
+    Raises
+    ------
+    ValueError
+        More than 10 rectangles, a rectangle off the frame, or overlapping rectangles.
+    """
+    if len(subarrays) > _MAX_SUBARRAYS:
+        raise ValueError(f"at most {_MAX_SUBARRAYS} subarrays fit in a SUBARR_MAP, got {len(subarrays)}")
+    result = np.zeros(shape, dtype=np.uint16)
+    for index, rectangle in enumerate(subarrays, start=1):
+        rows, cols = subarray_slices(rectangle, shape)
+        if result[rows, cols].any():
+            raise ValueError(f"subarray {index} {tuple(rectangle)} overlaps an earlier one")
+        result[rows, cols] = index
+    return result
+
+
+def _check_readout(nreads, nints, read_time, readout_mode, nfowler):
+    if nreads < 1 or nints < 1 or not read_time > 0:
+        raise ValueError(f"need nreads >= 1, nints >= 1, read_time > 0 (got {nreads}, {nints}, {read_time})")
+    if readout_mode == "CDS" and nreads < 2:
+        raise ValueError("CDS needs at least 2 reads")
+    if readout_mode == "MCDS" and not (nfowler >= 1 and 2 * nfowler <= nreads):
+        raise ValueError(f"MCDS with {nfowler} Fowler pairs needs at least {2 * nfowler} reads, got {nreads}")
+    if readout_mode not in ("UTR", "CDS", "MCDS"):
+        raise ValueError(f"readout_mode {readout_mode!r} is not UTR, CDS or MCDS")
+
+
+def _draw_cosmic_rays(rng, det, nints, nreads, read_time, rate):
+    """Draw the cosmic-ray hits of an exposure as a truth table (pixels without response dropped)."""
+    from astropy.table import Table
+
+    ny, nx = det.shape
+    columns = {name: [] for name in ("integration", "y", "x", "read", "charge")}
+    for integration in range(nints):
+        count = rng.poisson(rate * ny * nx * nreads * read_time) if rate > 0 else 0
+        y = rng.integers(0, ny, count)
+        x = rng.integers(0, nx, count)
+        read = rng.integers(0, nreads, count)
+        low, high = (math.log(value) for value in COSMIC_RAY_CHARGE)
+        charge = np.exp(rng.uniform(low, high, count))
+        keep = (det.mask[y, x] & NO_RESPONSE) == 0
+        for name, values in zip(columns, (np.full(count, integration), y, x, read, charge), strict=True):
+            columns[name].append(values[keep])
+    table = Table(
+        {name: np.concatenate(values) for name, values in columns.items()},
+        dtype=(np.int32, np.int32, np.int32, np.int32, np.float64),
+    )
+    table["amplitude"] = table["charge"] / det.gain[table["y"], table["x"]].astype(np.float64)
+    table.sort(["integration", "read", "y", "x"])
+    return table
+
+
+def _charge_sampler(expected, rng, noiseless):
+    """Return a function drawing the electrons collected between two reads.
+
+    Poisson where the mean is below `NORMAL_APPROXIMATION`, normal above it. The normal
+    draw is made for every pixel and the few low-mean pixels (dark, reference and dead
+    pixels under a bright sky) are overwritten, which is cheaper than gathering the
+    high-mean ones.
+    """
+    if noiseless:
+        return lambda: expected
+    small = np.flatnonzero(expected.ravel() < NORMAL_APPROXIMATION)
+    if small.size == expected.size:
+        return lambda: rng.poisson(expected)
+    sigma = np.sqrt(expected).astype(np.float32)
+    mean_small = expected.ravel()[small]
+
+    def draw():
+        electrons = rng.standard_normal(expected.shape, dtype=np.float32)
+        electrons *= sigma
+        electrons = electrons + expected
+        if small.size:
+            electrons.ravel()[small] = rng.poisson(mean_small)
+        return electrons
+
+    return draw
+
+
+def _measured_signal(linear_signal, c2, c3, series_c3):
+    """Invert ``q = s + c2 s^2 + c3 s^3`` for s (float32 2-D arrays).
+
+    Starts from the third-order series inverse ``s = q - c2 q^2 + (2 c2^2 - c3) q^3``
+    (``series_c3`` is ``2 c2^2 - c3``), accurate to ~1e-3 for deficits of up to ~10 %;
+    two Newton iterations then reach float32 precision. ``linear_signal`` is capped by the
+    caller, so the series stays in its accurate range.
+    """
+    signal = series_c3 * linear_signal
+    signal -= c2
+    signal *= linear_signal
+    signal += 1.0
+    signal *= linear_signal
+    for _ in range(_NEWTON_ITERATIONS):
+        residual = c3 * signal
+        residual += c2
+        derivative = 3.0 * residual - c2  # 2 c2 + 3 c3 s
+        residual *= signal
+        residual += 1.0
+        residual *= signal
+        residual -= linear_signal  # P(s) - q
+        derivative *= signal
+        derivative += 1.0
+        residual /= derivative
+        signal -= residual
+    return signal
+
+
+def _fill_ramps(data, det, detector_rate, read_time, cosmic_rays, rng, *, noiseless, linear):
+    """Write the uint16 ramps into ``data`` (nints, nreads, ny, nx) and return the first saturated reads."""
+    nints, nreads, ny, nx = data.shape
+    first_saturated = np.full((nints, ny, nx), -1, dtype=np.int16)
+    hit_integration = np.asarray(cosmic_rays["integration"])
+    hit_y, hit_x = np.asarray(cosmic_rays["y"]), np.asarray(cosmic_rays["x"])
+    hit_read, hit_charge = np.asarray(cosmic_rays["read"]), np.asarray(cosmic_rays["charge"])
+    block_rows = max(1, _BLOCK_PIXELS // nx)
+    for start in range(0, ny, block_rows):
+        rows = slice(start, min(start + block_rows, ny))
+        inverse_gain = 1.0 / det.gain[rows].astype(np.float64)
+        bias, saturation = det.bias[rows], det.saturation[rows]
+        c2, c3, read_noise = det.nonlin_c2[rows], det.nonlin_c3[rows], det.read_noise[rows]
+        series_c3 = 2.0 * c2 * c2 - c3
+        expected = detector_rate[rows] / inverse_gain
+        expected *= read_time
+        draw = _charge_sampler(expected, rng, noiseless)
+        # Any linear signal above P(headroom) reads saturated; capping there keeps the
+        # nonlinearity inversion of hugely saturated pixels (bright stars) accurate and finite.
+        headroom = saturation - bias + np.float32(1000.0)
+        cap = headroom * (1.0 + headroom * (c2 + headroom * c3))
+        in_block = (hit_y >= rows.start) & (hit_y < rows.stop)
+        for integration in range(nints):
+            charge = np.zeros(expected.shape)
+            saturated = np.zeros(expected.shape, dtype=bool)
+            any_saturated = False
+            newly = np.empty(expected.shape, dtype=bool)
+            hits = in_block & (hit_integration == integration)
+            for read in range(nreads):
+                charge += draw()
+                now = np.flatnonzero(hits & (hit_read == read))
+                if now.size:
+                    np.add.at(charge, (hit_y[now] - rows.start, hit_x[now]), hit_charge[now])
+                signal = (charge * inverse_gain).astype(np.float32)
+                np.minimum(signal, cap, out=signal)
+                if not linear:
+                    signal = _measured_signal(signal, c2, c3, series_c3)
+                signal += bias
+                if not noiseless:
+                    noise = rng.standard_normal(signal.shape, dtype=np.float32)
+                    noise *= read_noise
+                    signal += noise
+                # Round first: the saturation level is an integer, and a read that rounds
+                # up to it is saturated.
+                np.rint(signal, out=signal)
+                np.greater_equal(signal, saturation, out=newly)
+                if any_saturated:
+                    newly &= ~saturated
+                if newly.any():
+                    first_saturated[integration, rows][newly] = read
+                    saturated |= newly
+                    any_saturated = True
+                if any_saturated:
+                    np.copyto(signal, saturation, where=saturated)
+                # A user-chosen low bias plus read noise could go negative; uint16 would wrap.
+                np.maximum(signal, 0.0, out=signal)
+                data[integration, read, rows] = signal
+    return first_saturated
+
+
+def _set_metadata(
+    meta,
+    *,
+    det,
+    subarray_id,
+    wcsinfo,
+    pointing,
+    filter_name,
+    exposure_type,
+    readout_mode,
+    nints,
+    nreads,
+    nfowler,
+    read_time,
+    date,
+    plate_scale,
+    program_id,
+    observation_id,
+    exposure_number,
+    target_name,
+):
+    """Fill the Level 0 metadata of a ramp model (one validated assignment per group)."""
+    from astropy.time import Time, TimeDelta
+
+    start = Time(date, format="isot", scale="utc")
+    duration = nints * nreads * read_time  # each integration: reset, then nreads reads
+    end = start + TimeDelta(duration, format="sec")
+    mid = start + TimeDelta(duration / 2.0, format="sec")
+    xstart, ystart, xsize, ysize = det.subarray
+    if det.is_full_frame:
+        subarray_name = {"name": "FULL", "id": 0}
+    elif subarray_id is not None:
+        subarray_name = {"name": f"SUBARRAY{int(subarray_id)}", "id": int(subarray_id)}
+    else:
+        subarray_name = {"name": "CUSTOM"}
+
+    meta.telescope = "TMT"
+    meta.processing_level = 0
+    meta.obstype, meta.obsname = _OBSERVATION_KINDS[exposure_type]
+    meta.program = {"id": program_id}
+    meta.target = {"name": target_name, "ra": float(pointing[0]) % 360.0, "dec": float(pointing[1])}
+    meta.instrument = {
+        "name": "IRIS",
+        "detector": "IMG1",
+        "mode": "IMAGER",
+        "filter": filter_name,
+        "plate_scale": plate_scale,
+    }
+    meta.exposure = {
+        "type": exposure_type,
+        "readout_mode": readout_mode,
+        "nints": nints,
+        "nreads": nreads,
+        "nfowler": nfowler,
+        "read_time": read_time,
+        "integration_time": (nreads - 1) * read_time,
+        "exposure_time": nints * (nreads - 1) * read_time,
+        "start_time": float(start.mjd),
+        "mid_time": float(mid.mjd),
+        "end_time": float(end.mjd),
+        "start_time_iso": start.isot,
+        "mid_time_iso": mid.isot,
+        "end_time_iso": end.isot,
+    }
+    date_obs, time_obs = start.isot.split("T")
+    meta.observation = {
+        "date": date_obs,
+        "time": time_obs,
+        "observation_id": observation_id,
+        "exposure_number": exposure_number,
+    }
+    meta.wcsinfo = dict(wcsinfo)
+    meta.subarray = {
+        **subarray_name,
+        "xstart": xstart,
+        "ystart": ystart,
+        "xsize": xsize,
+        "ysize": ysize,
+        "detxsize": det.detector_shape[1],
+        "detysize": det.detector_shape[0],
+    }
+
+
+def _source_table(scene, star_xy):
+    from astropy.table import Table
+
+    return Table(
+        {
+            "id": np.arange(1, scene.ra.size + 1, dtype=np.int32),
+            "ra": scene.ra,
+            "dec": scene.dec,
+            "x": star_xy[0],
+            "y": star_xy[1],
+            "flux": scene.flux,
+        }
+    )
+
+
+def _extended_table(scene, galaxy_xy):
+    from astropy.table import Table
+
+    names = ("ra", "dec", "flux", "r_eff", "sersic_n", "axis_ratio", "position_angle")
+    table = Table({"id": np.arange(1, len(scene.extended) + 1, dtype=np.int32)})
+    for name in names:
+        table[name] = np.array([getattr(galaxy, name) for galaxy in scene.extended], dtype=np.float64)
+    table["x"], table["y"] = galaxy_xy
+    return table[["id", "ra", "dec", "x", "y", *names[2:]]]
