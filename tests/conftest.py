@@ -2,5 +2,4 @@
 
 import os
 
-os.environ.setdefault("CRDS_SERVER_URL", "")
 os.environ.setdefault("STPIPE_DISABLE_CRDS_STEPPARS", "true")

@@ -1,0 +1,315 @@
+"""``tmt-crds-cache``: build the reference files the CRDS rules of a TMT cache name.
+
+Full-frame references are hundreds of megabytes, too large for git: the repository keeps the
+mappings (``crds_cache/mappings/tmt``) and this command builds every reference they name,
+deterministically (fixed simulator seed), into ``crds_cache/references/tmt/iris/``::
+
+    tmt-crds-cache build                  # the package's cache (CRDS_PATH or the checkout's crds_cache/)
+    tmt-crds-cache build --path DIR --size 64 --context tmt_0002.pmap --force
+
+The header of each reference is filled from its rmap entry (DETECTOR, FILTER, PUPIL, ...,
+USEAFTER), so the built files are exactly what the rules select and pass ``crds certify``.
+"""
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .crds_plugin import INSTRUMENT, OBSERVATORY, REFERENCE_TYPES, cache_path, register
+
+__all__ = [
+    "SEED",
+    "build",
+    "example_science_file",
+    "main",
+    "new_reference",
+    "planned_references",
+    "source_reference_models",
+    "write_reference_file",
+]
+
+SEED = 20240101
+"""Seed of the simulated detector every reference is derived from."""
+
+AUTHOR = "liger_iris_pipeline tmt-crds-cache"
+
+# Rmap "don't care" values: the keyword is written as N/A where the schema allows it, and left
+# out otherwise (READPATT); crds.tmt.locate reads both as "any value" when a file is re-ingested.
+_ANY = "N/A"
+
+
+def source_reference_models(detector, useafter):
+    """Return the reference models of every type for one USEAFTER date.
+
+    This is the one place that decides where each reference type comes from. All of them are
+    the simulator's truth today; dark and flat are meant to come from the project's own
+    calibration pipelines run on simulated dark and flat exposures
+    (`liger_iris_pipeline.simulate.simulate_dark_exposure` / ``simulate_flat_exposure``), which
+    will replace the corresponding entries here.
+
+    Parameters
+    ----------
+    detector : liger_iris_pipeline.simulate.DetectorTruth
+        The simulated detector.
+    useafter : str
+        USEAFTER, ``YYYY-MM-DDThh:mm:ss``.
+
+    Returns
+    -------
+    dict
+        Upper-case reference type -> `liger_iris_pipeline.datamodels.TMTReferenceFileModel`.
+    """
+    from . import simulate
+
+    return simulate.reference_models(detector, useafter=useafter, filter=_ANY)
+
+
+@contextlib.contextmanager
+def _crds_path(path):
+    """Point crds at `path` for the duration of the block (crds reads CRDS_PATH at each call)."""
+    saved = os.environ.get("CRDS_PATH")
+    os.environ["CRDS_PATH"] = str(path)
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["CRDS_PATH"]
+        else:
+            os.environ["CRDS_PATH"] = saved
+
+
+def planned_references(path, context=None):
+    """Return every reference file the rules of a context name, with the values it is selected by.
+
+    Parameters
+    ----------
+    path : str or Path
+        Cache root (with ``mappings/tmt`` and ``config/tmt``).
+    context : str, optional
+        A ``.pmap`` name; default the cache's operational context.
+
+    Returns
+    -------
+    list of tuple
+        ``(reference file name, filekind, {parkey: value}, useafter)``, useafter as
+        ``YYYY-MM-DDThh:mm:ss``; a file named by several rmap entries is listed once.
+    """
+    from crds.core import heavy_client, rmap
+
+    register()
+    path = Path(path)
+    with _crds_path(path):
+        if context is None:
+            context = heavy_client.get_config_info(OBSERVATORY).operational_context
+        pmap = rmap.load_mapping(str(path / "mappings" / OBSERVATORY / context))
+        planned = {}
+        for filekind, rmapping in sorted(pmap.get_imap(INSTRUMENT).selections.items()):
+            if not hasattr(rmapping, "todict"):
+                continue  # an N/A type: nothing to build
+            match_keys = rmapping.parkey[0]
+            for *values, useafter, filename in rmapping.todict()["selections"]:
+                planned.setdefault(
+                    filename,
+                    (filename, filekind.lower(), dict(zip(match_keys, values, strict=True)),
+                     useafter.replace(" ", "T")),
+                )
+    return list(planned.values())
+
+
+def write_reference_file(model, path):
+    """Save a reference model as a FITS file CRDS accepts.
+
+    ``crds certify`` rejects FITS files that carry stdatamodels' ``ASDF`` extension, so it is
+    dropped: the FITS keywords and extensions hold everything the reference models need.
+
+    Parameters
+    ----------
+    model : liger_iris_pipeline.datamodels.TMTReferenceFileModel
+        The reference.
+    path : str or Path
+        Output ``.fits`` file (overwritten).
+    """
+    from astropy.io import fits
+
+    model.save(path, overwrite=True)
+    with fits.open(path) as hdulist:
+        kept = fits.HDUList([hdu.copy() for hdu in hdulist if hdu.name != "ASDF"])
+    kept.writeto(path, overwrite=True, checksum=True)
+
+
+def new_reference(reftype, output, useafter, size=4096, parkeys=None):
+    """Write one reference file of a type for ingestion into a context (see ``docs/crds_ingest.rst``).
+
+    Parameters
+    ----------
+    reftype : str
+        Reference type, e.g. ``dark``.
+    output : str or Path
+        Output file; name it ``tmt_iris_<type>_<serial>.fits``.
+    useafter : str
+        USEAFTER, ``YYYY-MM-DDThh:mm:ss``.
+    size : int
+        Detector size in pixels per side.
+    parkeys : dict, optional
+        ``{parkey: value}`` selection values (e.g. ``{"META.EXPOSURE.READOUT_MODE": "CDS"}``);
+        the detector defaults to IMG1.
+    """
+    from . import simulate
+
+    model = source_reference_models(simulate.make_detector(shape=(size, size), seed=SEED), useafter)[reftype.upper()]
+    _apply_selection(model, {"META.INSTRUMENT.DETECTOR": "IMG1", **(parkeys or {})})
+    model.meta.author = AUTHOR
+    write_reference_file(model, output)
+
+
+def example_science_file(path, date, time="00:00:00", detector="IMG1", subarray="FULL", readout_mode="UTR",
+                         filter="Kbb", size=8):  # noqa: A002 - the metadata name
+    """Write a small IRIS science frame carrying the metadata CRDS selects references by.
+
+    For trying rules out (``crds bestrefs --files``), as in ``docs/crds_ingest.rst``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output FITS file.
+    date, time : str
+        Observation date ``YYYY-MM-DD`` and time ``hh:mm:ss``.
+    detector, subarray, readout_mode, filter : str
+        DETECTOR, SUBARRAY, READPATT, FILTER.
+    size : int
+        Image size in pixels per side.
+    """
+    from . import datamodels
+
+    model = datamodels.IRISImageModel((size, size))
+    meta = model.meta
+    meta.instrument.name, meta.instrument.detector, meta.instrument.filter = "IRIS", detector, filter
+    meta.subarray.name, meta.exposure.readout_mode = subarray, readout_mode
+    meta.observation.date, meta.observation.time = date, time
+    model.save(path)
+
+
+def _apply_selection(model, parkeys):
+    """Write the rmap entry's match values into the model's metadata."""
+    from asdf.exceptions import ValidationError
+
+    for key, value in parkeys.items():
+        node = model
+        *parents, leaf = key.lower().split(".")
+        for name in parents:
+            node = getattr(node, name)
+        try:
+            setattr(node, leaf, value)
+        except ValidationError:
+            if value != _ANY:
+                raise
+            # The schema has no N/A for this keyword: leaving it out means the same to CRDS.
+
+
+def build(path=None, size=4096, context=None, force=False, log=print):
+    """Build the references a context names that are not in the cache yet.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Cache root; default `liger_iris_pipeline.crds_plugin.cache_path`.
+    size : int
+        Detector size (pixels per side) of the full-frame references.
+    context : str, optional
+        ``.pmap`` name; default the cache's operational context.
+    force : bool
+        Rebuild files that already exist.
+    log : callable
+        Receives one progress line per file.
+
+    Returns
+    -------
+    list of Path
+        The files written (files kept from an earlier build are not listed).
+    """
+    from . import simulate
+
+    path = Path(path) if path is not None else cache_path()
+    refdir = path / "references" / OBSERVATORY / INSTRUMENT
+    todo = [item for item in planned_references(path, context) if force or not (refdir / item[0]).exists()]
+    if not todo:
+        return []
+    refdir.mkdir(parents=True, exist_ok=True)
+    detector = simulate.make_detector(shape=(size, size), seed=SEED)
+    models_by_date = {}
+    written = []
+    # Files appear under their final name only when complete: a killed build leaves no truncated reference.
+    with tempfile.TemporaryDirectory(prefix=".building-", dir=refdir) as staging:
+        for filename, filekind, parkeys, useafter in todo:
+            start = time.perf_counter()
+            if useafter not in models_by_date:
+                models_by_date[useafter] = source_reference_models(detector, useafter)
+            model = models_by_date[useafter][filekind.upper()]
+            _apply_selection(model, parkeys)
+            model.meta.author = AUTHOR
+            staged = Path(staging) / filename
+            write_reference_file(model, staged)
+            os.replace(staged, refdir / filename)
+            written.append(refdir / filename)
+            log(f"built {refdir / filename} ({(refdir / filename).stat().st_size / 2**20:.1f} MiB, "
+                f"{time.perf_counter() - start:.1f} s)")
+    return written
+
+
+def main(argv=None):
+    """Entry point of the ``tmt-crds-cache`` console script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
+    parser = argparse.ArgumentParser(prog="tmt-crds-cache", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    build_parser = commands.add_parser("build", help="build the reference files the CRDS rules name")
+    build_parser.add_argument("--path", type=Path,
+                              help="cache root (default: $CRDS_PATH or the checkout's crds_cache/)")
+    build_parser.add_argument("--size", type=int, default=4096, help="detector size in pixels per side (default 4096)")
+    build_parser.add_argument("--context", help="context (.pmap) whose references to build (default: operational)")
+    build_parser.add_argument("--force", action="store_true", help="rebuild references that already exist")
+    new_parser = commands.add_parser("reference", help="write one new reference file, to ingest into a context")
+    new_parser.add_argument("reftype", choices=REFERENCE_TYPES, help="reference type")
+    new_parser.add_argument("--useafter", required=True, help="USEAFTER, YYYY-MM-DDThh:mm:ss")
+    new_parser.add_argument("--output", type=Path, required=True, help="output file, tmt_iris_<type>_<serial>.fits")
+    new_parser.add_argument("--size", type=int, default=4096, help="detector size in pixels per side (default 4096)")
+    new_parser.add_argument("--set", metavar="PARKEY=VALUE", action="append", default=[],
+                            help="selection value, e.g. META.EXPOSURE.READOUT_MODE=CDS (repeatable)")
+    commands.add_parser("path", help="print the cache the package uses")
+    args = parser.parse_args(argv)
+
+    if args.command == "reference":
+        parkeys = dict(item.split("=", 1) for item in args.set)
+        new_reference(args.reftype, args.output, args.useafter, size=args.size, parkeys=parkeys)
+        print(f"wrote {args.output}")
+        return 0
+
+    if args.command == "path":
+        print(cache_path())
+        return 0
+    path = args.path or cache_path()
+    if not (path / "mappings" / OBSERVATORY).is_dir():
+        parser.error(f"{path} is not a TMT CRDS cache (no mappings/{OBSERVATORY})")
+    start = time.perf_counter()
+    written = build(path, size=args.size, context=args.context, force=args.force)
+    total = sum(p.stat().st_size for p in written)
+    print(f"{len(written)} reference file(s) built in {path}, {total / 2**20:.1f} MiB, "
+          f"{time.perf_counter() - start:.1f} s" if written else f"all references already built in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

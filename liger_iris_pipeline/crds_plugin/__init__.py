@@ -1,0 +1,130 @@
+"""Teach stock ``crds`` (14.x) the ``tmt`` observatory and locate this package's CRDS cache.
+
+crds reaches observatory code only through ``import crds.<observatory>`` and accepts only the
+names in ``crds.core.constants.ALL_OBSERVATORIES``; `register` extends both at run time, so no
+fork of crds is needed. ``crds`` itself is imported only inside the functions: the module is
+imported at every interpreter start by the ``.pth`` hook (see `autoload`) and must stay cheap.
+"""
+
+import os
+
+__all__ = [
+    "OBSERVATORY",
+    "REFERENCE_TYPES",
+    "CacheNotFoundError",
+    "cache_path",
+    "configure_environment",
+    "is_registered",
+    "register",
+]
+
+OBSERVATORY = "tmt"
+INSTRUMENT = "iris"
+
+REFERENCE_TYPES = ("dark", "flat", "mask", "nonlin", "saturation", "readnoise", "gain")
+"""Reference types the IRIS steps ask CRDS for; the imap of the shipped context names exactly these."""
+
+# os.path rather than pathlib: this module is imported at interpreter start-up, pathlib is not.
+_PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class CacheNotFoundError(RuntimeError):
+    """No CRDS cache with TMT mappings could be located."""
+
+
+def register():
+    """Make the ``tmt`` observatory known to the imported ``crds`` package.
+
+    Idempotent: calling it again (or from the import hook and explicitly) changes nothing.
+
+    Returns
+    -------
+    bool
+        True if this call registered the observatory, False if it already was.
+    """
+    import crds
+    from crds.core import constants, utils
+
+    if is_registered():
+        return False
+    if _PLUGIN_DIR not in crds.__path__:
+        crds.__path__.append(_PLUGIN_DIR)
+    if OBSERVATORY not in constants.ALL_OBSERVATORIES:
+        # In place: every crds module holds a reference to this same list object.
+        constants.ALL_OBSERVATORIES.append(OBSERVATORY)
+    # These lookups were memoised over the old observatory list.
+    for cached in (utils.observatory_instrument_tuples, utils.instrument_to_observatory,
+                   utils.get_all_instrument_fixers):
+        cached.cache.clear()
+    return True
+
+
+def is_registered():
+    """Return True if ``crds`` is imported and knows the ``tmt`` observatory.
+
+    Returns
+    -------
+    bool
+        Whether `register` has taken effect in this process.
+    """
+    import sys
+
+    crds = sys.modules.get("crds")
+    if crds is None or _PLUGIN_DIR not in crds.__path__:
+        return False
+    from crds.core import constants
+
+    return OBSERVATORY in constants.ALL_OBSERVATORIES
+
+
+def cache_path():
+    """Return the CRDS cache this package uses.
+
+    ``CRDS_PATH`` wins when set. Otherwise, in a source checkout, the repository's
+    ``crds_cache/`` (its mappings are versioned there, its references built by
+    ``tmt-crds-cache build``).
+
+    Returns
+    -------
+    pathlib.Path
+        The cache root (containing ``mappings/tmt``).
+
+    Raises
+    ------
+    CacheNotFoundError
+        ``CRDS_PATH`` is unset and the package is not running from a source checkout.
+    """
+    from pathlib import Path
+
+    if os.environ.get("CRDS_PATH"):
+        return Path(os.environ["CRDS_PATH"]).expanduser()
+    source_cache = Path(_PLUGIN_DIR).parents[1] / "crds_cache"
+    if (source_cache / "mappings" / OBSERVATORY).is_dir():
+        return source_cache
+    raise CacheNotFoundError(
+        "no TMT CRDS cache found: set CRDS_PATH to a cache with mappings/tmt "
+        "(e.g. the crds_cache/ folder of a liger_iris_pipeline checkout), then run `tmt-crds-cache build`"
+    )
+
+
+def configure_environment():
+    """Set this package's CRDS defaults in ``os.environ`` and register the plugin.
+
+    Only variables the user has not set are filled in: ``CRDS_PATH`` (see `cache_path`),
+    ``CRDS_OBSERVATORY=tmt``, ``CRDS_READONLY_CACHE=1`` (pipeline runs must never modify the
+    cache) and ``STPIPE_DISABLE_CRDS_STEPPARS=true`` (the TMT contexts define no ``pars-*``
+    step-parameter references, and stpipe would log an error for each lookup).
+    ``CRDS_SERVER_URL`` is left alone: unset, crds works serverless on the local cache.
+
+    Returns
+    -------
+    pathlib.Path
+        The cache in use.
+    """
+    path = cache_path()
+    os.environ.setdefault("CRDS_PATH", str(path))
+    os.environ.setdefault("CRDS_OBSERVATORY", OBSERVATORY)
+    os.environ.setdefault("CRDS_READONLY_CACHE", "1")
+    os.environ.setdefault("STPIPE_DISABLE_CRDS_STEPPARS", "true")
+    register()
+    return path

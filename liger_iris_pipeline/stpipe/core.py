@@ -1,0 +1,196 @@
+"""`TMTStep` and `TMTPipeline`: stpipe base classes wired to the TMT CRDS cache.
+
+They make sure the ``tmt`` CRDS observatory is registered and the package's CRDS defaults are
+in place before CRDS is asked anything (see
+`liger_iris_pipeline.crds_plugin.configure_environment`), turn CRDS failures into errors that
+say which reference type, input values and context were involved, and record the references
+and context used in the output (``R_*`` and ``CRDS_CTX``/``CRDS_VER`` keywords).
+"""
+
+import logging
+import os
+
+from stpipe import Pipeline, Step, crds_client
+
+from ..crds_plugin import INSTRUMENT, OBSERVATORY, configure_environment
+
+__all__ = ["ReferenceFileError", "TMTPipeline", "TMTStep"]
+
+log = logging.getLogger(__name__)
+
+
+class ReferenceFileError(RuntimeError):
+    """CRDS could not provide a reference file for an input."""
+
+
+def _context_used():
+    try:
+        return crds_client.get_context_used(OBSERVATORY)
+    except Exception as exc:  # noqa: BLE001 - only feeds an error message; the original error is chained
+        return f"<unknown: {exc}>"
+
+
+def _selection_parkeys(context, reference_file_type):
+    """Return the parkeys the context's rmap selects `reference_file_type` by, or None if it has none."""
+    from crds.core import rmap
+
+    try:
+        imap = rmap.get_cached_mapping(context).get_imap(INSTRUMENT)
+        return imap.get_rmap(reference_file_type).get_required_parkeys()
+    except Exception:  # noqa: BLE001 - the type is not in the context (or the context does not load)
+        return None
+
+
+def describe_lookup(parameters, reference_file_type):
+    """Return the text naming a reference type, the input values CRDS selects it by, and the context.
+
+    Parameters
+    ----------
+    parameters : dict
+        ``get_crds_parameters()`` of the input.
+    reference_file_type : str
+        E.g. ``dark``.
+
+    Returns
+    -------
+    str
+    """
+    context = _context_used()
+    parkeys = _selection_parkeys(context, reference_file_type)
+    values = {key.lower(): value for key, value in parameters.items()}
+    if parkeys is None:
+        shown = {key: values.get(key) for key in ("meta.instrument.name", "meta.instrument.detector")}
+        return (
+            f"reference type {reference_file_type!r} is not defined in CRDS context {context} "
+            f"(input {shown})"
+        )
+    shown = ", ".join(f"{key.lower()}={values.get(key.lower(), 'UNDEFINED')!r}" for key in parkeys)
+    return f"{reference_file_type!r} reference for {shown} in CRDS context {context}"
+
+
+def _reference_error(step, input_file, reference_file_type, exc):
+    """Build the `ReferenceFileError` for a failed look-up."""
+    try:
+        parameters, _ = step._get_crds_parameters(input_file)
+    except Exception:  # noqa: BLE001 - the input is not a model; describe what is known
+        parameters = {}
+    what = describe_lookup(parameters, reference_file_type)
+    missing = _selected_but_missing(parameters, reference_file_type)
+    if missing:
+        return ReferenceFileError(
+            f"{step.name}: {what} selects {missing}, which is not in the cache: "
+            "build it with `tmt-crds-cache build`"
+        )
+    cause = " ".join(str(exc).split()).rstrip(".")
+    return ReferenceFileError(
+        f"{step.name}: no usable {what} ({cause}); add a rule to the context, or pass override_{reference_file_type}"
+    )
+
+
+def _selected_but_missing(parameters, reference_file_type):
+    """Return the cache path of the file the rules select if it is absent from the cache, else None."""
+    import crds
+
+    try:
+        name = crds.getrecommendations(parameters, reftypes=[reference_file_type], observatory=OBSERVATORY)[
+            reference_file_type
+        ]
+        path = crds.locate_file(name, OBSERVATORY)
+    except Exception:  # noqa: BLE001 - no rule selects a file: not a missing-file case
+        return None
+    return None if os.path.exists(path) else path
+
+
+def _finalize(result, reference_files_used):
+    """Record the references and CRDS context used in `result`'s metadata."""
+    meta = getattr(result, "meta", None)
+    if not reference_files_used or meta is None or not hasattr(meta, "ref_file"):
+        return
+    for reference_file_type, name in reference_files_used:
+        try:
+            getattr(meta.ref_file, reference_file_type).name = name
+        except AttributeError:
+            log.warning("The %s schema has no meta.ref_file.%s: not recorded", type(result).__name__,
+                        reference_file_type)
+    meta.ref_file.crds.sw_version = crds_client.get_svn_version()
+    meta.ref_file.crds.context_used = _context_used()
+
+
+class TMTStep(Step):
+    """Base class of the liger_iris_pipeline steps.
+
+    Subclasses list ``reference_file_types`` (from
+    `liger_iris_pipeline.crds_plugin.REFERENCE_TYPES`) and call ``self.get_reference_file``;
+    ``override_<type>`` parameters still take precedence over CRDS.
+    """
+
+    spec = """
+    output_ext = string(default='.fits')  # Default type of output
+    """
+
+    @classmethod
+    def get_config_from_reference(cls, dataset, disable=None, crds_observatory=None):
+        """Set the CRDS defaults (no ``pars-*`` look-ups unless asked for), then defer to stpipe."""
+        configure_environment()
+        return super().get_config_from_reference(dataset, disable=disable, crds_observatory=crds_observatory)
+
+    def get_reference_file(self, input_file, reference_file_type):
+        """Return the path of the reference of a type for an input (or the override model/path).
+
+        Parameters
+        ----------
+        input_file : liger_iris_pipeline.datamodels.TMTDataModel
+            The input whose metadata selects the reference.
+        reference_file_type : str
+            E.g. ``dark``.
+
+        Returns
+        -------
+        str or TMTDataModel
+            Cache path, ``"N/A"``, or the ``override_<type>`` value.
+
+        Raises
+        ------
+        ReferenceFileError
+            CRDS selects no file, or the selected file is not in the cache.
+        """
+        if self.get_ref_override(reference_file_type) is not None:
+            return super().get_reference_file(input_file, reference_file_type)
+        configure_environment()
+        try:
+            return super().get_reference_file(input_file, reference_file_type)
+        except Exception as exc:
+            # crds fails in many ways (CrdsError, OSError, even AttributeError for a file absent from a
+            # serverless cache); whichever it is, the user needs the type, values and context.
+            raise _reference_error(self, input_file, reference_file_type, exc) from exc
+
+    def finalize_result(self, result, reference_files_used):
+        """Record ``meta.ref_file.<type>.name`` and the CRDS context and version in `result`."""
+        _finalize(result, reference_files_used)
+
+
+class TMTPipeline(Pipeline):
+    """Base class of the liger_iris_pipeline pipelines (see `TMTStep`)."""
+
+    spec = """
+    output_ext = string(default='.fits')  # Default type of output
+    """
+
+    @classmethod
+    def get_config_from_reference(cls, dataset, disable=None, crds_observatory=None):
+        """Set the CRDS defaults (no ``pars-*`` look-ups unless asked for), then defer to stpipe."""
+        configure_environment()
+        return super().get_config_from_reference(dataset, disable=disable, crds_observatory=crds_observatory)
+
+    def _precache_references(self, input_file):
+        # Pipelines fetch every step's references up front, outside get_reference_file.
+        configure_environment()
+        try:
+            super()._precache_references(input_file)
+        except Exception as exc:  # the same failure modes as TMTStep.get_reference_file
+            types = ", ".join(sorted(set(self.reference_file_types)))
+            raise _reference_error(self, input_file, types, exc) from exc
+
+    def finalize_result(self, result, reference_files_used):
+        """Record ``meta.ref_file.<type>.name`` and the CRDS context and version in `result`."""
+        _finalize(result, reference_files_used)

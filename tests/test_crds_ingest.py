@@ -1,0 +1,41 @@
+"""docs/crds_ingest.rst runs as written: certify, insert_reference, newcontext, checksum, bestrefs by date."""
+
+from pathlib import Path
+
+from crds_helpers import REPO, build_tiny_cache, crds_env, run
+
+PAGE = REPO / "docs" / "crds_ingest.rst"
+
+
+def console_blocks(text):
+    """Return ``[(command, [expected output lines])]`` from the ``code-block:: console`` blocks of an rst page."""
+    steps, in_block = [], False
+    for line in text.splitlines():
+        if line.startswith(".. code-block:: console"):
+            in_block = True
+        elif in_block and line and not line.startswith(" "):
+            in_block = False
+        elif in_block and line.strip().startswith("$ "):
+            steps.append((line.strip()[2:], []))
+        elif in_block and line.strip() and steps:
+            steps[-1][1].append(line.strip())
+    return steps
+
+
+def test_ingest_page_commands_run(tmp_path):
+    cache = build_tiny_cache(tmp_path / "source_cache")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    env = crds_env(cache, workdir)
+    steps = console_blocks(PAGE.read_text())
+    assert len(steps) >= 10
+    # One shell, so the page's `export` carries over; a marker line separates each command's output.
+    script = "set -e\n" + "".join(f"echo '@@step {i}'\n{command}\n" for i, (command, _) in enumerate(steps))
+    output = run(script, env, workdir).stdout
+    chunks = dict(chunk.split("\n", 1) for chunk in output.split("@@step ")[1:])
+    for i, (command, expected) in enumerate(steps):
+        for line in expected:
+            assert line in chunks[str(i)], f"{command!r}: expected {line!r} in\n{chunks[str(i)]}"
+    # The copy was modified, the source cache was not.
+    assert (workdir / "crds_cache" / "mappings" / "tmt" / "tmt_0002.pmap").exists()
+    assert not Path(cache / "mappings" / "tmt" / "tmt_0002.pmap").exists()
