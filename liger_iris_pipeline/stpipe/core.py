@@ -60,10 +60,7 @@ def describe_lookup(parameters, reference_file_type):
     values = {key.lower(): value for key, value in parameters.items()}
     if parkeys is None:
         shown = {key: values.get(key) for key in ("meta.instrument.name", "meta.instrument.detector")}
-        return (
-            f"reference type {reference_file_type!r} is not defined in CRDS context {context} "
-            f"(input {shown})"
-        )
+        return f"reference type {reference_file_type!r} is not defined in CRDS context {context} (input {shown})"
     shown = ", ".join(f"{key.lower()}={values.get(key.lower(), 'UNDEFINED')!r}" for key in parkeys)
     return f"{reference_file_type!r} reference for {shown} in CRDS context {context}"
 
@@ -78,8 +75,7 @@ def _reference_error(step, input_file, reference_file_type, exc):
     missing = _selected_but_missing(parameters, reference_file_type)
     if missing:
         return ReferenceFileError(
-            f"{step.name}: {what} selects {missing}, which is not in the cache: "
-            "build it with `tmt-crds-cache build`"
+            f"{step.name}: {what} selects {missing}, which is not in the cache: build it with `tmt-crds-cache build`"
         )
     cause = " ".join(str(exc).split()).rstrip(".")
     return ReferenceFileError(
@@ -110,29 +106,89 @@ def _finalize(result, reference_files_used):
         try:
             getattr(meta.ref_file, reference_file_type).name = name
         except AttributeError:
-            log.warning("The %s schema has no meta.ref_file.%s: not recorded", type(result).__name__,
-                        reference_file_type)
+            log.warning(
+                "The %s schema has no meta.ref_file.%s: not recorded", type(result).__name__, reference_file_type
+            )
     meta.ref_file.crds.sw_version = crds_client.get_svn_version()
     meta.ref_file.crds.context_used = _context_used()
 
 
-class TMTStep(Step):
-    """Base class of the liger_iris_pipeline steps.
+KNOWN_SUFFIXES = (
+    "uncal",
+    "rate",
+    "rateints",
+    "bsub",
+    "cal",
+    "flat",
+    "dark",
+    "i2d",
+    "crf",
+    "dq_init",
+    "ramp_fit",
+    "dark_current",
+    "flat_field",
+    "background",
+    "assign_wcs",
+    "parse_subarray_map",
+    "merge_subarrays",
+    "normalize",
+    "subtract_images",
+)
+"""File-name suffixes that output names replace (``x_uncal.fits`` -> ``x_rate.fits``)."""
 
-    Subclasses list ``reference_file_types`` (from
-    `liger_iris_pipeline.crds_plugin.REFERENCE_TYPES`) and call ``self.get_reference_file``;
-    ``override_<type>`` parameters still take precedence over CRDS.
-    """
+
+class _TMTMixin:
+    """What every TMT step and pipeline shares: our datamodels, CRDS defaults, suffixes, provenance."""
 
     spec = """
     output_ext = string(default='.fits')  # Default type of output
     """
 
     @classmethod
+    def _datamodels_open(cls, init, **kwargs):
+        """Open inputs with `liger_iris_pipeline.datamodels.open` (stpipe's hook)."""
+        from ..datamodels import open as open_model
+
+        return open_model(init, **kwargs)
+
+    @classmethod
     def get_config_from_reference(cls, dataset, disable=None, crds_observatory=None):
         """Set the CRDS defaults (no ``pars-*`` look-ups unless asked for), then defer to stpipe."""
         configure_environment()
         return super().get_config_from_reference(dataset, disable=disable, crds_observatory=crds_observatory)
+
+    @staticmethod
+    def remove_suffix(name):
+        """Split a known product suffix off a file's base name.
+
+        Parameters
+        ----------
+        name : str
+            Base name without extension, e.g. ``exposure_uncal``.
+
+        Returns
+        -------
+        tuple
+            ``(name without the suffix, separator)``, or ``(name, None)`` when it has none.
+        """
+        for suffix in KNOWN_SUFFIXES:
+            for separator in ("_", "-"):
+                if name.endswith(separator + suffix):
+                    return name[: -len(suffix) - 1], separator
+        return name, None
+
+    def finalize_result(self, result, reference_files_used):
+        """Record ``meta.ref_file.<type>.name`` and the CRDS context and version in `result`."""
+        _finalize(result, reference_files_used)
+
+
+class TMTStep(_TMTMixin, Step):
+    """Base class of the liger_iris_pipeline steps.
+
+    Subclasses list ``reference_file_types`` (from
+    `liger_iris_pipeline.crds_plugin.REFERENCE_TYPES`) and call ``self.get_reference_file``;
+    ``override_<type>`` parameters still take precedence over CRDS.
+    """
 
     def get_reference_file(self, input_file, reference_file_type):
         """Return the path of the reference of a type for an input (or the override model/path).
@@ -164,33 +220,27 @@ class TMTStep(Step):
             # serverless cache); whichever it is, the user needs the type, values and context.
             raise _reference_error(self, input_file, reference_file_type, exc) from exc
 
-    def finalize_result(self, result, reference_files_used):
-        """Record ``meta.ref_file.<type>.name`` and the CRDS context and version in `result`."""
-        _finalize(result, reference_files_used)
 
-
-class TMTPipeline(Pipeline):
+class TMTPipeline(_TMTMixin, Pipeline):
     """Base class of the liger_iris_pipeline pipelines (see `TMTStep`)."""
 
-    spec = """
-    output_ext = string(default='.fits')  # Default type of output
-    """
-
-    @classmethod
-    def get_config_from_reference(cls, dataset, disable=None, crds_observatory=None):
-        """Set the CRDS defaults (no ``pars-*`` look-ups unless asked for), then defer to stpipe."""
-        configure_environment()
-        return super().get_config_from_reference(dataset, disable=disable, crds_observatory=crds_observatory)
-
     def _precache_references(self, input_file):
-        # Pipelines fetch every step's references up front, outside get_reference_file.
+        """Fetch every step's references before the first step runs, one type at a time.
+
+        stpipe's own prefetch tries to open override models as paths, and its single
+        multi-type look-up cannot say which type failed; this one skips overrides (models or
+        paths) and names the failing type.
+        """
         configure_environment()
         try:
-            super()._precache_references(input_file)
-        except Exception as exc:  # the same failure modes as TMTStep.get_reference_file
-            types = ", ".join(sorted(set(self.reference_file_types)))
-            raise _reference_error(self, input_file, types, exc) from exc
-
-    def finalize_result(self, result, reference_files_used):
-        """Record ``meta.ref_file.<type>.name`` and the CRDS context and version in `result`."""
-        _finalize(result, reference_files_used)
+            parameters, observatory = self._get_crds_parameters(input_file)
+        except (ValueError, TypeError, OSError):
+            return  # not a model: each step looks up its own references when it runs
+        for reference_file_type in sorted(set(self.reference_file_types)):
+            if self.get_ref_override(reference_file_type) is not None:
+                continue
+            try:
+                path = crds_client.get_reference_file(parameters, reference_file_type, observatory)
+                crds_client.check_reference_open(path)
+            except Exception as exc:  # the same failure modes as TMTStep.get_reference_file
+                raise _reference_error(self, input_file, reference_file_type, exc) from exc

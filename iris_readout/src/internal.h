@@ -1,0 +1,135 @@
+/* Internal declarations shared by the iris_readout sources (not installed). */
+#ifndef IRIS_READOUT_INTERNAL_H
+#define IRIS_READOUT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iris_readout.h"
+
+/* Number of power-law exponents of the optimal (Fixsen) weighting. */
+#define IRIS_NPOWER 6
+/* SNR above which each successive Fixsen power applies (as JWST). */
+#define IRIS_POWER_SNR {5.0f, 10.0f, 20.0f, 50.0f, 100.0f}
+/* Row length of the read-major weight table wtab_t (>= IRIS_NPOWER). */
+#define IRIS_WT_STRIDE 8
+/* Largest number of nonlinearity coefficients accepted. */
+#define IRIS_MAX_NCOEFFS 16
+/* Pixels processed together by the vectorised inner loops. */
+#define IRIS_CHUNK 16
+
+/* printf-style error report; returns `code` so callers can `return fail(...)`. */
+iris_status iris_fail(iris_error *err, iris_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Exponent of the power-law weights for a segment signal-to-noise ratio. */
+int iris_power_index(double snr);
+double iris_power_value(int index);
+
+/* Signal-to-noise ratio of a segment: signal S (DN) over sqrt(rn^2 + S/g);
+ * inv_gain = 0 means "no Poisson term". */
+double iris_segment_snr(double signal, double rn, double inv_gain);
+
+/*
+ * Weights c[0..m-1] of the rate estimator over one segment with read times
+ * t[0..m-1] (rate = sum c_i y_i).  `power` is the Fixsen exponent (UTR only).
+ * On return *sum_c2 = sum c_i^2 (read-noise variance per rn^2) and *q is
+ * the Poisson variance per unit rate/gain:
+ *   q = sum_{i,j} c_i c_j min(t_i, t_j) = sum_i (t_i - t_{i-1}) (sum_{j>=i} c_j)^2.
+ */
+void iris_segment_weights(iris_mode mode, int fowler_n, double power,
+                          const double *t, size_t m, double *c,
+                          double *sum_c2, double *q);
+
+/* Median of a[0..n-1] (n >= 1); reorders a. */
+double iris_median(double *a, size_t n);
+
+/* Scratch for the scalar per-pixel path, nreads elements each. */
+typedef struct iris_pixel_scratch {
+    double *x, *t, *y, *d, *dt, *tmp, *c;
+    unsigned char *brk;
+} iris_pixel_scratch;
+
+/* Everything the scalar per-pixel path needs to know about one pixel. */
+typedef struct iris_pixel_in {
+    const void *data;       /* first sample of the pixel */
+    iris_dtype dtype;
+    size_t stride;          /* elements between consecutive reads */
+    size_t nreads;
+    const double *read_times;
+    const iris_readout_params *params;
+    double read_noise, gain, saturation, zero_level; /* NaN = none/bad */
+    const float *coeffs;    /* ncoeffs values with stride coeff_stride */
+    size_t ncoeffs, coeff_stride;
+    uint32_t mask;
+} iris_pixel_in;
+
+typedef struct iris_pixel_out {
+    float rate, var_poisson, var_rnoise;
+    uint32_t dq;
+    uint16_t n_usable;
+} iris_pixel_out;
+
+/* The complete reference algorithm for one pixel, in double precision. */
+void iris_fit_pixel(const iris_pixel_in *in, iris_pixel_scratch *s,
+                    iris_pixel_out *out);
+
+
+/* Block geometry: blocks are padded to a multiple of this (>= any CW). */
+#define IRIS_BLOCK_ALIGN 16
+
+/* Per-thread scratch of the block kernel (sizes: see fit.c). */
+typedef struct thread_scratch {
+    float *y;      /* nreads x block, read-major */
+    float *coef;   /* IRIS_MAX_NCOEFFS x block; NaN rows replaced by identity */
+    float *thr;    /* saturation threshold (+inf = none) */
+    float *rn, *gain, *zero;  /* raw per-pixel reference values */
+    int32_t *vbad;  /* nonlinearity coefficients not finite */
+    float *vmax;   /* largest raw read */
+    int32_t *nbad; /* unusable reads, or a reason for the scalar path */
+    size_t *slow;  /* block pixels queued for the scalar path */
+    size_t nslow;
+    iris_pixel_scratch px;
+} thread_scratch;
+
+struct iris_workspace {
+    size_t max_nreads, block;
+    int nthreads;
+    float *wtab;     /* IRIS_NPOWER x max_nreads full-ramp estimator weights */
+    float *wtab_t;   /* the same, max_nreads x IRIS_WT_STRIDE (per-lane lookup) */
+    float *invdt;    /* max_nreads: 1 / (t[k+1] - t[k]) */
+    double sum_c2[IRIS_NPOWER], q[IRIS_NPOWER];
+    /* the same in single precision, padded for per-lane lookup */
+    float sum_c2_f[IRIS_WT_STRIDE], q_f[IRIS_WT_STRIDE];
+    thread_scratch *ts;
+};
+
+/* Everything a block needs, set up once per call. */
+typedef struct fit_ctx {
+    const iris_ramp *ramp;
+    const iris_refs *refs; /* NULL or with at least one array */
+    const iris_readout_params *p;
+    const iris_outputs *out;
+    const iris_workspace *ws;
+    size_t n, npix, ref_plane, ncoeffs, block;
+    int jumps, optimal;
+    float zratio;          /* t0 / (t1 - t0): zero-level extrapolation */
+    float inv_span;        /* 1 / (t_last - t_0) */
+    float invdt_min, invdt_max;
+} fit_ctx;
+
+/* Fit pixels [x0, x0+len) of row y (kernel.inc, one build per ISA). */
+void iris_process_block_base(const fit_ctx *c, thread_scratch *s, size_t y,
+                             size_t x0, size_t len);
+/* IRIS_BASE_KERNEL_ONLY: build without the AVX2 kernel (tests use it to
+ * exercise the portable kernel on AVX2 machines). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(IRIS_BASE_KERNEL_ONLY)
+#define IRIS_HAVE_AVX2_KERNEL 1
+void iris_process_block_avx2(const fit_ctx *c, thread_scratch *s, size_t y,
+                             size_t x0, size_t len);
+#endif
+
+#endif

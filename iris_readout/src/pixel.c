@@ -1,0 +1,249 @@
+/*
+ * The reference algorithm for one pixel, in double precision.
+ *
+ * The block kernel in fit.c handles the common case (every read usable, no
+ * jump candidate, valid references) with vectorised single-precision loops;
+ * every other pixel comes here.  This file is therefore the definition of
+ * the processing; fit.c is an exact shortcut of it for ordinary pixels.
+ */
+#include <math.h>
+
+#include "internal.h"
+
+/* Quantisation noise of an integer ADC (1/12 DN^2) keeps the jump test
+ * meaningful for noiseless (read noise 0) data. */
+#define QUANT_VAR (1.0 / 12.0)
+
+static double sample_at(const iris_pixel_in *in, size_t k)
+{
+    size_t i = k * in->stride;
+    switch (in->dtype) {
+    case IRIS_DTYPE_UINT16: return ((const uint16_t *)in->data)[i];
+    case IRIS_DTYPE_INT32: return ((const int32_t *)in->data)[i];
+    case IRIS_DTYPE_FLOAT32: return ((const float *)in->data)[i];
+    }
+    return NAN;
+}
+
+/* sigma of a two-point difference over dt given the current rate estimate */
+static double diff_sigma(double dt, double rn2eff, double inv_gain, double rate)
+{
+    double r = rate > 0.0 ? rate : 0.0;
+    return sqrt(2.0 * rn2eff / (dt * dt) + r * inv_gain / dt);
+}
+
+/*
+ * Two-point-difference jump detection on the m usable corrected reads.
+ * brk[j] = 1 marks a jump between reads j and j+1.  Returns the number of
+ * jumps; *rate_out receives the final median difference rate.
+ */
+static size_t detect_jumps(const double *y, const double *t, size_t m,
+                           double rn2eff, double inv_gain, double thr,
+                           iris_pixel_scratch *s, double *rate_out)
+{
+    size_t nd = m - 1, j, njump = 0;
+    double *d = s->d, *dt = s->dt, *tmp = s->tmp, med = 0.0;
+    for (j = 0; j < nd; ++j) {
+        dt[j] = t[j + 1] - t[j];
+        d[j] = (y[j + 1] - y[j]) / dt[j];
+        s->brk[j] = 0;
+    }
+    for (;;) {
+        size_t na = 0, worst = nd;
+        double worst_score = 0.0;
+        for (j = 0; j < nd; ++j)
+            if (!s->brk[j])
+                tmp[na++] = d[j];
+        if (na < 2)
+            break;
+        if (na == 2) {
+            /* No median to speak of: cosmic rays only add charge, so test
+             * the larger difference against the smaller one. */
+            size_t a = nd, b = nd;
+            double sa, sb;
+            for (j = 0; j < nd; ++j)
+                if (!s->brk[j]) {
+                    if (a == nd) a = j; else b = j;
+                }
+            if (d[b] < d[a]) { size_t x = a; a = b; b = x; }
+            med = d[a];
+            sa = diff_sigma(dt[a], rn2eff, inv_gain, med);
+            sb = diff_sigma(dt[b], rn2eff, inv_gain, med);
+            if (d[b] - d[a] > thr * sqrt(sa * sa + sb * sb)) {
+                s->brk[b] = 1;
+                ++njump;
+            }
+            break;
+        }
+        med = iris_median(tmp, na);
+        for (j = 0; j < nd; ++j) {
+            double score;
+            if (s->brk[j])
+                continue;
+            score = fabs(d[j] - med) / diff_sigma(dt[j], rn2eff, inv_gain, med);
+            if (score > worst_score) {
+                worst_score = score;
+                worst = j;
+            }
+        }
+        if (worst == nd || worst_score <= thr)
+            break;
+        s->brk[worst] = 1;
+        ++njump;
+    }
+    *rate_out = med;
+    return njump;
+}
+
+static void set_unusable(iris_pixel_out *out, uint32_t dq, size_t nuse)
+{
+    out->rate = out->var_poisson = out->var_rnoise = NAN;
+    out->dq = dq | IRIS_DQ_DO_NOT_USE;
+    out->n_usable = (uint16_t)nuse;
+}
+
+void iris_fit_pixel(const iris_pixel_in *in, iris_pixel_scratch *s,
+                    iris_pixel_out *out)
+{
+    const iris_readout_params *p = in->params;
+    size_t n = in->nreads, k, m = 0, i;
+    uint32_t dq = in->mask;
+    double rn = in->read_noise, inv_gain, med_rate = 0.0;
+    int sat_check = !isnan(in->saturation), jumps;
+
+    /* 1. saturation on raw values; NaN samples are unusable reads */
+    if (!sat_check)
+        dq |= IRIS_DQ_NO_SAT_CHECK;
+    for (k = 0; k < n; ++k) {
+        double v = sample_at(in, k);
+        if (sat_check && v >= in->saturation) {
+            dq |= IRIS_DQ_SATURATED;
+            break;
+        }
+        if (!isnan(v)) {
+            s->x[m] = v;
+            s->t[m] = in->read_times[k];
+            ++m;
+        }
+    }
+
+    /* 2. reference validity */
+    if (!(rn >= 0.0) || isinf(rn)) {
+        dq |= IRIS_DQ_UNRELIABLE_ERROR;
+        rn = 0.0;
+        jumps = 0;
+    } else {
+        jumps = p->jump_threshold > 0.0;
+    }
+    if (in->gain > 0.0 && isfinite(in->gain)) {
+        inv_gain = 1.0 / in->gain;
+    } else {
+        dq |= IRIS_DQ_NO_GAIN_VALUE;
+        inv_gain = 0.0;
+    }
+    if (m < 2) {
+        set_unusable(out, dq, m);
+        return;
+    }
+
+    /* 3. nonlinearity on the signal above the zero level */
+    if (in->ncoeffs > 0) {
+        int ok = 1;
+        for (i = 0; i < in->ncoeffs; ++i)
+            if (!isfinite(in->coeffs[i * in->coeff_stride]))
+                ok = 0;
+        if (!ok) {
+            dq |= IRIS_DQ_NO_LIN_CORR;
+            for (i = 0; i < m; ++i)
+                s->y[i] = s->x[i];
+        } else {
+            double z = in->zero_level;
+            if (!isfinite(z))
+                z = s->x[0] - (s->x[1] - s->x[0]) * s->t[0] / (s->t[1] - s->t[0]);
+            for (i = 0; i < m; ++i) {
+                double sig = s->x[i] - z, acc = 0.0;
+                size_t j = in->ncoeffs;
+                while (j-- > 0)
+                    acc = acc * sig + (double)in->coeffs[j * in->coeff_stride];
+                s->y[i] = z + acc;
+            }
+        }
+    } else {
+        for (i = 0; i < m; ++i)
+            s->y[i] = s->x[i];
+    }
+
+    /* 4. jumps */
+    for (i = 0; i + 1 < m; ++i)
+        s->brk[i] = 0;
+    if (jumps && m >= 3) {
+        if (detect_jumps(s->y, s->t, m, rn * rn + QUANT_VAR, inv_gain,
+                         p->jump_threshold, s, &med_rate) > 0)
+            dq |= IRIS_DQ_JUMP_DET;
+    }
+
+    /* 5. one estimate per segment (>= 2 reads), combined by inverse variance.
+     * Pass 1 gathers per-segment results into d[] (rate), dt[] (sum c^2),
+     * tmp[] (q); pass 2 combines. */
+    {
+        size_t nseg = 0, start = 0, nuse = 0, g;
+        double sw = 0.0, swr = 0.0, sw2r = 0.0, sw2q = 0.0, rate;
+        for (i = 0; i < m; ++i) {
+            if (i + 1 < m && !s->brk[i])
+                continue;
+            /* segment [start, i] */
+            if (i - start + 1 >= 2) {
+                size_t len = i - start + 1;
+                double power = 0.0, sc2, q, r = 0.0;
+                if (p->mode == IRIS_MODE_UTR &&
+                    p->weighting == IRIS_WEIGHT_OPTIMAL)
+                    power = iris_power_value(iris_power_index(iris_segment_snr(
+                        s->y[i] - s->y[start], rn, inv_gain)));
+                iris_segment_weights(p->mode, p->fowler_n, power, s->t + start,
+                                     len, s->c, &sc2, &q);
+                for (k = 0; k < len; ++k)
+                    r += s->c[k] * (s->y[start + k] - s->y[start]);
+                s->d[nseg] = r;
+                s->dt[nseg] = sc2;
+                s->tmp[nseg] = q;
+                ++nseg;
+                nuse += len;
+            }
+            start = i + 1;
+        }
+        if (nseg == 0) {
+            set_unusable(out, dq, 0);
+            return;
+        }
+        if (nseg == 1) {
+            rate = s->d[0];
+            sw = 1.0;
+            sw2r = s->dt[0];
+            sw2q = s->tmp[0];
+        } else {
+            /* weights from the median difference rate (robust to the
+             * noise of the individual short segments) */
+            double rest = med_rate > 0.0 ? med_rate : 0.0;
+            int equal = 0;
+            for (g = 0; g < nseg; ++g)
+                if (!(rn * rn * s->dt[g] + rest * inv_gain * s->tmp[g] > 0.0))
+                    equal = 1;
+            for (g = 0; g < nseg; ++g) {
+                double w = equal ? 1.0
+                                 : 1.0 / (rn * rn * s->dt[g] +
+                                          rest * inv_gain * s->tmp[g]);
+                sw += w;
+                swr += w * s->d[g];
+                sw2r += w * w * s->dt[g];
+                sw2q += w * w * s->tmp[g];
+            }
+            rate = swr / sw;
+        }
+        out->rate = (float)rate;
+        out->var_rnoise = (float)(rn * rn * sw2r / (sw * sw));
+        out->var_poisson =
+            (float)((rate > 0.0 ? rate : 0.0) * inv_gain * sw2q / (sw * sw));
+        out->dq = dq;
+        out->n_usable = (uint16_t)(nuse > 65535 ? 65535 : nuse);
+    }
+}

@@ -1,0 +1,207 @@
+"""Tests of the cffi binding of the iris_readout C library.
+
+Data are generated here with a seeded numpy generator (Poisson signal, Gaussian
+read noise, uint16 quantisation), independent of the project's simulator.
+"""
+
+import numpy as np
+import pytest
+
+readout = pytest.importorskip("liger_iris_pipeline.readout")
+try:
+    readout.version()
+except ImportError:
+    pytest.skip("iris_readout extension not built", allow_module_level=True)
+
+from liger_iris_pipeline.readout import (  # noqa: E402
+    IrisReadoutError,
+    RampFitResult,
+    combine_integrations,
+    fit_ramp,
+)
+
+DO_NOT_USE, SATURATED, JUMP_DET, NO_LIN_CORR = 1, 2, 4, 1 << 20
+
+
+def noisy_ramps(rng, rate, times, read_noise=9.0, gain=1.0, bias=1000.0):
+    """uint16 ramps (nreads, npix): Poisson counts plus read noise."""
+    rate = np.asarray(rate, float)
+    dt = np.diff(np.concatenate([[0.0], times]))
+    electrons = np.cumsum(rng.poisson(rate * gain * dt[:, None]), axis=0)
+    dn = bias + electrons / gain + rng.normal(0.0, read_noise, electrons.shape)
+    return np.clip(np.round(dn), 0, 65535).astype(np.uint16)
+
+
+def linear(times, rate, shape, bias=1000.0, dtype=np.uint16):
+    cube = bias + np.asarray(times)[:, None, None] * rate + np.zeros(shape)
+    return cube.astype(dtype)
+
+
+def test_version():
+    major, minor, patch = (int(v) for v in readout.version().split("."))
+    assert major >= 1 and minor >= 0 and patch >= 0
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float32])
+@pytest.mark.parametrize(
+    "mode, weighting, fowler_n",
+    [("utr", "optimal", 1), ("utr", "unweighted", 1), ("cds", "optimal", 1), ("mcds", "optimal", 3)],
+)
+@pytest.mark.parametrize("times", [1.5 * np.arange(1, 13), np.array([2.0, 3.0, 5.0, 6.0, 9.0, 10.0, 14.0])])
+def test_noiseless_exact(dtype, mode, weighting, fowler_n, times):
+    data = linear(times, 40.0, (5, 7), dtype=dtype)
+    res = fit_ramp(data, times, mode=mode, weighting=weighting, fowler_n=fowler_n, read_noise=5.0)
+    assert isinstance(res, RampFitResult)
+    np.testing.assert_allclose(res.rate, 40.0, rtol=1e-5)
+    assert (res.dq == 0).all()
+    assert (res.n_usable == len(times)).all()
+    assert res.rate.dtype == np.float32 and res.dq.dtype == np.uint32
+
+
+@pytest.mark.parametrize("mode, fowler_n", [("utr", 1), ("cds", 1), ("mcds", 4)])
+@pytest.mark.parametrize("weighting", ["optimal", "unweighted"])
+def test_noisy_statistics(mode, fowler_n, weighting):
+    """(rate - truth) / err has unit standard deviation."""
+    rng = np.random.default_rng(1234)
+    times = 1.47 * np.arange(1, 21)
+    npix = 40000
+    truth = rng.uniform(100.0, 500.0, npix)
+    data = noisy_ramps(rng, truth, times).reshape(len(times), 200, 200)
+    res = fit_ramp(data, times, mode=mode, fowler_n=fowler_n, weighting=weighting, read_noise=9.0, gain=1.0)
+    good = res.dq.ravel() == 0
+    assert good.mean() > 0.99
+    pull = (res.rate.ravel() - truth) / np.sqrt(res.var_poisson + res.var_rnoise).ravel()
+    assert abs(np.std(pull[good]) - 1.0) < 0.1, np.std(pull[good])
+    assert abs(np.mean(pull[good])) < 0.05
+
+
+def test_bias_at_high_signal():
+    rng = np.random.default_rng(7)
+    times = 1.5 * np.arange(1, 31)
+    truth = 1000.0
+    data = noisy_ramps(rng, np.full(20000, truth), times).reshape(30, 100, 200)
+    for mode in ("utr", "cds", "mcds"):
+        res = fit_ramp(data, times, mode=mode, fowler_n=5, read_noise=9.0)
+        assert abs(res.rate.mean() / truth - 1.0) < 1e-3, (mode, res.rate.mean())
+
+
+def test_jump_recovery_and_false_positives():
+    rng = np.random.default_rng(42)
+    times = 1.5 * np.arange(1, 31)
+    npix, rate, rn = 20000, 200.0, 9.0
+    data = noisy_ramps(rng, np.full(npix, rate), times, read_noise=rn).astype(np.float64)
+    # a 10-sigma jump (sigma of a two-point difference) in the first half
+    sigma = np.sqrt(2 * rn**2 + rate * 1.5)
+    hit = np.zeros(npix, bool)
+    hit[: npix // 2] = True
+    at = rng.integers(1, 30, npix)
+    reads = np.arange(30)[:, None]
+    data += np.where(hit & (reads >= at), 10.0 * sigma, 0.0)
+    data = np.clip(np.round(data), 0, 65535).astype(np.uint16).reshape(30, 100, 200)
+    res = fit_ramp(data, times, read_noise=rn, jump_threshold=5.0)
+    flagged = (res.dq.ravel() & JUMP_DET) != 0
+    assert flagged[hit].mean() >= 0.99, flagged[hit].mean()
+    assert flagged[~hit].mean() < 0.001, flagged[~hit].mean()
+    # the rate of a pixel with a jump is still right
+    err = np.sqrt(res.var_poisson + res.var_rnoise).ravel()
+    pull = (res.rate.ravel() - rate) / err
+    assert abs(np.median(pull[hit])) < 0.1
+    assert np.std(pull[hit]) < 1.3
+
+
+def test_saturation_mid_ramp():
+    times = np.arange(1.0, 21.0)
+    data = linear(times, 1000.0, (2, 3), bias=25000.0)
+    res = fit_ramp(data, times, saturation=np.full((2, 3), 36500.0, np.float32), read_noise=4.0)
+    np.testing.assert_allclose(res.rate, 1000.0, rtol=1e-6)
+    assert (res.dq == SATURATED).all()
+    assert (res.n_usable == 11).all()
+    res = fit_ramp(data, times, saturation=20000.0)
+    assert (res.dq == SATURATED | DO_NOT_USE).all() and np.isnan(res.rate).all()
+
+
+def test_nonlinearity_and_subarray():
+    times = 3.0 * np.arange(1, 11)
+    a2, rate = -2e-6, 300.0
+    lin = rate * times
+    raw = (-1.0 + np.sqrt(1.0 + 4.0 * a2 * lin)) / (2.0 * a2)
+    coeffs = np.zeros((3, 8, 9), np.float32)
+    coeffs[1], coeffs[2] = 1.0, a2
+    coeffs[2, 3, 4] = np.nan
+    zero = np.full((8, 9), 1000.0, np.float32)
+    data = (1000.0 + raw[:, None, None] + np.zeros((3, 4))).astype(np.float32)
+    res = fit_ramp(data, times, nonlin_coeffs=coeffs, zero_level=zero, offset=(2, 3), read_noise=5.0)
+    expect_nan = np.zeros((3, 4), bool)
+    expect_nan[1, 1] = True  # reference pixel (3, 4)
+    np.testing.assert_allclose(res.rate[~expect_nan], rate, rtol=1e-4)
+    assert res.dq[1, 1] == NO_LIN_CORR and (res.dq[~expect_nan] == 0).all()
+    with pytest.raises(IrisReadoutError, match="does not fit"):
+        fit_ramp(data, times, nonlin_coeffs=coeffs, offset=(6, 3))
+
+
+def test_reference_maps_and_out():
+    times = np.arange(1.0, 7.0)
+    data = linear(times, 100.0, (3, 4))
+    rn = np.arange(12, dtype=np.float32).reshape(3, 4) + 1.0
+    mask = np.zeros((3, 4), np.uint32)
+    mask[0, 0] = 1 << 10
+    out = RampFitResult(
+        np.empty((3, 4), np.float32),
+        np.empty((3, 4), np.float32),
+        np.empty((3, 4), np.float32),
+        np.empty((3, 4), np.uint32),
+        np.empty((3, 4), np.uint16),
+    )
+    res = fit_ramp(data, times, weighting="unweighted", read_noise=rn, mask=mask, out=out)
+    assert res.rate is out.rate
+    n = 6
+    np.testing.assert_allclose(res.var_rnoise, 12 * rn**2 / (n**3 - n), rtol=1e-5)
+    assert res.dq[0, 0] == 1 << 10 and (res.dq.ravel()[1:] == 0).all()
+
+
+def test_combine_integrations():
+    rate = np.array([[10.0, 1.0], [20.0, 3.0]], np.float32)
+    vp = np.array([[1.0, 1.0], [3.0, 1.0]], np.float32)
+    vr = np.ones((2, 2), np.float32)
+    dq = np.array([[0, DO_NOT_USE], [8, 0]], np.uint32)
+    res = combine_integrations(rate, vp, vr, dq)
+    np.testing.assert_allclose(res.rate, [(10 / 2 + 20 / 4) / 0.75, 3.0], rtol=1e-6)
+    assert list(res.dq) == [8, 0]
+
+
+def test_errors():
+    times = np.arange(1.0, 5.0)
+    data = linear(times, 10.0, (2, 2))
+    with pytest.raises(TypeError, match="float64"):
+        fit_ramp(data.astype(np.float64), times)
+    with pytest.raises(TypeError, match="dtype"):
+        fit_ramp(data.astype(">u2"), times)
+    with pytest.raises(TypeError, match="numpy array"):
+        fit_ramp(data.tolist(), times)
+    with pytest.raises(ValueError, match="3-D"):
+        fit_ramp(data[0], times)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        fit_ramp(data[:, :, ::-1], times)
+    with pytest.raises(ValueError, match="read_times"):
+        fit_ramp(data, times[:3])
+    with pytest.raises(ValueError, match="mode"):
+        fit_ramp(data, times, mode="fowler")
+    with pytest.raises(IrisReadoutError, match="read_times\\[2\\]") as info:
+        fit_ramp(data, np.array([1.0, 2.0, 2.0, 3.0]))
+    assert info.value.code == 4 and isinstance(info.value, ValueError)
+    with pytest.raises(IrisReadoutError, match="Fowler"):
+        fit_ramp(data, times, mode="mcds", fowler_n=3)
+    with pytest.raises(IrisReadoutError, match="two reads"):
+        fit_ramp(data[:1], times[:1])
+    with pytest.raises(ValueError, match="shape"):
+        fit_ramp(data, times, read_noise=np.ones((2, 2)), gain=np.ones((3, 3)))
+
+
+def test_threads_identical():
+    rng = np.random.default_rng(3)
+    times = 1.5 * np.arange(1, 16)
+    data = noisy_ramps(rng, rng.uniform(0, 2000, 150 * 130), times).reshape(15, 150, 130)
+    one = fit_ramp(data, times, read_noise=9.0, saturation=30000.0, nthreads=1)
+    two = fit_ramp(data, times, read_noise=9.0, saturation=30000.0, nthreads=2)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
