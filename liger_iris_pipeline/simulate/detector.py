@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from ..dqflags import pixel as _FLAGS
+from ..lib.subarray import subarray_slices as _subarray_slices
 
 __all__ = ["DetectorTruth", "make_detector", "subarray_slices"]
 
@@ -59,11 +60,7 @@ def subarray_slices(subarray, shape):
     ValueError
         The subarray is empty or does not fit in ``shape``.
     """
-    xstart, ystart, xsize, ysize = (int(value) for value in subarray)
-    ny, nx = shape
-    if xstart < 1 or ystart < 1 or xsize < 1 or ysize < 1 or xstart - 1 + xsize > nx or ystart - 1 + ysize > ny:
-        raise ValueError(f"subarray {tuple(subarray)} (xstart, ystart, xsize, ysize) does not fit in {nx}x{ny}")
-    return slice(ystart - 1, ystart - 1 + ysize), slice(xstart - 1, xstart - 1 + xsize)
+    return _subarray_slices(subarray, shape)
 
 
 @dataclass

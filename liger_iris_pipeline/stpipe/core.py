@@ -146,9 +146,17 @@ class _TMTMixin:
 
     @classmethod
     def _datamodels_open(cls, init, **kwargs):
-        """Open inputs with `liger_iris_pipeline.datamodels.open` (stpipe's hook)."""
+        """Open inputs with `liger_iris_pipeline.datamodels.open` (stpipe's hook).
+
+        An association (``.json``) opens as its first science member, whose metadata selects
+        the CRDS references and parameters.
+        """
         from ..datamodels import open as open_model
 
+        if isinstance(init, (str, os.PathLike)) and str(init).endswith(".json"):
+            from ..associations import load_asn
+
+            init = load_asn(init)[0].science
         return open_model(init, **kwargs)
 
     @classmethod

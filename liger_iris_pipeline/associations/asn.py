@@ -1,0 +1,192 @@
+"""Reading, validating and writing Level 2 associations.
+
+An association is the JSON document of the JWST pipeline::
+
+    {"asn_type": "image2", "asn_rule": "...", "asn_pool": "...",
+     "products": [{"name": "obs1", "members": [{"expname": "sci_rate.fits", "exptype": "science"},
+                                               {"expname": "sky_rate.fits", "exptype": "background"}]}]}
+
+Member names are relative to the association file's directory. Each product has exactly one
+science member; ``background`` (or ``sky``) members are subtracted from it.
+"""
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+__all__ = ["AssociationError", "Level2Product", "load_asn", "make_asn"]
+
+
+class AssociationError(ValueError):
+    """An association file is unreadable, does not follow the schema, or names missing files."""
+
+
+@dataclass
+class Level2Product:
+    """One product of a Level 2 association, with member paths resolved.
+
+    Attributes
+    ----------
+    name : str
+        Product name, the base of the output file names.
+    science : pathlib.Path
+        The science exposure.
+    background : list of pathlib.Path
+        Background exposures for it (possibly empty).
+    """
+
+    name: str
+    science: Path
+    background: list = field(default_factory=list)
+
+
+def _schema():
+    text = resources.files(__package__).joinpath("schemas/level2_asn.schema.json").read_text()
+    return json.loads(text)
+
+
+def _validate(document, path):
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(document), key=lambda error: list(error.absolute_path))
+    if errors:
+        error = errors[0]
+        where = "/".join(str(part) for part in error.absolute_path) or "top level"
+        raise AssociationError(f"{path}: invalid association at {where}: {error.message}")
+
+
+def load_asn(path, check_files=True):
+    """Read and validate a Level 2 association.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The JSON file.
+    check_files : bool
+        Raise if a member file does not exist.
+
+    Returns
+    -------
+    list of Level2Product
+        The products, member paths resolved against the association's directory.
+
+    Raises
+    ------
+    AssociationError
+        Unreadable JSON, a schema violation, not exactly one science member in a product, or
+        (with ``check_files``) a missing member file.
+    """
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AssociationError(f"{path}: no such association file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AssociationError(f"{path}: not a JSON association ({exc})") from exc
+    _validate(document, path)
+    products = []
+    for index, product in enumerate(document["products"]):
+        science = [m["expname"] for m in product["members"] if m["exptype"] == "science"]
+        background = [m["expname"] for m in product["members"] if m["exptype"] in ("background", "sky")]
+        if len(science) != 1:
+            raise AssociationError(
+                f"{path}: product {index} ({product['name']!r}) must have exactly one science member, "
+                f"found {len(science)}"
+            )
+        members = [path.parent / name for name in (*science, *background)]
+        if check_files:
+            missing = [str(member) for member in members if not member.exists()]
+            if missing:
+                raise AssociationError(f"{path}: member file(s) not found: {', '.join(missing)}")
+        products.append(Level2Product(product["name"], members[0], members[1:]))
+    return products
+
+
+def make_asn(science, background=(), product_name=None, asn_type="image2", output=None):
+    """Build a Level 2 association: one product per science exposure, all sharing the backgrounds.
+
+    Parameters
+    ----------
+    science : list of str or os.PathLike
+        Science exposures.
+    background : list of str or os.PathLike
+        Background exposures (used for every science exposure).
+    product_name : str, optional
+        Product name when there is one science exposure; by default each product is named
+        after its science file without its suffix (``x_rate.fits`` -> ``x``).
+    asn_type : str
+        ``image2`` (imager) or ``spec2``.
+    output : str or os.PathLike, optional
+        Write the association there (member names relative to its directory).
+
+    Returns
+    -------
+    dict
+        The association document (validated).
+    """
+    import os
+
+    if not science:
+        raise AssociationError("an association needs at least one science exposure")
+    if product_name is not None and len(science) != 1:
+        raise AssociationError("a product name can be given only with one science exposure")
+    base = Path(output).resolve().parent if output is not None else Path.cwd()
+
+    def member(name, exptype):
+        return {"expname": os.path.relpath(Path(name).resolve(), base), "exptype": exptype}
+
+    products = []
+    for name in science:
+        stem = Path(name).name.split(".")[0]
+        stem = stem.rsplit("_", 1)[0] if "_" in stem else stem
+        members = [member(name, "science"), *(member(b, "background") for b in background)]
+        products.append({"name": product_name or stem, "members": members})
+    document = {
+        "asn_type": asn_type,
+        "asn_rule": f"candidate_{asn_type.capitalize()}",
+        "asn_pool": "liger_iris_pipeline",
+        "products": products,
+    }
+    _validate(document, output or "<association>")
+    if output is not None:
+        Path(output).write_text(json.dumps(document, indent=2) + "\n")
+    return document
+
+
+def main(argv=None):
+    """Command line ``tmt-asn``: write a Level 2 association from a list of files.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status (non-zero on error).
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="tmt-asn", description="Write a Level 2 association of science and background exposures."
+    )
+    parser.add_argument("science", nargs="+", help="science exposures (Level 1 rate files)")
+    parser.add_argument("-b", "--background", nargs="*", default=[], help="background exposures")
+    parser.add_argument("-o", "--output", required=True, help="association file to write (.json)")
+    parser.add_argument("--product-name", help="product name (one science exposure only)")
+    parser.add_argument("--asn-type", default="image2", choices=["image2", "spec2"])
+    args = parser.parse_args(argv)
+    missing = [name for name in (*args.science, *args.background) if not Path(name).exists()]
+    try:
+        if missing:
+            raise AssociationError(f"file(s) not found: {', '.join(missing)}")
+        make_asn(args.science, args.background, args.product_name, args.asn_type, args.output)
+    except AssociationError as exc:
+        print(f"tmt-asn: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}")
+    return 0

@@ -1,0 +1,89 @@
+"""`BackgroundStep`: subtract the sky, from background exposures or from the frame itself."""
+
+import logging
+
+import numpy as np
+
+from ..lib.masks import good_pixels
+from ..lib.models import open_image
+from ..lib.status import mark_skipped
+from ..stpipe import TMTStep
+from ..subtract_images.subtract import subtract_image
+from .background_sub import combine_backgrounds, constant_frame, sky_level
+
+__all__ = ["BackgroundStep"]
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundStep(TMTStep):
+    """Subtract the background from a frame.
+
+    Call as ``BackgroundStep.call(science, [background, ...])`` with the background members of
+    a level-2 association (paths or models): they are combined by a per-pixel sigma-clipped
+    mean over their good pixels, optionally each scaled to the science frame's sky level, and
+    subtracted with their variances. Without members, ``sky_from_science`` subtracts the
+    sigma-clipped median of the science frame's own good pixels.
+    """
+
+    class_alias = "background"
+
+    spec = """
+    nsigma = float(default=3.0)  # Clipping threshold (member errors when combining, std for sky levels)
+    maxiters = integer(default=5)  # Maximum number of sigma-clipping iterations
+    scale_to_science = boolean(default=False)  # Scale each member to the science frame's sky level before combining
+    sky_from_science = boolean(default=False)  # Without background members, subtract the science frame's own sky level
+    save_combined_background = boolean(default=False)  # Save the combined background (suffix combinedbackground)
+    """
+
+    def process(self, input, bkg_list=None):  # noqa: A002 - stpipe's argument name
+        """Subtract the background.
+
+        Parameters
+        ----------
+        input : str or IRISImageModel
+            The science frame (not modified: the step works on a copy).
+        bkg_list : list of str or IRISImageModel, optional
+            Background exposures, same shape and detector region as the science frame.
+
+        Returns
+        -------
+        IRISImageModel
+        """
+        model = open_image(input, self.name)
+        members = [open_image(member, self.name, "background member", copy=False) for member in bkg_list or []]
+        if members:
+            scale_to = sky_level(model, self.nsigma, self.maxiters).value if self.scale_to_science else None
+            background, used = combine_backgrounds(members, self.nsigma, self.maxiters, scale_to)
+            good = used > 0
+            log.info(
+                "Combined %d background members (median %d used per pixel); median background %.6g DN/s",
+                len(members),
+                int(np.median(used)),
+                float(np.median(background.data[good])) if good.any() else float("nan"),
+            )
+            if self.save_combined_background:
+                self.save_model(background, suffix="combinedbackground", force=True)
+            model.meta.background.method = "members"
+            model.meta.background.n_members = len(members)
+        elif self.sky_from_science:
+            level = sky_level(model, self.nsigma, self.maxiters)
+            log.info(
+                "Sky level of the science frame: %.6g +- %.2g DN/s (sigma-clipped median of %d pixels)",
+                level.value,
+                level.error,
+                level.count,
+            )
+            background = constant_frame(model, level)
+            model.meta.background.method = "sky_from_science"
+            model.meta.background.n_members = 0
+        else:
+            return mark_skipped(model, self, "no background exposure was given and sky_from_science is off")
+        good = good_pixels(background.dq, background.data)
+        if good.any():
+            model.meta.background.level = float(np.median(background.data[good]))
+        invalid = subtract_image(model, background)
+        if invalid:
+            log.warning("%d pixels have no valid background: flagged DO_NOT_USE, not subtracted", invalid)
+        model.meta.cal_step.background = "COMPLETE"
+        return model

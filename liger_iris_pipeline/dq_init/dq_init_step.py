@@ -1,0 +1,40 @@
+"""DQInitStep: initialise the pixel DQ from the bad-pixel mask reference."""
+
+from ..lib.models import open_reference
+from ..lib.status import mark_skipped
+from ..stpipe import TMTStep
+from .dq_initialization import apply_mask
+
+__all__ = ["DQInitStep"]
+
+
+class DQInitStep(TMTStep):
+    """OR the ``mask`` reference into the pixel DQ (``PIXELDQ`` of a ramp, ``DQ`` of a frame)."""
+
+    class_alias = "dq_init"
+    reference_file_types = ["mask"]
+
+    def process(self, input):  # noqa: A002 - stpipe's argument name
+        """Return a copy of the input with the mask's flags OR-ed into its pixel DQ.
+
+        Parameters
+        ----------
+        input : str or TMTRampModel or IRISImageModel
+            Level 0 ramp (or a Level 1/2 frame).
+
+        Returns
+        -------
+        TMTRampModel or IRISImageModel
+        """
+        from .. import datamodels
+
+        model = datamodels.open(input) if not isinstance(input, datamodels.TMTDataModel) else input.copy()
+        if not isinstance(model, (datamodels.TMTRampModel, datamodels.IRISImageModel)):
+            raise TypeError(f"{self.name}: input must be a TMTRampModel or IRISImageModel, got {type(model).__name__}")
+        reference = self.get_reference_file(model, "mask")
+        if reference == "N/A":
+            return mark_skipped(model, self, "no mask reference (N/A)")
+        mask = open_reference(reference, datamodels.TMTMaskModel, "mask", self.name)
+        apply_mask(model, mask)
+        model.meta.cal_step.dq_init = "COMPLETE"
+        return model

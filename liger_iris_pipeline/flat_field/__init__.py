@@ -1,0 +1,5 @@
+"""Flat fielding."""
+
+from .flat_field_step import FlatFieldStep
+
+__all__ = ["FlatFieldStep"]

@@ -1,0 +1,64 @@
+"""Flat fielding on models, without stpipe (JWST semantics).
+
+- Bad flat pixels (non-finite, ``<= 0``, or flagged DO_NOT_USE in the flat) get
+  ``NO_FLAT_FIELD | DO_NOT_USE`` and are divided by 1 (left as they are).
+- A non-finite or negative flat error at an otherwise good pixel flags ``UNRELIABLE_FLAT``
+  and contributes no variance.
+- ``data /= flat``; ``var_poisson /= flat**2``; ``var_rnoise /= flat**2``;
+  ``var_flat = data**2 * flat_err**2 / flat**2`` with ``data`` already divided;
+  ``ERR`` recomputed; the flat's DQ OR-ed in.
+"""
+
+import numpy as np
+
+from ..dqflags import pixel as FLAGS
+from ..lib.masks import DO_NOT_USE
+from ..lib.subarray import reference_slices
+from ..lib.variance import update_err
+
+__all__ = ["apply_flat"]
+
+BAD_FLAT_FLAGS = FLAGS["NO_FLAT_FIELD"] | DO_NOT_USE
+UNRELIABLE_FLAT = FLAGS["UNRELIABLE_FLAT"]
+
+
+def apply_flat(science, flat):
+    """Divide a frame by a flat-field reference, in place.
+
+    Parameters
+    ----------
+    science : IRISImageModel
+        Count-rate frame, full frame or subarray.
+    flat : TMTFlatModel
+        Full-frame flat, or a subarray containing the science frame's region.
+
+    Returns
+    -------
+    int
+        Number of pixels with a bad flat value (flagged, not divided).
+
+    Raises
+    ------
+    liger_iris_pipeline.lib.subarray.SubarrayError
+        The science frame is not inside the flat's region.
+    """
+    rows, cols = reference_slices(science, flat)
+    value = flat.data[rows, cols].astype(np.float32)
+    error = flat.err[rows, cols].astype(np.float32)
+    flat_dq = flat.dq[rows, cols]
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(value) & (value > 0)) | ((flat_dq & DO_NOT_USE) != 0)
+        bad_error = ~bad & ~(np.isfinite(error) & (error >= 0))
+    value[bad] = 1.0
+    error[bad | bad_error] = 0.0
+
+    science.dq |= flat_dq
+    science.dq[bad] |= BAD_FLAT_FLAGS
+    science.dq[bad_error] |= UNRELIABLE_FLAT
+    science.data /= value
+    square = np.square(value)
+    science.var_poisson /= square
+    science.var_rnoise /= square
+    science.var_flat = (np.square(science.data) * np.square(error) / square).astype(np.float32)
+    update_err(science)
+    return int(np.count_nonzero(bad))

@@ -1,0 +1,88 @@
+"""Opening step inputs and reference files, with errors that name the model and the problem."""
+
+import os
+
+__all__ = ["open_image", "open_reference"]
+
+
+def open_image(init, step_name, role="input", copy=True):
+    """Return a frame to process: a copy of a model, or a model read from a path.
+
+    The caller's model is never modified: steps work on the copy.
+
+    Parameters
+    ----------
+    init : str, os.PathLike or IRISImageModel
+        The frame.
+    step_name : str
+        Name of the calling step, for messages.
+    role : str
+        What the frame is to the step (``input``, ``background member`` ...), for messages.
+    copy : bool
+        Copy a model passed in; False for frames the step only reads.
+
+    Returns
+    -------
+    IRISImageModel
+        With ``dq`` and the variance arrays present.
+
+    Raises
+    ------
+    TypeError
+        ``init`` is not an `IRISImageModel` (or a file holding one).
+    """
+    from .. import datamodels
+    from .variance import ensure_error_arrays
+
+    if isinstance(init, (str, os.PathLike)):
+        model = datamodels.open(init)
+        where = f"{init} ({type(model).__name__})"
+    else:
+        model = init.copy() if copy and isinstance(init, datamodels.IRISImageModel) else init
+        where = type(init).__name__
+    if not isinstance(model, datamodels.IRISImageModel):
+        raise TypeError(f"{step_name}: the {role} must be an IRISImageModel (Level 1 or 2 frame), got {where}")
+    if model.data is None or model.data.ndim != 2:
+        raise TypeError(f"{step_name}: the {role} {where} has no 2-D SCI array")
+    ensure_error_arrays(model)
+    return model
+
+
+def open_reference(reference, model_class, reference_type, step_name):
+    """Return a reference file as its model class.
+
+    Parameters
+    ----------
+    reference : str, os.PathLike or TMTReferenceFileModel
+        What `stpipe.Step.get_reference_file` returned (a path, or an override model).
+    model_class : type
+        The expected class (`TMTDarkModel`, `TMTFlatModel`...).
+    reference_type : str
+        CRDS reference type, for messages.
+    step_name : str
+        Name of the calling step, for messages.
+
+    Returns
+    -------
+    TMTReferenceFileModel
+        With its default arrays (``err``, ``dq``) present.
+
+    Raises
+    ------
+    TypeError
+        The reference is another kind of model or file.
+    """
+    from .. import datamodels
+
+    model = datamodels.open(reference) if isinstance(reference, (str, os.PathLike)) else reference
+    if not isinstance(model, model_class):
+        where = reference if isinstance(reference, (str, os.PathLike)) else "the override model"
+        raise TypeError(
+            f"{step_name}: the {reference_type} reference must be a {model_class.__name__}, "
+            f"{where} is a {type(model).__name__}"
+        )
+    # A file without ERR or DQ contributes no error and no flags.
+    for name in model_class.default_arrays:
+        if getattr(model, name, None) is None:
+            setattr(model, name, model.get_default(name))
+    return model

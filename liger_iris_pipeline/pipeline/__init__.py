@@ -1,0 +1,5 @@
+"""Pipelines: ordered sequences of steps for each processing level."""
+
+from .detector1 import Detector1Pipeline
+
+__all__ = ["Detector1Pipeline"]

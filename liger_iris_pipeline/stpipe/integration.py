@@ -1,0 +1,33 @@
+"""``stpipe.steps`` entry point: makes ``strun``, ``stpipe list`` and ``tmtrun`` know our steps.
+
+Class paths are strings so that listing the steps imports nothing.
+"""
+
+STEPS = (
+    ("liger_iris_pipeline.dq_init.DQInitStep", "dq_init", False),
+    ("liger_iris_pipeline.ramp_fitting.RampFitStep", "ramp_fit", False),
+    ("liger_iris_pipeline.dark_current.DarkCurrentStep", "dark_current", False),
+    ("liger_iris_pipeline.flat_field.FlatFieldStep", "flat_field", False),
+    ("liger_iris_pipeline.background.BackgroundStep", "background", False),
+    ("liger_iris_pipeline.subtract_images.SubtractImagesStep", "subtract_images", False),
+    ("liger_iris_pipeline.normalize.NormalizeStep", "normalize", False),
+    ("liger_iris_pipeline.parse_subarray_map.ParseSubarrayMapStep", "parse_subarray_map", False),
+    ("liger_iris_pipeline.merge_subarrays.MergeSubarraysStep", "merge_subarrays", False),
+    ("liger_iris_pipeline.assign_wcs.AssignWcsStep", "assign_wcs", False),
+    ("liger_iris_pipeline.pipeline.Detector1Pipeline", "detector1", True),
+    ("liger_iris_pipeline.pipeline.ProcessImagerL2Pipeline", "image2", True),
+    ("liger_iris_pipeline.pipeline.ProcessFlatfieldL2", "preprocess_flatfield", True),
+    ("liger_iris_pipeline.pipeline.MasterDarkPipeline", "master_dark", True),
+)
+"""(class path, alias, is_pipeline) of every step and pipeline."""
+
+
+def get_steps():
+    """Return the steps and pipelines for stpipe's ``stpipe.steps`` entry point.
+
+    Returns
+    -------
+    list of tuple
+        ``(class path, alias, is_pipeline)``.
+    """
+    return list(STEPS)
