@@ -114,8 +114,12 @@ def planned_references(path, context=None):
             for *values, useafter, filename in rmapping.todict()["selections"]:
                 planned.setdefault(
                     filename,
-                    (filename, filekind.lower(), dict(zip(match_keys, values, strict=True)),
-                     useafter.replace(" ", "T")),
+                    (
+                        filename,
+                        filekind.lower(),
+                        dict(zip(match_keys, values, strict=True)),
+                        useafter.replace(" ", "T"),
+                    ),
                 )
     return list(planned.values())
 
@@ -166,8 +170,16 @@ def new_reference(reftype, output, useafter, size=4096, parkeys=None):
     write_reference_file(model, output)
 
 
-def example_science_file(path, date, time="00:00:00", detector="IMG1", subarray="FULL", readout_mode="UTR",
-                         filter="Kbb", size=8):  # noqa: A002 - the metadata name
+def example_science_file(
+    path,
+    date,
+    time="00:00:00",
+    detector="IMG1",
+    subarray="FULL",
+    readout_mode="UTR",
+    filter="Kbb",  # noqa: A002 - the metadata name
+    size=8,
+):
     """Write a small IRIS science frame carrying the metadata CRDS selects references by.
 
     For trying rules out (``crds bestrefs --files``), as in ``docs/crds_ingest.rst``.
@@ -255,8 +267,10 @@ def build(path=None, size=4096, context=None, force=False, log=print):
             write_reference_file(model, staged)
             os.replace(staged, refdir / filename)
             written.append(refdir / filename)
-            log(f"built {refdir / filename} ({(refdir / filename).stat().st_size / 2**20:.1f} MiB, "
-                f"{time.perf_counter() - start:.1f} s)")
+            log(
+                f"built {refdir / filename} ({(refdir / filename).stat().st_size / 2**20:.1f} MiB, "
+                f"{time.perf_counter() - start:.1f} s)"
+            )
     return written
 
 
@@ -276,8 +290,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="tmt-crds-cache", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     build_parser = commands.add_parser("build", help="build the reference files the CRDS rules name")
-    build_parser.add_argument("--path", type=Path,
-                              help="cache root (default: $CRDS_PATH or the checkout's crds_cache/)")
+    build_parser.add_argument(
+        "--path", type=Path, help="cache root (default: $CRDS_PATH or the checkout's crds_cache/)"
+    )
     build_parser.add_argument("--size", type=int, default=4096, help="detector size in pixels per side (default 4096)")
     build_parser.add_argument("--context", help="context (.pmap) whose references to build (default: operational)")
     build_parser.add_argument("--force", action="store_true", help="rebuild references that already exist")
@@ -286,8 +301,13 @@ def main(argv=None):
     new_parser.add_argument("--useafter", required=True, help="USEAFTER, YYYY-MM-DDThh:mm:ss")
     new_parser.add_argument("--output", type=Path, required=True, help="output file, tmt_iris_<type>_<serial>.fits")
     new_parser.add_argument("--size", type=int, default=4096, help="detector size in pixels per side (default 4096)")
-    new_parser.add_argument("--set", metavar="PARKEY=VALUE", action="append", default=[],
-                            help="selection value, e.g. META.EXPOSURE.READOUT_MODE=CDS (repeatable)")
+    new_parser.add_argument(
+        "--set",
+        metavar="PARKEY=VALUE",
+        action="append",
+        default=[],
+        help="selection value, e.g. META.EXPOSURE.READOUT_MODE=CDS (repeatable)",
+    )
     commands.add_parser("path", help="print the cache the package uses")
     args = parser.parse_args(argv)
 
@@ -306,8 +326,12 @@ def main(argv=None):
     start = time.perf_counter()
     written = build(path, size=args.size, context=args.context, force=args.force)
     total = sum(p.stat().st_size for p in written)
-    print(f"{len(written)} reference file(s) built in {path}, {total / 2**20:.1f} MiB, "
-          f"{time.perf_counter() - start:.1f} s" if written else f"all references already built in {path}")
+    print(
+        f"{len(written)} reference file(s) built in {path}, {total / 2**20:.1f} MiB, "
+        f"{time.perf_counter() - start:.1f} s"
+        if written
+        else f"all references already built in {path}"
+    )
     return 0
 
 

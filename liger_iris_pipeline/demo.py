@@ -24,9 +24,7 @@ def _summarise(path):
             # Median CDS rate of the central pixels: a quick look that touches two reads only.
             ny, nx = ramp.shape[1:]
             centre = (slice(ny // 4, 3 * ny // 4), slice(nx // 4, 3 * nx // 4))
-            cds = (ramp[-1][centre].astype(np.float32) - ramp[0][centre]) / (
-                model.read_times[-1] - model.read_times[0]
-            )
+            cds = (ramp[-1][centre].astype(np.float32) - ramp[0][centre]) / (model.read_times[-1] - model.read_times[0])
             return (
                 f"{name:<18} {meta.exposure.type:<11} {meta.instrument.filter:<5} "
                 f"{'x'.join(map(str, model.data.shape)):<18} {model.data.dtype!s:<7} "

@@ -61,8 +61,16 @@ def crds_env(cache, workdir):
 
 def run(command, env, cwd, check=True):
     """Run a shell command; return its CompletedProcess (stdout and stderr merged)."""
-    result = subprocess.run(command, shell=True, env=env, cwd=cwd, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, executable="/bin/bash")
+    result = subprocess.run(
+        command,
+        shell=True,
+        env=env,
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        executable="/bin/bash",
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"{command!r} failed ({result.returncode}):\n{result.stdout}")
     return result

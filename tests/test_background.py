@@ -6,9 +6,9 @@ from level1_helpers import detector, good, level1_from_truth, science_frame
 
 from liger_iris_pipeline import simulate as sim
 from liger_iris_pipeline.background import BackgroundStep
-from liger_iris_pipeline.background.background_sub import combine_backgrounds
 from liger_iris_pipeline.dqflags import pixel as FLAGS
 from liger_iris_pipeline.flat_field import FlatFieldStep
+from liger_iris_pipeline.lib.combine import combine_frames
 
 SKY = 40.0
 
@@ -70,7 +70,7 @@ def test_no_usable_member_flags_and_keeps_the_pixel(det, science):
     members = sky_frames(det, 2)
     for member in members:
         member.dq[12, 13] |= FLAGS["DO_NOT_USE"]
-    combined, used = combine_backgrounds(members)
+    combined, used = combine_frames(members)
     assert used[12, 13] == 0 and np.isnan(combined.data[12, 13])
     result = BackgroundStep.call(level1, members)
     assert result.dq[12, 13] & FLAGS["DO_NOT_USE"]
@@ -109,5 +109,5 @@ def test_combined_background_is_saved(tmp_path, det, science):
 def test_members_of_another_region_are_an_error(det, science):
     level1, _ = science
     ramp, truth = sim.simulate_sky_exposure(det, sky=SKY, nreads=5, subarray=(1, 1, 64, 64), noiseless=True)
-    with pytest.raises(ValueError, match="background members differ"):
+    with pytest.raises(ValueError, match="frames to combine differ"):
         BackgroundStep.call(level1, [*sky_frames(det, 1), level1_from_truth(ramp, truth)])

@@ -90,8 +90,17 @@ def test_built_references_have_full_headers(tiny_cache):
 
     for path in (tiny_cache / "references" / "tmt" / "iris").iterdir():
         header = fits.getheader(path)
-        for keyword in ("TELESCOP", "INSTRUME", "DETECTOR", "SUBARRAY", "REFTYPE", "USEAFTER", "PEDIGREE",
-                        "DESCRIP", "AUTHOR"):
+        for keyword in (
+            "TELESCOP",
+            "INSTRUME",
+            "DETECTOR",
+            "SUBARRAY",
+            "REFTYPE",
+            "USEAFTER",
+            "PEDIGREE",
+            "DESCRIP",
+            "AUTHOR",
+        ):
             assert keyword in header, f"{path.name}: {keyword}"
         assert header["REFTYPE"].lower() == path.name.split("_")[2]
         assert "ASDF" not in fits.open(path)
@@ -125,8 +134,12 @@ def test_certify_reports_bad_references(tiny_cache, tmp_path):
         hdulist[0].header["USEAFTER"] = "yesterday"
         hdulist["SCI"].data = hdulist["SCI"].data[None]
         hdulist.writeto(bad)
-    out = run(f"crds certify ./{bad.name} --comparison-context tmt_0001.pmap", crds_env(tiny_cache, tmp_path),
-              tmp_path, check=False).stdout
+    out = run(
+        f"crds certify ./{bad.name} --comparison-context tmt_0001.pmap",
+        crds_env(tiny_cache, tmp_path),
+        tmp_path,
+        check=False,
+    ).stdout
     assert "IMG9" in out and "yesterday" in out.lower() and "ndim" in out.lower()
 
 
@@ -194,8 +207,9 @@ def test_selection_by_each_parkey_and_date(selection_context, monkeypatch, refty
     register()
     monkeypatch.setenv("CRDS_PATH", str(selection_context))
     model = science_model(**values)
-    best = crds.getrecommendations(model.get_crds_parameters(), reftypes=[reftype], context="tmt_0901.pmap",
-                                   observatory="tmt")
+    best = crds.getrecommendations(
+        model.get_crds_parameters(), reftypes=[reftype], context="tmt_0901.pmap", observatory="tmt"
+    )
     assert best[reftype] == expected
 
 
@@ -204,6 +218,10 @@ def test_selection_before_first_useafter_finds_nothing(selection_context, monkey
 
     register()
     monkeypatch.setenv("CRDS_PATH", str(selection_context))
-    best = crds.getrecommendations(science_model(date="2023-01-01").get_crds_parameters(), reftypes=["dark"],
-                                   context="tmt_0901.pmap", observatory="tmt")
+    best = crds.getrecommendations(
+        science_model(date="2023-01-01").get_crds_parameters(),
+        reftypes=["dark"],
+        context="tmt_0901.pmap",
+        observatory="tmt",
+    )
     assert best["dark"].startswith("NOT FOUND")

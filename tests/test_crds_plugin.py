@@ -65,8 +65,12 @@ def test_locator_keywords_match_schema():
     from crds.tmt import locate
 
     for path, (keyword,) in locate.CROSS_STRAPPED_KEYWORDS.items():
-        model = "TMTDarkModel" if path.startswith("META.REFTYPE") or path in (
-            "META.USEAFTER", "META.PEDIGREE", "META.DESCRIPTION", "META.AUTHOR") else "IRISImageModel"
+        model = (
+            "TMTDarkModel"
+            if path.startswith("META.REFTYPE")
+            or path in ("META.USEAFTER", "META.PEDIGREE", "META.DESCRIPTION", "META.AUTHOR")
+            else "IRISImageModel"
+        )
         assert generate.schema_node(model, path)["fits_keyword"] == keyword, path
     for filekind, keyword in locate.FILEKIND_KEYWORDS.items():
         node = generate.schema_node("IRISImageModel", f"meta.ref_file.{filekind}.name")

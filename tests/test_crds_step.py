@@ -84,8 +84,13 @@ def test_unmatched_parkeys_error_names_type_values_and_context(crds_cache_env):
     with pytest.raises(ReferenceFileError) as info:
         DarkAndFlatStep().run(science_model(detector="IMG2"))
     message = str(info.value)
-    for text in ("'dark'", "meta.instrument.detector='IMG2'", "meta.observation.date='2024-06-01'",
-                 "tmt_0001.pmap", "override_dark"):
+    for text in (
+        "'dark'",
+        "meta.instrument.detector='IMG2'",
+        "meta.observation.date='2024-06-01'",
+        "tmt_0001.pmap",
+        "override_dark",
+    ):
         assert text in message
 
 
@@ -104,8 +109,13 @@ def test_missing_reference_file_error(crds_cache_env, tmp_path, monkeypatch):
     with pytest.raises(ReferenceFileError) as info:
         DarkAndFlatStep().run(science_model())
     message = str(info.value)
-    for text in ("'flat'", "meta.instrument.filter='Kbb'", "tmt_0001.pmap", "tmt_iris_flat_0001.fits",
-                 "tmt-crds-cache build"):
+    for text in (
+        "'flat'",
+        "meta.instrument.filter='Kbb'",
+        "tmt_0001.pmap",
+        "tmt_iris_flat_0001.fits",
+        "tmt-crds-cache build",
+    ):
         assert text in message
 
 

@@ -4,12 +4,13 @@ import logging
 
 import numpy as np
 
+from ..lib.combine import combine_frames, sky_level
 from ..lib.masks import good_pixels
 from ..lib.models import open_image
 from ..lib.status import mark_skipped
 from ..stpipe import TMTStep
 from ..subtract_images.subtract import subtract_image
-from .background_sub import combine_backgrounds, constant_frame, sky_level
+from .background_sub import constant_frame
 
 __all__ = ["BackgroundStep"]
 
@@ -54,7 +55,7 @@ class BackgroundStep(TMTStep):
         members = [open_image(member, self.name, "background member", copy=False) for member in bkg_list or []]
         if members:
             scale_to = sky_level(model, self.nsigma, self.maxiters).value if self.scale_to_science else None
-            background, used = combine_backgrounds(members, self.nsigma, self.maxiters, scale_to)
+            background, used = combine_frames(members, self.nsigma, self.maxiters, scale_to)
             good = used > 0
             log.info(
                 "Combined %d background members (median %d used per pixel); median background %.6g DN/s",

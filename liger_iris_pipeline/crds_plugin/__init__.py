@@ -53,8 +53,11 @@ def register():
         # In place: every crds module holds a reference to this same list object.
         constants.ALL_OBSERVATORIES.append(OBSERVATORY)
     # These lookups were memoised over the old observatory list.
-    for cached in (utils.observatory_instrument_tuples, utils.instrument_to_observatory,
-                   utils.get_all_instrument_fixers):
+    for cached in (
+        utils.observatory_instrument_tuples,
+        utils.instrument_to_observatory,
+        utils.get_all_instrument_fixers,
+    ):
         cached.cache.clear()
     return True
 

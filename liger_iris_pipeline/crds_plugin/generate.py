@@ -28,7 +28,9 @@ TYPES = {
     ),
     "mask": ("TMTMaskModel", "Bad pixel mask of the IRIS imager detector", ("META.INSTRUMENT.DETECTOR",)),
     "nonlin": (
-        "TMTNonlinModel", "Nonlinearity coefficients of the IRIS imager detector", ("META.INSTRUMENT.DETECTOR",)
+        "TMTNonlinModel",
+        "Nonlinearity coefficients of the IRIS imager detector",
+        ("META.INSTRUMENT.DETECTOR",),
     ),
     "saturation": ("TMTSaturationModel", "Saturation level of the IRIS imager detector", ("META.INSTRUMENT.DETECTOR",)),
     "readnoise": ("TMTReadnoiseModel", "Read noise of the IRIS imager detector", ("META.INSTRUMENT.DETECTOR",)),
@@ -143,15 +145,19 @@ def tpn_texts():
         name for name, cls in datamodels.MODEL_CLASSES.items() if issubclass(cls, datamodels.TMTReferenceFileModel)
     ]
     texts = {
-        "all_all.tpn": _TPN_HEADER + "\n".join([
-            _tpn_line("TELESCOP", "H", "C", "R", OBSERVATORY.upper()),
-            _tpn_line("REFTYPE", "H", "C", "R", ",".join(schema_enum("TMTDarkModel", "meta.reftype"))),
-            _tpn_line("USEAFTER", "H", "C", "R", "&JWSTDATE"),
-            _tpn_line("PEDIGREE", "H", "C", "R", "&JWSTPEDIGREE"),
-            _tpn_line("DESCRIP", "H", "C", "R"),
-            _tpn_line("AUTHOR", "H", "C", "R"),
-            _tpn_line("DATAMODL", "H", "S", "R", ",".join(sorted(reference_models))),
-        ]) + "\n",
+        "all_all.tpn": _TPN_HEADER
+        + "\n".join(
+            [
+                _tpn_line("TELESCOP", "H", "C", "R", OBSERVATORY.upper()),
+                _tpn_line("REFTYPE", "H", "C", "R", ",".join(schema_enum("TMTDarkModel", "meta.reftype"))),
+                _tpn_line("USEAFTER", "H", "C", "R", "&JWSTDATE"),
+                _tpn_line("PEDIGREE", "H", "C", "R", "&JWSTPEDIGREE"),
+                _tpn_line("DESCRIP", "H", "C", "R"),
+                _tpn_line("AUTHOR", "H", "C", "R"),
+                _tpn_line("DATAMODL", "H", "S", "R", ",".join(sorted(reference_models))),
+            ]
+        )
+        + "\n",
     }
     iris_lines = []
     for keyword, path, required in _IRIS_KEYWORDS:
@@ -186,12 +192,22 @@ def spec_dicts():
     """
     specs = {
         "all_all.spec": {
-            "instrument": "ALL", "filekind": "ALL", "filetype": "ALL", "suffix": "all",
-            "text_descr": "All TMT instruments and reference types", "tpn": "all_all.tpn", "ld_tpn": "all_all.tpn",
+            "instrument": "ALL",
+            "filekind": "ALL",
+            "filetype": "ALL",
+            "suffix": "all",
+            "text_descr": "All TMT instruments and reference types",
+            "tpn": "all_all.tpn",
+            "ld_tpn": "all_all.tpn",
         },
         f"{INSTRUMENT}_all.spec": {
-            "instrument": INSTRUMENT.upper(), "filekind": "ALL", "filetype": "ALL", "suffix": "all",
-            "text_descr": "All IRIS reference types", "tpn": f"{INSTRUMENT}_all.tpn", "ld_tpn": f"{INSTRUMENT}_all.tpn",
+            "instrument": INSTRUMENT.upper(),
+            "filekind": "ALL",
+            "filetype": "ALL",
+            "suffix": "all",
+            "text_descr": "All IRIS reference types",
+            "tpn": f"{INSTRUMENT}_all.tpn",
+            "ld_tpn": f"{INSTRUMENT}_all.tpn",
         },
     }
     for filekind, (_, description, _) in TYPES.items():

@@ -35,7 +35,11 @@ Everything else is stpipe's command line (strun): --output_dir, --save-parameter
 def cfg_files():
     """Return ``{name: path}`` of the ``.cfg`` files shipped with the package."""
     folder = resources.files("liger_iris_pipeline.pipeline") / "cfgs"
-    return {entry.name: Path(str(entry)) for entry in sorted(folder.iterdir(), key=lambda e: e.name) if entry.name.endswith(".cfg")}
+    return {
+        entry.name: Path(str(entry))
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".cfg")
+    }
 
 
 def _versions():
