@@ -42,14 +42,23 @@ AUTHOR = "liger_iris_pipeline tmt-crds-cache"
 _ANY = "N/A"
 
 
+CALIBRATION_EXPOSURES = 3
+"""Dark and flat-lamp exposures simulated for each dark and flat reference."""
+
+DARK_NREADS = 20
+FLAT_NREADS = 10
+FLAT_LAMP_FILL = 20000.0
+"""DN a flat-lamp exposure accumulates by its last read (~40 % of full well)."""
+
+
 def source_reference_models(detector, useafter):
     """Return the reference models of every type for one USEAFTER date.
 
-    This is the one place that decides where each reference type comes from. All of them are
-    the simulator's truth today; dark and flat are meant to come from the project's own
-    calibration pipelines run on simulated dark and flat exposures
-    (`liger_iris_pipeline.simulate.simulate_dark_exposure` / ``simulate_flat_exposure``), which
-    will replace the corresponding entries here.
+    This is the one place that decides where each reference type comes from: the mask,
+    nonlinearity, saturation, read-noise and gain references are the simulator's truth (the
+    laboratory characterisation of the detector); the dark and the flat are made by the
+    project's calibration pipelines from simulated dark and flat-lamp exposures, reduced to
+    Level 1 with those truth references.
 
     Parameters
     ----------
@@ -65,7 +74,50 @@ def source_reference_models(detector, useafter):
     """
     from . import simulate
 
-    return simulate.reference_models(detector, useafter=useafter, filter=_ANY)
+    references = simulate.reference_models(detector, useafter=useafter, filter=_ANY)
+    references["DARK"], references["FLAT"] = calibration_references(detector, references, useafter)
+    return references
+
+
+def calibration_references(detector, truth, useafter):
+    """Make the dark and flat references with the calibration pipelines.
+
+    Parameters
+    ----------
+    detector : liger_iris_pipeline.simulate.DetectorTruth
+        The simulated detector.
+    truth : dict
+        Truth references (``MASK``, ``NONLIN``, ``SATURATION``, ``READNOISE``, ``GAIN``) used to
+        reduce the calibration ramps to Level 1.
+    useafter : str
+        USEAFTER of the results.
+
+    Returns
+    -------
+    tuple
+        ``(TMTDarkModel, TMTFlatModel)``.
+    """
+    from . import simulate
+    from .pipeline import Detector1Pipeline, MasterDarkPipeline, ProcessFlatfieldL2
+
+    ramp_fit = {f"override_{name.lower()}": truth[name] for name in ("NONLIN", "SATURATION", "READNOISE", "GAIN")}
+    level1 = Detector1Pipeline(steps={"dq_init": {"override_mask": truth["MASK"]}, "ramp_fit": ramp_fit})
+    reference = {"useafter": useafter, "pedigree": "SIMULATION", "author": AUTHOR}
+
+    def level1_frames(simulate_exposure, **kwargs):
+        return [
+            level1.run(simulate_exposure(detector, seed=SEED + 1000 * index + kwargs["nreads"], **kwargs)[0])
+            for index in range(CALIBRATION_EXPOSURES)
+        ]
+
+    darks = level1_frames(simulate.simulate_dark_exposure, nreads=DARK_NREADS)
+    dark = MasterDarkPipeline(steps={"combine_darks": reference}).run(darks)
+    del darks
+    lamp_rate = FLAT_LAMP_FILL / (FLAT_NREADS * 1.47)
+    flats = level1_frames(simulate.simulate_flat_exposure, nreads=FLAT_NREADS, lamp_rate=lamp_rate)
+    flat = ProcessFlatfieldL2(**reference, steps={"dark_current": {"override_dark": dark}}).run(flats)
+    flat.meta.instrument.filter = _ANY
+    return dark, flat
 
 
 @contextlib.contextmanager
@@ -219,7 +271,7 @@ def _apply_selection(model, parkeys):
         except ValidationError:
             if value != _ANY:
                 raise
-            # The schema has no N/A for this keyword: leaving it out means the same to CRDS.
+            # The schema has no N/A for this keyword: the rule ignores it, whatever the file says.
 
 
 def build(path=None, size=4096, context=None, force=False, log=print):

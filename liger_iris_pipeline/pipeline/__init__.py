@@ -1,5 +1,7 @@
 """Pipelines: ordered sequences of steps for each processing level."""
 
+from .calibration import MasterDarkPipeline, ProcessFlatfieldL2
 from .detector1 import Detector1Pipeline
+from .image2 import ProcessImagerL2Pipeline
 
-__all__ = ["Detector1Pipeline"]
+__all__ = ["Detector1Pipeline", "MasterDarkPipeline", "ProcessFlatfieldL2", "ProcessImagerL2Pipeline"]

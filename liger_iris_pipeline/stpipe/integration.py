@@ -14,6 +14,7 @@ STEPS = (
     ("liger_iris_pipeline.parse_subarray_map.ParseSubarrayMapStep", "parse_subarray_map", False),
     ("liger_iris_pipeline.merge_subarrays.MergeSubarraysStep", "merge_subarrays", False),
     ("liger_iris_pipeline.assign_wcs.AssignWcsStep", "assign_wcs", False),
+    ("liger_iris_pipeline.combine_darks.CombineDarksStep", "combine_darks", False),
     ("liger_iris_pipeline.pipeline.Detector1Pipeline", "detector1", True),
     ("liger_iris_pipeline.pipeline.ProcessImagerL2Pipeline", "image2", True),
     ("liger_iris_pipeline.pipeline.ProcessFlatfieldL2", "preprocess_flatfield", True),

@@ -1,0 +1,64 @@
+"""Combine Level 1 dark frames into a `TMTDarkModel` (dark rate in DN/s)."""
+
+from .. import dqflags
+from ..datamodels import TMTDarkModel
+from ..lib.combine import combine_frames
+
+__all__ = ["combine_darks", "reference_from_frame"]
+
+
+def reference_from_frame(frame, model_class, reftype, description, useafter, pedigree, author):
+    """Return a reference model made from a combined frame, with the metadata CRDS needs.
+
+    Parameters
+    ----------
+    frame : IRISImageModel
+        The combined frame (data, err, dq).
+    model_class : type
+        `TMTDarkModel` or `TMTFlatModel`.
+    reftype : str
+        ``DARK`` or ``FLAT``.
+    description, useafter, pedigree, author : str
+        DESCRIP, USEAFTER (``YYYY-MM-DDThh:mm:ss``), PEDIGREE and AUTHOR.
+
+    Returns
+    -------
+    TMTReferenceFileModel
+    """
+    reference = model_class(data=frame.data, err=frame.err, dq=frame.dq)
+    reference.update(frame)
+    reference.dq_def = dqflags.dq_def_table()
+    reference.meta.reftype = reftype
+    reference.meta.description = description
+    reference.meta.useafter = useafter
+    reference.meta.pedigree = pedigree
+    reference.meta.author = author
+    reference.meta.processing_level = 2
+    reference.meta.obstype = "CAL"
+    return reference
+
+
+def combine_darks(frames, nsigma=3.0, maxiters=5, **metadata):
+    """Combine dark frames (DN/s) by a per-pixel sigma-clipped mean into a dark reference.
+
+    Parameters
+    ----------
+    frames : list of IRISImageModel
+        Level 1 dark frames of one detector region and readout mode.
+    nsigma, maxiters : float, int
+        Outlier rejection (cosmic rays, jumps) against each frame's own error.
+    **metadata
+        ``useafter``, ``pedigree``, ``author`` for `reference_from_frame`.
+
+    Returns
+    -------
+    TMTDarkModel
+        ``BUNIT = 'DN/s'``; ERR is the error of the mean.
+    """
+    combined, used = combine_frames(frames, nsigma, maxiters)
+    description = f"Master dark: clipped mean of {len(frames)} dark exposures"
+    dark = reference_from_frame(combined, TMTDarkModel, "DARK", description, **metadata)
+    dark.meta.bunit_data = "DN/s"
+    dark.meta.obsname = "IMG1-DRK"
+    dark.meta.instrument.filter = "DARK"
+    return dark

@@ -1,0 +1,48 @@
+"""CombineDarksStep: several Level 1 dark frames -> a dark reference (``_dark``)."""
+
+from ..lib.models import open_image
+from ..stpipe import TMTStep
+from .combine_darks import combine_darks
+
+__all__ = ["CombineDarksStep"]
+
+
+class CombineDarksStep(TMTStep):
+    """Combine dark frames with outlier rejection into a `TMTDarkModel`."""
+
+    class_alias = "combine_darks"
+    spec = """
+    nsigma = float(min=0, default=3.0)  # Outlier threshold in units of each frame's error
+    maxiters = integer(min=1, default=5)  # Clipping iterations
+    useafter = string(default='2024-01-01T00:00:00')  # USEAFTER of the reference
+    pedigree = string(default='GROUND')  # PEDIGREE of the reference
+    author = string(default='liger_iris_pipeline')  # AUTHOR of the reference
+    """
+
+    def process(self, frames):
+        """Combine the dark frames.
+
+        Parameters
+        ----------
+        frames : list of str or IRISImageModel
+            Level 1 dark frames of one detector region and readout mode.
+
+        Returns
+        -------
+        TMTDarkModel
+        """
+        models = [open_image(frame, self.name, "dark frame", copy=False) for frame in frames]
+        exposure_types = {model.meta.exposure.type for model in models}
+        if exposure_types - {"IRIS_DARK", None}:
+            raise ValueError(f"{self.name}: inputs must be dark exposures, found EXP_TYPE {sorted(exposure_types)}")
+        self.log.info("Combining %d dark frames", len(models))
+        dark = combine_darks(
+            models,
+            self.nsigma,
+            self.maxiters,
+            useafter=self.useafter,
+            pedigree=self.pedigree,
+            author=self.author,
+        )
+        dark.meta.cal_step.combine_darks = "COMPLETE"
+        return dark

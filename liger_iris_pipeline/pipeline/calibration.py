@@ -1,0 +1,93 @@
+"""Calibration pipelines: the flat-field and dark references, made from calibration exposures."""
+
+from ..combine_darks import CombineDarksStep
+from ..combine_darks.combine_darks import reference_from_frame
+from ..dark_current import DarkCurrentStep
+from ..datamodels import TMTFlatModel
+from ..lib.combine import combine_frames
+from ..normalize import NormalizeStep
+from ..stpipe import TMTPipeline
+from .inputs import input_products
+
+__all__ = ["MasterDarkPipeline", "ProcessFlatfieldL2"]
+
+_REFERENCE_SPEC = """
+    useafter = string(default='2024-01-01T00:00:00')  # USEAFTER of the reference
+    pedigree = string(default='GROUND')  # PEDIGREE of the reference
+    author = string(default='liger_iris_pipeline')  # AUTHOR of the reference
+"""
+
+
+def _name_output(pipeline, products, suffix):
+    """Name the pipeline's output after its first input (``x_rate.fits`` -> ``x_<suffix>.fits``)."""
+    pipeline.output_use_model = True
+    pipeline.suffix = suffix
+    return f"{products[0].name}.fits"
+
+
+class ProcessFlatfieldL2(TMTPipeline):
+    """Flat-lamp Level 1 frames -> flat reference: dark subtraction, combination, normalization.
+
+    Several exposures are combined by a per-pixel sigma-clipped mean before normalizing.
+    """
+
+    class_alias = "preprocess_flatfield"
+    spec = (
+        """
+    nsigma = float(min=0, default=3.0)  # Outlier threshold when combining exposures (units of their errors)
+    """
+        + _REFERENCE_SPEC
+    )
+    step_defs = {"dark_current": DarkCurrentStep, "normalize": NormalizeStep}
+
+    def process(self, input):  # noqa: A002 - stpipe's argument name
+        """Make the flat.
+
+        Parameters
+        ----------
+        input : str, IRISImageModel, list, or association (``.json``)
+            Flat-lamp Level 1 frames of one filter.
+
+        Returns
+        -------
+        TMTFlatModel
+            Suffix ``flat``.
+        """
+        products = input_products(input)
+        frames = [self.dark_current.run(product.science) for product in products]
+        combined = frames[0] if len(frames) == 1 else combine_frames(frames, self.nsigma)[0]
+        normalized = self.normalize.run(combined)
+        description = (
+            f"Flat field: {len(frames)} lamp exposure(s), dark subtracted, normalized by the {self.normalize.method}"
+        )
+        flat = reference_from_frame(
+            normalized, TMTFlatModel, "FLAT", description, self.useafter, self.pedigree, self.author
+        )
+        flat.meta.obsname = "IMG1-NFF"
+        flat.meta.filename = _name_output(self, products, "flat")
+        return flat
+
+
+class MasterDarkPipeline(TMTPipeline):
+    """Dark Level 1 frames -> dark reference (rate in DN/s), with outlier rejection."""
+
+    class_alias = "master_dark"
+    step_defs = {"combine_darks": CombineDarksStep}
+
+    def process(self, input):  # noqa: A002 - stpipe's argument name
+        """Make the dark.
+
+        Parameters
+        ----------
+        input : str, IRISImageModel, list, or association (``.json``)
+            Dark Level 1 frames of one detector region and readout mode.
+
+        Returns
+        -------
+        TMTDarkModel
+            Suffix ``dark``.
+        """
+        products = input_products(input)
+        dark = self.combine_darks.run([product.science for product in products])
+        dark.meta.filename = _name_output(self, products, "dark")
+        return dark

@@ -1,0 +1,87 @@
+"""ProcessImagerL2Pipeline (``image2``): Level 1 imager frames -> calibrated Level 2 frames (``_cal``)."""
+
+from ..assign_wcs import AssignWcsStep
+from ..background import BackgroundStep
+from ..dark_current import DarkCurrentStep
+from ..flat_field import FlatFieldStep
+from ..lib.models import open_image
+from ..lib.status import mark_skipped
+from ..parse_subarray_map import ParseSubarrayMapStep
+from ..stpipe import TMTPipeline
+from .detector1 import observation_category
+from .inputs import input_products
+
+__all__ = ["ProcessImagerL2Pipeline"]
+
+
+class ProcessImagerL2Pipeline(TMTPipeline):
+    """Calibrate imager frames: background, WCS, subarray map, dark, flat (the seeds' order).
+
+    With background exposures (members of a Level 2 association) the background subtraction
+    comes first, on Level 1 frames: the sky and the dark rate of the detector cancel in the
+    difference, so the dark step is then skipped (subtracting the dark again would remove it
+    twice). Without them, the dark is subtracted, and with ``steps.background.sky_from_science``
+    the frame's own sky is removed after flat fielding, where it is uniform.
+    """
+
+    class_alias = "image2"
+    spec = """
+    save_bsub = boolean(default=False)  # Save the background-subtracted frame (suffix bsub)
+    """
+    step_defs = {
+        "background": BackgroundStep,
+        "assign_wcs": AssignWcsStep,
+        "parse_subarray_map": ParseSubarrayMapStep,
+        "dark_current": DarkCurrentStep,
+        "flat_field": FlatFieldStep,
+    }
+
+    def process(self, input):  # noqa: A002 - stpipe's argument name
+        """Calibrate every product of the input.
+
+        Parameters
+        ----------
+        input : str, IRISImageModel, list, or association (``.json``)
+            Level 1 frames; an association adds background members to each science frame.
+
+        Returns
+        -------
+        IRISImageModel or list of IRISImageModel
+            Level 2 frames (suffix ``cal``), one per product.
+        """
+        self.output_use_model = True
+        results = [self.calibrate(product) for product in input_products(input)]
+        self.suffix = "cal"
+        return results[0] if len(results) == 1 else results
+
+    def calibrate(self, product):
+        """Calibrate one science frame with its background members.
+
+        Parameters
+        ----------
+        product : Level2Product
+            Science frame and background members.
+
+        Returns
+        -------
+        IRISImageModel
+        """
+        model = open_image(product.science, self.name)
+        if product.background:
+            model = self.background.run(model, product.background)
+            if self.save_bsub:
+                model.meta.filename = f"{product.name}.fits"
+                self.save_model(model, suffix="bsub", force=True)
+        model = self.assign_wcs.run(model)
+        model = self.parse_subarray_map.run(model)
+        if product.background and model.meta.cal_step.background == "COMPLETE":
+            mark_skipped(model, self.dark_current, "the dark rate cancelled in the background subtraction")
+        else:
+            model = self.dark_current.run(model)
+        model = self.flat_field.run(model)
+        if not product.background and self.background.sky_from_science:
+            model = self.background.run(model)
+        model.meta.processing_level = 2
+        model.meta.obstype, model.meta.obsname = observation_category(model)
+        model.meta.filename = f"{product.name}.fits"
+        return model

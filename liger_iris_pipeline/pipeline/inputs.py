@@ -1,0 +1,35 @@
+"""What a pipeline was given: one file, several, a model, or a Level 2 association."""
+
+import os
+from pathlib import Path
+
+from ..associations import Level2Product, load_asn
+
+__all__ = ["input_products"]
+
+
+def _product_name(item):
+    from ..stpipe.core import _TMTMixin
+
+    name = item.meta.filename if hasattr(item, "meta") else os.fspath(item)
+    return _TMTMixin.remove_suffix(Path(name or "product").name.split(".")[0])[0]
+
+
+def input_products(input):  # noqa: A002 - stpipe's argument name
+    """Return the products a pipeline input stands for.
+
+    Parameters
+    ----------
+    input : str, os.PathLike, TMTDataModel, or list of them
+        A file or model (one product without background members), a list of them (one product
+        each), or a ``.json`` association (its products, with their background members).
+
+    Returns
+    -------
+    list of Level2Product
+        Members are paths or models.
+    """
+    if isinstance(input, (str, os.PathLike)) and os.fspath(input).endswith(".json"):
+        return load_asn(input)
+    items = input if isinstance(input, (list, tuple)) else [input]
+    return [Level2Product(_product_name(item), item, []) for item in items]
