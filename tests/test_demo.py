@@ -3,11 +3,11 @@
 from liger_iris_pipeline import datamodels, demo
 
 
-def test_demo_simulates_and_reads_back(tmp_path, capsys):
-    assert demo.main(["--output", str(tmp_path), "--size", "64", "--nreads", "3"]) == 0
+def test_demo_reduces_and_checks_truth(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    assert demo.main(["--output", str(tmp_path), "--size", "128", "--nreads", "5"]) == 0
     out = capsys.readouterr().out
-    assert "TMTRampModel" in out and "IRIS_IMAGE" in out and "TMTNonlinModel" in out
-    assert "peak memory" in out
-    science = datamodels.open(tmp_path / "sim_science_001_uncal.fits")
-    assert science.data.shape == (1, 3, 64, 64)
-    assert science.meta.exposure.nreads == 3
+    assert "Level 2: tmtrun image2.cfg" in out and "against the truth" in out and "peak memory" in out
+    cal = datamodels.open(tmp_path / "level2" / "sim_science_001_cal.fits")
+    assert cal.meta.processing_level == 2 and cal.meta.cal_step.flat_field == "COMPLETE"
+    assert (tmp_path / "crds_cache" / "references" / "tmt" / "iris" / "tmt_iris_flat_0001.fits").exists()

@@ -46,13 +46,23 @@ class TruthComparison:
 
     def summary(self):
         """Return a few lines describing the comparison."""
-        pulls = self.flux_pulls
-        return (
+        pulls, offsets = self.flux_pulls, self.position_offsets
+        stars = (
             f"{pulls.size} isolated stars: flux pull mean {pulls.mean():+.2f}, std {pulls.std():.2f}, "
             f"max |pull| {np.abs(pulls).max():.2f}\n"
-            f"{self.position_offsets.size} bright stars: WCS position offset median "
-            f"{np.median(self.position_offsets):.3f} px, max {self.position_offsets.max():.3f} px\n"
-            f"background residual {self.background_residual:+.4f} +- {self.background_residual_error:.4f} DN/s, "
+            if pulls.size
+            else "no isolated star to measure\n"
+        )
+        positions = (
+            f"{offsets.size} bright stars: WCS position offset median {np.median(offsets):.3f} px, "
+            f"max {offsets.max():.3f} px\n"
+            if offsets.size
+            else "no bright isolated star for astrometry\n"
+        )
+        return (
+            stars
+            + positions
+            + f"background residual {self.background_residual:+.4f} +- {self.background_residual_error:.4f} DN/s, "
             f"pull std {self.background_pull_std:.3f}\n"
             f"truth bad pixels flagged DO_NOT_USE: {100 * self.bad_pixels_flagged:.2f} %"
         )
