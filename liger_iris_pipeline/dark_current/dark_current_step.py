@@ -3,7 +3,7 @@
 import logging
 
 from ..datamodels import TMTDarkModel
-from ..lib.models import open_image, open_reference
+from ..lib.models import open_image
 from ..lib.status import mark_skipped
 from ..stpipe import TMTStep
 from .dark_sub import subtract_dark
@@ -37,10 +37,9 @@ class DarkCurrentStep(TMTStep):
         IRISImageModel
         """
         model = open_image(input, self.name)
-        reference = self.get_reference_file(model, "dark")
-        if reference == "N/A":
+        dark = self.reference_model(model, "dark", TMTDarkModel)
+        if dark is None:
             return mark_skipped(model, self, "the dark reference is N/A")
-        dark = open_reference(reference, TMTDarkModel, "dark", self.name)
         flagged = subtract_dark(model, dark)
         if flagged:
             log.warning("%d pixels have a non-finite dark: flagged UNRELIABLE_DARK | DO_NOT_USE", flagged)

@@ -1,6 +1,5 @@
 """DQInitStep: initialise the pixel DQ from the bad-pixel mask reference."""
 
-from ..lib.models import open_reference
 from ..lib.status import mark_skipped
 from ..stpipe import TMTStep
 from .dq_initialization import apply_mask
@@ -31,10 +30,9 @@ class DQInitStep(TMTStep):
         model = datamodels.open(input) if not isinstance(input, datamodels.TMTDataModel) else input.copy()
         if not isinstance(model, (datamodels.TMTRampModel, datamodels.IRISImageModel)):
             raise TypeError(f"{self.name}: input must be a TMTRampModel or IRISImageModel, got {type(model).__name__}")
-        reference = self.get_reference_file(model, "mask")
-        if reference == "N/A":
-            return mark_skipped(model, self, "no mask reference (N/A)")
-        mask = open_reference(reference, datamodels.TMTMaskModel, "mask", self.name)
+        mask = self.reference_model(model, "mask", datamodels.TMTMaskModel)
+        if mask is None:
+            return mark_skipped(model, self, "the mask reference is N/A")
         apply_mask(model, mask)
         model.meta.cal_step.dq_init = "COMPLETE"
         return model

@@ -3,7 +3,7 @@
 import logging
 
 from ..datamodels import TMTFlatModel
-from ..lib.models import open_image, open_reference
+from ..lib.models import open_image
 from ..lib.status import mark_skipped
 from ..stpipe import TMTStep
 from .flat_field import apply_flat
@@ -36,10 +36,9 @@ class FlatFieldStep(TMTStep):
         IRISImageModel
         """
         model = open_image(input, self.name)
-        reference = self.get_reference_file(model, "flat")
-        if reference == "N/A":
+        flat = self.reference_model(model, "flat", TMTFlatModel)
+        if flat is None:
             return mark_skipped(model, self, "the flat reference is N/A")
-        flat = open_reference(reference, TMTFlatModel, "flat", self.name)
         bad = apply_flat(model, flat)
         if bad:
             log.info("%d pixels have no valid flat value: flagged NO_FLAT_FIELD | DO_NOT_USE, not divided", bad)

@@ -1,6 +1,5 @@
 """RampFitStep: Level 0 ramp -> Level 1 rate frame (the iris_readout C library)."""
 
-from ..lib.models import open_reference
 from ..stpipe import TMTStep
 from .ramp_fit import READOUT_MODES, fit_exposure
 
@@ -61,13 +60,13 @@ class RampFitStep(TMTStep):
         nfowler = self.nfowler or ramp.meta.exposure.nfowler or 1
         references = {}
         for reftype, class_name in _REFERENCE_MODELS.items():
-            reference = self.get_reference_file(ramp, reftype)
-            if reference == "N/A":
+            reference = self.reference_model(ramp, reftype, getattr(datamodels, class_name))
+            if reference is None:
                 if reftype in ("readnoise", "gain"):
                     raise ValueError(f"{self.name}: a {reftype} reference is required to compute the errors")
                 self.log.warning("%s: no %s reference (N/A): that correction is not applied", self.name, reftype)
                 continue
-            references[reftype] = open_reference(reference, getattr(datamodels, class_name), reftype, self.name)
+            references[reftype] = reference
         self.log.info(
             "Fitting %d integration(s) of %d reads (%s, %s weighting)",
             nints,

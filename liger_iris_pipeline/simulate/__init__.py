@@ -17,8 +17,9 @@ Importing this package loads only numpy; astropy and stdatamodels are imported w
 function needs them.
 """
 
+from ..lib.subarray import subarray_slices
 from .dataset import simulate_dataset
-from .detector import DetectorTruth, make_detector, subarray_slices
+from .detector import DetectorTruth, make_detector
 from .exposure import (
     DEFAULT_COSMIC_RAY_RATE,
     ExposureTruth,

@@ -25,9 +25,9 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from ..dqflags import pixel as _FLAGS
-from ..lib.subarray import subarray_slices as _subarray_slices
+from ..lib.subarray import subarray_slices
 
-__all__ = ["DetectorTruth", "make_detector", "subarray_slices"]
+__all__ = ["DetectorTruth", "make_detector"]
 
 DO_NOT_USE = _FLAGS["DO_NOT_USE"]
 DEAD = _FLAGS["DEAD"]
@@ -38,29 +38,6 @@ NO_RESPONSE = REFERENCE_PIXEL | DEAD
 
 N_CHANNELS = 32
 """Readout channels across the columns; each has its own bias offset."""
-
-
-def subarray_slices(subarray, shape):
-    """Return the numpy slices of a subarray.
-
-    Parameters
-    ----------
-    subarray : tuple of int
-        ``(xstart, ystart, xsize, ysize)`` with FITS 1-based starts.
-    shape : tuple of int
-        ``(ny, nx)`` of the array the subarray is cut from.
-
-    Returns
-    -------
-    tuple of slice
-        ``(rows, columns)``.
-
-    Raises
-    ------
-    ValueError
-        The subarray is empty or does not fit in ``shape``.
-    """
-    return _subarray_slices(subarray, shape)
 
 
 @dataclass

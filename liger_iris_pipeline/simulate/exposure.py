@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..lib.subarray import subarray_slices
 from . import filters
-from .detector import NO_RESPONSE, subarray_slices
+from .detector import NO_RESPONSE
 from .pointing import wcsinfo_for_pointing
 from .scene import Scene
 

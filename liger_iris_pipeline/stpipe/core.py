@@ -198,6 +198,29 @@ class TMTStep(_TMTMixin, Step):
     ``override_<type>`` parameters still take precedence over CRDS.
     """
 
+    def reference_model(self, input_model, reference_file_type, model_class):
+        """Return the reference of a type for an input, opened as its model class, or None for ``N/A``.
+
+        Parameters
+        ----------
+        input_model : liger_iris_pipeline.datamodels.TMTDataModel
+            The input whose metadata selects the reference.
+        reference_file_type : str
+            E.g. ``dark``.
+        model_class : type
+            The reference's expected model class (`TMTDarkModel`...).
+
+        Returns
+        -------
+        TMTReferenceFileModel or None
+        """
+        from ..lib.models import open_reference
+
+        reference = self.get_reference_file(input_model, reference_file_type)
+        if reference == "N/A":
+            return None
+        return open_reference(reference, model_class, reference_file_type, self.name)
+
     def get_reference_file(self, input_file, reference_file_type):
         """Return the path of the reference of a type for an input (or the override model/path).
 
