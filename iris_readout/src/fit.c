@@ -41,7 +41,6 @@ static void free_scratch(thread_scratch *s)
     free(s->zero);
     free(s->vbad);
     free(s->nbad);
-    free(s->vmax);
     free(s->slow);
     free(s->px.x);
     free(s->px.t);
@@ -56,7 +55,7 @@ static void free_scratch(thread_scratch *s)
 static int alloc_scratch(thread_scratch *s, size_t n, size_t b)
 {
     memset(s, 0, sizeof *s);
-    s->y = alloc_floats(n * b, sizeof(float));
+    s->y = alloc_floats(n * b, sizeof(float)); /* or uint16 (kernel.inc) */
     s->coef = alloc_floats((size_t)IRIS_MAX_NCOEFFS * b, sizeof(float));
     s->thr = alloc_floats(b, sizeof(float));
     s->rn = alloc_floats(b, sizeof(float));
@@ -64,7 +63,6 @@ static int alloc_scratch(thread_scratch *s, size_t n, size_t b)
     s->zero = alloc_floats(b, sizeof(float));
     s->vbad = alloc_floats(b, sizeof(int32_t));
     s->nbad = alloc_floats(b, sizeof(int32_t));
-    s->vmax = alloc_floats(b, sizeof(float));
     s->slow = alloc_floats(b, sizeof(size_t));
     s->px.x = alloc_floats(n, sizeof(double));
     s->px.t = alloc_floats(n, sizeof(double));
@@ -75,7 +73,7 @@ static int alloc_scratch(thread_scratch *s, size_t n, size_t b)
     s->px.c = alloc_floats(n, sizeof(double));
     s->px.brk = alloc_floats(n, 1);
     return s->y && s->coef && s->thr && s->rn && s->gain && s->zero &&
-           s->vbad && s->nbad && s->vmax && s->slow &&
+           s->vbad && s->nbad && s->slow &&
            s->px.x && s->px.t && s->px.y && s->px.d && s->px.dt &&
            s->px.tmp && s->px.c && s->px.brk;
 }
@@ -124,11 +122,12 @@ iris_workspace *iris_workspace_create(size_t max_nreads, size_t max_nx,
     ws->max_nreads = max_nreads;
     ws->block = b;
     ws->nthreads = nthreads;
+    ws->wtab_d = alloc_floats((size_t)IRIS_NPOWER * max_nreads, sizeof(double));
     ws->wtab = alloc_floats((size_t)IRIS_NPOWER * max_nreads, sizeof(float));
     ws->wtab_t = alloc_floats(IRIS_WT_STRIDE * max_nreads, sizeof(float));
     ws->invdt = alloc_floats(max_nreads, sizeof(float));
     ws->ts = calloc((size_t)nthreads, sizeof *ws->ts);
-    if (!ws->wtab || !ws->wtab_t || !ws->invdt || !ws->ts) {
+    if (!ws->wtab_d || !ws->wtab || !ws->wtab_t || !ws->invdt || !ws->ts) {
         iris_workspace_free(ws);
         iris_fail(err, IRIS_ERR_NO_MEMORY, "cannot allocate the workspace");
         return NULL;
@@ -158,6 +157,7 @@ void iris_workspace_free(iris_workspace *ws)
         for (i = 0; i < ws->nthreads; ++i)
             free_scratch(&ws->ts[i]);
     free(ws->ts);
+    free(ws->wtab_d);
     free(ws->wtab);
     free(ws->wtab_t);
     free(ws->invdt);
@@ -288,9 +288,9 @@ static void setup_tables(iris_workspace *ws, const iris_ramp *ramp,
     size_t n = ramp->nreads, k;
     int pw, npw = p->mode == IRIS_MODE_UTR && p->weighting == IRIS_WEIGHT_OPTIMAL
                       ? IRIS_NPOWER : 1;
-    double *c = ws->ts[0].px.c;
     for (pw = 0; pw < npw; ++pw) {
         float *dst = ws->wtab + (size_t)pw * ws->max_nreads;
+        double *c = ws->wtab_d + (size_t)pw * n;
         iris_segment_weights(p->mode, p->fowler_n, iris_power_value(pw),
                              ramp->read_times, n, c, &ws->sum_c2[pw],
                              &ws->q[pw]);

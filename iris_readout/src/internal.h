@@ -65,6 +65,10 @@ typedef struct iris_pixel_in {
     const float *coeffs;    /* ncoeffs values with stride coeff_stride */
     size_t ncoeffs, coeff_stride;
     uint32_t mask;
+    /* estimator weights of the whole ramp (all nreads usable, no jump) per
+     * power index, nreads apart, with their sum_c2 and q; computing them is
+     * most of the cost of an ordinary pixel that takes the scalar path */
+    const double *full_c, *full_sc2, *full_q;
 } iris_pixel_in;
 
 typedef struct iris_pixel_out {
@@ -83,22 +87,21 @@ void iris_fit_pixel(const iris_pixel_in *in, iris_pixel_scratch *s,
 
 /* Per-thread scratch of the block kernel (sizes: see fit.c). */
 typedef struct thread_scratch {
-    float *y;      /* nreads x block, read-major */
+    float *y;      /* nreads x block, chunk-major; uint16 for uint16 input */
     float *coef;   /* IRIS_MAX_NCOEFFS x block; NaN rows replaced by identity */
     float *thr;    /* saturation threshold (+inf = none) */
     float *rn, *gain, *zero;  /* raw per-pixel reference values */
     int32_t *vbad;  /* nonlinearity coefficients not finite */
-    float *vmax;   /* largest raw read */
     int32_t *nbad; /* unusable reads, or a reason for the scalar path */
     size_t *slow;  /* block pixels queued for the scalar path */
-    size_t nslow;
     iris_pixel_scratch px;
 } thread_scratch;
 
 struct iris_workspace {
     size_t max_nreads, block;
     int nthreads;
-    float *wtab;     /* IRIS_NPOWER x max_nreads full-ramp estimator weights */
+    double *wtab_d;  /* IRIS_NPOWER x max_nreads full-ramp estimator weights */
+    float *wtab;     /* the same in single precision */
     float *wtab_t;   /* the same, max_nreads x IRIS_WT_STRIDE (per-lane lookup) */
     float *invdt;    /* max_nreads: 1 / (t[k+1] - t[k]) */
     double sum_c2[IRIS_NPOWER], q[IRIS_NPOWER];

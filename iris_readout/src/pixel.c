@@ -194,15 +194,25 @@ void iris_fit_pixel(const iris_pixel_in *in, iris_pixel_scratch *s,
             /* segment [start, i] */
             if (i - start + 1 >= 2) {
                 size_t len = i - start + 1;
-                double power = 0.0, sc2, q, r = 0.0;
+                double sc2, q, r = 0.0;
+                const double *c = s->c;
+                int pw = 0;
                 if (p->mode == IRIS_MODE_UTR &&
                     p->weighting == IRIS_WEIGHT_OPTIMAL)
-                    power = iris_power_value(iris_power_index(iris_segment_snr(
-                        s->y[i] - s->y[start], rn, inv_gain)));
-                iris_segment_weights(p->mode, p->fowler_n, power, s->t + start,
-                                     len, s->c, &sc2, &q);
+                    pw = iris_power_index(iris_segment_snr(
+                        s->y[i] - s->y[start], rn, inv_gain));
+                if (len == n) {
+                    /* the whole ramp: t is read_times */
+                    c = in->full_c + (size_t)pw * n;
+                    sc2 = in->full_sc2[pw];
+                    q = in->full_q[pw];
+                } else {
+                    iris_segment_weights(p->mode, p->fowler_n,
+                                         iris_power_value(pw), s->t + start,
+                                         len, s->c, &sc2, &q);
+                }
                 for (k = 0; k < len; ++k)
-                    r += s->c[k] * (s->y[start + k] - s->y[start]);
+                    r += c[k] * (s->y[start + k] - s->y[start]);
                 s->d[nseg] = r;
                 s->dt[nseg] = sc2;
                 s->tmp[nseg] = q;
