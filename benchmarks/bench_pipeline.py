@@ -1,8 +1,8 @@
 """Benchmark of a full-frame reduction, Level 0 -> 1 -> 2, against an I/O baseline in the same run.
 
 A full-frame exposure (and two sky exposures for the background) is simulated once; then each
-stage runs in a fresh Python process, so that its time includes start-up and its peak memory is
-its own (``os.wait4`` rusage):
+stage runs in a fresh Python process, so that its time includes start-up and its peak memory
+(``VmHWM``) is its own:
 
 * ``baseline``: read the Level 0 file through ``datamodels.open``, touch every read, and write a
   Level 1-sized ``IRISImageModel`` -- the I/O any reduction must do;
@@ -38,18 +38,36 @@ frame.update(ramp)
 frame.save(sys.argv[2])
 """
 
+# Runs a command's Python entry point in this process and appends the process's own peak RSS
+# (VmHWM: exec starts a fresh count, unlike the rusage of a forked child) to the file in argv[1].
+PEAK_WRAPPER = """
+import runpy, sys
+report, sys.argv = sys.argv[1], sys.argv[2:]
+try:
+    if sys.argv[0] == "-c":
+        code, sys.argv = sys.argv[1], sys.argv[1:]
+        exec(compile(code, "<stage>", "exec"), {"__name__": "__main__"})
+        status = 0
+    else:
+        from liger_iris_pipeline.stpipe.tmtrun import main
+        status = main(sys.argv)
+finally:
+    with open("/proc/self/status") as proc, open(report, "w") as out:
+        out.write(next(line for line in proc if line.startswith("VmHWM:")).split()[1])
+sys.exit(status)
+"""
 
-def run_stage(args, env):
-    """Run one stage in a child process; return (wall seconds, peak RSS bytes)."""
+
+def run_stage(args, env, work):
+    """Run one stage (``-c CODE ...`` or tmtrun arguments) in a fresh Python; return (wall s, peak RSS bytes)."""
+    report = work / "peak_kib.txt"
+    command = [sys.executable, "-c", PEAK_WRAPPER, str(report), *map(str, args)]
     start = time.perf_counter()
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    result = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - start
-    stderr = process.stderr.read().decode()
-    process.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{stderr[-3000:]}")
-    return elapsed, usage.ru_maxrss * 1024
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{result.stderr[-3000:]}")
+    return elapsed, int(report.read_text()) * 1024
 
 
 def main(argv=None):
@@ -80,17 +98,16 @@ def main(argv=None):
     manifest = simulate_dataset(
         work / "level0", size=args.size, nreads=args.nreads, n_science=1, n_sky=2, n_darks=0, n_flats=0, seed=SEED
     )
-    tmtrun = [str(Path(sys.executable).parent / "tmtrun")]
     for sky in manifest["sky"]:
-        run_stage([*tmtrun, "detector1.cfg", sky, f"--output_dir={work / 'level1'}"], env)
+        run_stage(["detector1.cfg", sky, f"--output_dir={work / 'level1'}"], env, work)
     science = Path(manifest["science"][0])
     results = {}
-    results["baseline"] = run_stage([sys.executable, "-c", BASELINE, science, work / "baseline.fits"], env)
-    results["detector1"] = run_stage([*tmtrun, "detector1.cfg", science, f"--output_dir={work / 'level1'}"], env)
+    results["baseline"] = run_stage(["-c", BASELINE, science, work / "baseline.fits"], env, work)
+    results["detector1"] = run_stage(["detector1.cfg", science, f"--output_dir={work / 'level1'}"], env, work)
     rates = sorted((work / "level1").glob("*_rate.fits"))
     asn = work / "level1" / "asn.json"
     make_asn([r for r in rates if "science" in r.name], [r for r in rates if "sky" in r.name], output=asn)
-    results["image2"] = run_stage([*tmtrun, "image2.cfg", asn, f"--output_dir={work / 'level2'}"], env)
+    results["image2"] = run_stage(["image2.cfg", asn, f"--output_dir={work / 'level2'}"], env, work)
 
     input_bytes = science.stat().st_size
     base = results["baseline"][0]

@@ -1,7 +1,7 @@
 """Data models of TMT/IRIS products, defined by the YAML schemas in ``schemas/``."""
 
 from .. import dqflags
-from .model_base import DataModelError, TMTDataModel, TMTReferenceFileModel
+from .model_base import DataModelError, TMTDataModel, TMTReferenceFileModel, header_metadata
 from .models import (
     IRISImageModel,
     TMTDarkModel,
@@ -30,5 +30,6 @@ __all__ = [
     "TMTReferenceFileModel",
     "TMTSaturationModel",
     "dqflags",
+    "header_metadata",
     "open",
 ]

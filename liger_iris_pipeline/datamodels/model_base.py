@@ -64,20 +64,35 @@ class TMTDataModel(DataModel):
                 raise
             summary = " ".join(exc.message.splitlines()[:2]).replace("the following error occurred: ", "")
             raise DataModelError(f"{path}: invalid metadata: {summary}") from exc
-        if path is not None:
-            self._to_native_byte_order()
         if isinstance(init, tuple) or hasattr(init, "dtype"):
             for name in self.default_arrays:
                 if getattr(self, name, None) is None:
                     setattr(self, name, self.get_default(name))
 
-    def _to_native_byte_order(self):
-        """Byte-swap arrays read from FITS (big-endian) in place, so C code can use them without a copy."""
-        for attribute, _, _ in array_specs(type(self)).values():
-            array = self._instance.get(attribute) if "." not in attribute else None
-            if isinstance(array, np.ndarray) and not array.dtype.isnative and array.flags.writeable:
+    def native_array(self, name):
+        """Return an array attribute in native byte order, byte-swapping it in place if needed.
+
+        Arrays read from FITS are big-endian; C code (the ramp fitter) needs native ones. Swapping
+        in place, once, costs no extra memory; arrays are left as read until a caller needs this.
+
+        Parameters
+        ----------
+        name : str
+            Attribute name (``data``, ``dq``...).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        array = getattr(self, name)
+        if isinstance(array, np.ndarray) and not array.dtype.isnative:
+            if array.flags.writeable:
                 array.byteswap(inplace=True)
-                self._instance[attribute] = array.view(array.dtype.newbyteorder("="))
+                array = array.view(array.dtype.newbyteorder("="))
+            else:
+                array = array.astype(array.dtype.newbyteorder("="))
+            setattr(self, name, array)
+        return array
 
     def get_crds_parameters(self):
         """Return the flat ``meta.*`` dictionary CRDS selects references with.
@@ -142,6 +157,67 @@ def array_specs(model_class):
 
     walk(schema, [])
     return specs
+
+
+@functools.cache
+def keyword_paths(model_class):
+    """Return ``{(EXTNAME, keyword): "meta.path"}`` for every FITS keyword of a model class's schema.
+
+    Parameters
+    ----------
+    model_class : type
+        A `TMTDataModel` subclass.
+
+    Returns
+    -------
+    dict
+        ``EXTNAME`` is ``PRIMARY`` for primary-header keywords.
+    """
+    from asdf.schema import load_schema
+
+    paths = {}
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if "fits_keyword" in node:
+                paths[(node.get("fits_hdu", "PRIMARY"), node["fits_keyword"])] = ".".join(path)
+            for key in ("allOf", "anyOf", "oneOf"):
+                for sub in node.get(key, []):
+                    walk(sub, path)
+            for key, sub in node.get("properties", {}).items():
+                walk(sub, [*path, key])
+
+    walk(load_schema(model_class.schema_url, resolve_references=True), [])
+    return paths
+
+
+def header_metadata(path, model_class):
+    """Return the flat ``meta.*`` dictionary of a FITS file from its headers, without reading arrays.
+
+    What `TMTDataModel.get_crds_parameters` gives for the opened file, at the cost of reading the
+    headers only: CRDS look-ups on a full-frame ramp need not load the ramp.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        FITS file written by this package.
+    model_class : type
+        The class its DATAMODL names.
+
+    Returns
+    -------
+    dict
+    """
+    from astropy.io import fits
+
+    values = {}
+    with fits.open(path, memmap=False) as hdulist:
+        for (extname, keyword), meta_path in keyword_paths(model_class).items():
+            if extname in hdulist and keyword in hdulist[extname].header:
+                value = hdulist[extname].header[keyword]
+                if isinstance(value, (str, int, float, bool)):
+                    values[meta_path] = value
+    return values
 
 
 def hdu_dtype(header):

@@ -40,7 +40,7 @@ def open(init, **kwargs):  # noqa: A001 - mirrors stdatamodels/jwst ``datamodels
         path = Path(init)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file")
-        model_type = _declared_model_type(path)
+        model_type = declared_model_type(path)
     elif hasattr(init, "info") and hasattr(init, "__getitem__"):  # an HDUList
         path = getattr(init, "filename", lambda: None)() or "<HDUList>"
         model_type = init[0].header.get("DATAMODL")
@@ -57,7 +57,7 @@ def open(init, **kwargs):  # noqa: A001 - mirrors stdatamodels/jwst ``datamodels
     return model_class(init, **kwargs)
 
 
-def _declared_model_type(path):
+def declared_model_type(path):
     """Return the DATAMODL a FITS or ASDF file declares, or raise `DataModelError`."""
     with path.open("rb") as stream:
         magic = stream.read(10)

@@ -27,7 +27,8 @@ class DQInitStep(TMTStep):
         """
         from .. import datamodels
 
-        model = datamodels.open(input) if not isinstance(input, datamodels.TMTDataModel) else input.copy()
+        # A shallow copy: the (large) science array is shared, the DQ array is replaced, never modified.
+        model = datamodels.open(input) if not isinstance(input, datamodels.TMTDataModel) else type(input)(input)
         if not isinstance(model, (datamodels.TMTRampModel, datamodels.IRISImageModel)):
             raise TypeError(f"{self.name}: input must be a TMTRampModel or IRISImageModel, got {type(model).__name__}")
         mask = self.reference_model(model, "mask", datamodels.TMTMaskModel)

@@ -28,6 +28,7 @@ def apply_mask(model, mask):
     dq = getattr(model, name, None)
     if dq is None:
         dq = np.zeros(shape, np.uint32)
-    dq |= mask.dq[rows, columns].astype(np.uint32, copy=False)
+    # a new array: a shallow copy of the caller's model shares the old one
+    dq = dq | mask.dq[rows, columns].astype(np.uint32, copy=False)
     setattr(model, name, dq)
     return dq

@@ -55,12 +55,12 @@ def reference_maps(ramp, references):
     geometries = {subarray_bounds(model) for model, _ in used.values()}
     if len(geometries) == 1:
         rows, columns = reference_slices(ramp, next(iter(used.values()))[0])
-        maps = {keyword: getattr(model, attribute) for keyword, (model, attribute) in used.items()}
+        maps = {keyword: model.native_array(attribute) for keyword, (model, attribute) in used.items()}
         return maps, (rows.start, columns.start)
     maps = {}
     for keyword, (model, attribute) in used.items():
         rows, columns = reference_slices(ramp, model)
-        maps[keyword] = np.ascontiguousarray(getattr(model, attribute)[..., rows, columns])
+        maps[keyword] = np.ascontiguousarray(model.native_array(attribute)[..., rows, columns])
     return maps, (0, 0)
 
 
@@ -94,7 +94,8 @@ def fit_exposure(ramp, references, mode, fowler_n=1, jump_threshold=5.0, weighti
     from .. import datamodels
     from ..readout import RampFitResult, combine_integrations, fit_ramp
 
-    nints, nreads, ny, nx = ramp.data.shape
+    samples = ramp.native_array("data")
+    nints, nreads, ny, nx = samples.shape
     maps, offset = reference_maps(ramp, references)
     fits = [
         RampFitResult(
@@ -104,7 +105,7 @@ def fit_exposure(ramp, references, mode, fowler_n=1, jump_threshold=5.0, weighti
     ]
     for integration, out in enumerate(fits):
         fit_ramp(
-            ramp.data[integration],
+            samples[integration],
             ramp.read_times,
             mode=mode,
             fowler_n=fowler_n,

@@ -51,7 +51,7 @@ class DetectorTruth:
     dark_rate : numpy.ndarray
         float32 dark current, DN/s (0 for reference and dead pixels).
     flat : numpy.ndarray
-        float32 relative response, mean 1 over pixels without DO_NOT_USE (0 for
+        float32 relative response, median 1 over pixels without DO_NOT_USE (0 for
         reference and dead pixels).
     gain : numpy.ndarray
         float32 e-/DN.
@@ -277,7 +277,9 @@ def make_detector(
     no_response = (mask & NO_RESPONSE) != 0
     for array in (dark_e, flat, c2, c3):
         array[no_response] = 0.0
-    flat /= flat.mean(dtype=np.float64, where=(mask & DO_NOT_USE) == 0)
+    # Median 1 over good pixels: the convention of the flat-field calibration pipeline (normalize's
+    # default), so that a flat it makes from lamp exposures matches this truth without a scale factor.
+    flat /= np.median(flat[(mask & DO_NOT_USE) == 0])
     dark_e /= gain_map
 
     return DetectorTruth(

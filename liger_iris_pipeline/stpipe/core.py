@@ -9,6 +9,7 @@ and context used in the output (``R_*`` and ``CRDS_CTX``/``CRDS_VER`` keywords).
 
 import logging
 import os
+from pathlib import Path
 
 from stpipe import Pipeline, Step, crds_client
 
@@ -164,6 +165,29 @@ class _TMTMixin:
         """Set the CRDS defaults (no ``pars-*`` look-ups unless asked for), then defer to stpipe."""
         configure_environment()
         return super().get_config_from_reference(dataset, disable=disable, crds_observatory=crds_observatory)
+
+    @classmethod
+    def _get_crds_parameters(cls, dataset):
+        """Return the CRDS parameters of an input; for a file, from its headers only (stpipe's hook).
+
+        stpipe opens the input for its metadata before and again inside a run; reading only the
+        headers spares loading a full-frame ramp for it.
+        """
+        if isinstance(dataset, (str, os.PathLike)):
+            from ..datamodels import MODEL_CLASSES, DataModelError, header_metadata
+            from ..datamodels.open_model import declared_model_type
+
+            path = Path(dataset)
+            if path.suffix.lower() == ".json":
+                from ..associations import load_asn
+
+                path = load_asn(path)[0].science
+            if path.suffix.lower() in (".fits", ".fit", ".fts") and path.exists():
+                model_type = declared_model_type(path)
+                if model_type not in MODEL_CLASSES:
+                    raise DataModelError(f"{path}: unknown DATAMODL {model_type!r}")
+                return header_metadata(path, MODEL_CLASSES[model_type]), OBSERVATORY
+        return super()._get_crds_parameters(dataset)
 
     @staticmethod
     def remove_suffix(name):
