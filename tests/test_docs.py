@@ -19,6 +19,11 @@ def test_datamodel_tables_list_every_model_and_array():
         assert keyword in text
 
 
+def test_common_keyword_table_is_the_core_schema():
+    common = schema_tables.datamodel_tables().split("Keywords of every file")[1]
+    assert "DATE-OBS" in common and "REFTYPE" not in common and "BUNIT" not in common
+
+
 def test_dq_flag_table_lists_every_flag():
     text = schema_tables.dq_flag_table()
     for name, value in datamodels.dqflags.pixel.items():

@@ -15,21 +15,18 @@ def _rst_table(header, rows):
     return "\n".join(lines)
 
 
-def _walk(node, path, arrays, keywords):
-    if not isinstance(node, dict):
-        return
-    if "fits_hdu" in node and "datatype" in node:
-        datatype = node["datatype"]
-        datatype = datatype if isinstance(datatype, str) else "table"
-        arrays.append((".".join(path), node["fits_hdu"], datatype, node.get("ndim", ""), node.get("title", "")))
-    elif "fits_keyword" in node:
-        hdu = node.get("fits_hdu", "PRIMARY")
-        keywords.append((node["fits_keyword"], hdu, ".".join(path), node.get("title", "")))
-    for key in ("allOf", "anyOf", "oneOf"):
-        for sub in node.get(key, []):
-            _walk(sub, path, arrays, keywords)
-    for key, sub in node.get("properties", {}).items():
-        _walk(sub, [*path, key], arrays, keywords)
+def _tables(model_class):
+    """Return the (arrays, keywords) rows of a model class's schema."""
+    from liger_iris_pipeline.datamodels.model_base import schema_nodes
+
+    arrays, keywords = [], []
+    for path, node in schema_nodes(model_class):
+        if "datatype" in node:
+            datatype = node["datatype"] if isinstance(node["datatype"], str) else "table"
+            arrays.append((path, node["fits_hdu"], datatype, node.get("ndim", ""), node.get("title", "")))
+        else:
+            keywords.append((node["fits_keyword"], node.get("fits_hdu", "PRIMARY"), path, node.get("title", "")))
+    return arrays, keywords
 
 
 def datamodel_tables():
@@ -40,18 +37,12 @@ def datamodel_tables():
     str
         Sections for each model class, then the keyword table of ``tmt_core``.
     """
-    from asdf.schema import load_schema
-
     from liger_iris_pipeline import datamodels
 
-    core = load_schema(datamodels.TMTDataModel.schema_url, resolve_references=True)
-    core_arrays, core_keywords = [], []
-    _walk(core, [], core_arrays, core_keywords)
+    _, core_keywords = _tables(datamodels.TMTDataModel)
     parts = []
     for name, model_class in datamodels.MODEL_CLASSES.items():
-        schema = load_schema(model_class.schema_url, resolve_references=True)
-        arrays, keywords = [], []
-        _walk(schema, [], arrays, keywords)
+        arrays, keywords = _tables(model_class)
         doc = (model_class.__doc__ or "").strip().splitlines()[0]
         schema_file = model_class.schema_url.rsplit("/", 1)[-1] + ".yaml"
         parts.append(f"{name}\n{'-' * len(name)}\n\n{doc} Schema: ``{schema_file}``.\n")
@@ -61,7 +52,7 @@ def datamodel_tables():
             header = ["keyword", "HDU", "attribute", "description"]
             parts.append("Keywords beyond the common ones:\n\n" + _rst_table(header, specific) + "\n")
     parts.append("Keywords of every file (``tmt_core.schema.yaml``)\n" + "-" * 50 + "\n")
-    parts.append(_rst_table(["keyword", "HDU", "attribute", "description"], keywords))
+    parts.append(_rst_table(["keyword", "HDU", "attribute", "description"], core_keywords))
     return "\n".join(parts) + "\n"
 
 

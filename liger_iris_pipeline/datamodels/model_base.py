@@ -127,6 +127,41 @@ class TMTReferenceFileModel(TMTDataModel):
 
 
 @functools.cache
+def schema_nodes(model_class):
+    """Return ``(dotted path, node)`` for every node of a model class's schema that maps to FITS.
+
+    The one walk of a schema (through ``allOf``/``anyOf``/``oneOf`` and ``properties``) behind the
+    array checks, the header-only metadata and the documentation tables.
+
+    Parameters
+    ----------
+    model_class : type
+        A `TMTDataModel` subclass.
+
+    Returns
+    -------
+    tuple of (str, dict)
+        Nodes with a ``fits_hdu`` or ``fits_keyword`` annotation, in schema order.
+    """
+    from asdf.schema import load_schema
+
+    nodes = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if "fits_hdu" in node or "fits_keyword" in node:
+                nodes.append((".".join(path), node))
+            for key in ("allOf", "anyOf", "oneOf"):
+                for sub in node.get(key, []):
+                    walk(sub, path)
+            for key, sub in node.get("properties", {}).items():
+                walk(sub, [*path, key])
+
+    walk(load_schema(model_class.schema_url, resolve_references=True), [])
+    return tuple(nodes)
+
+
+@functools.cache
 def array_specs(model_class):
     """Return ``{fits_hdu: (attribute, datatype, ndim)}`` for the image arrays of a model class.
 
@@ -140,23 +175,11 @@ def array_specs(model_class):
     dict
         Only arrays with a scalar ``datatype`` (image HDUs); tables are left out.
     """
-    from asdf.schema import load_schema
-
-    schema = load_schema(model_class.schema_url, resolve_references=True)
-    specs = {}
-
-    def walk(node, path):
-        if isinstance(node, dict):
-            if "fits_hdu" in node and isinstance(node.get("datatype"), str):
-                specs[node["fits_hdu"]] = (".".join(path), node["datatype"], node.get("ndim"))
-            for key in ("allOf", "anyOf", "oneOf"):
-                for sub in node.get(key, []):
-                    walk(sub, path)
-            for key, sub in node.get("properties", {}).items():
-                walk(sub, [*path, key])
-
-    walk(schema, [])
-    return specs
+    return {
+        node["fits_hdu"]: (path, node["datatype"], node.get("ndim"))
+        for path, node in schema_nodes(model_class)
+        if isinstance(node.get("datatype"), str) and "fits_keyword" not in node
+    }
 
 
 @functools.cache
@@ -173,22 +196,11 @@ def keyword_paths(model_class):
     dict
         ``EXTNAME`` is ``PRIMARY`` for primary-header keywords.
     """
-    from asdf.schema import load_schema
-
-    paths = {}
-
-    def walk(node, path):
-        if isinstance(node, dict):
-            if "fits_keyword" in node:
-                paths[(node.get("fits_hdu", "PRIMARY"), node["fits_keyword"])] = ".".join(path)
-            for key in ("allOf", "anyOf", "oneOf"):
-                for sub in node.get(key, []):
-                    walk(sub, path)
-            for key, sub in node.get("properties", {}).items():
-                walk(sub, [*path, key])
-
-    walk(load_schema(model_class.schema_url, resolve_references=True), [])
-    return paths
+    return {
+        (node.get("fits_hdu", "PRIMARY"), node["fits_keyword"]): path
+        for path, node in schema_nodes(model_class)
+        if "fits_keyword" in node
+    }
 
 
 def header_metadata(path, model_class):
