@@ -95,6 +95,36 @@ class DetectorTruth:
         """True if the arrays cover the whole detector."""
         return tuple(self.shape) == tuple(self.detector_shape)
 
+    def subarray_metadata(self, subarray_id=None):
+        """Return ``meta.subarray`` of an exposure or reference with these arrays.
+
+        Parameters
+        ----------
+        subarray_id : int, optional
+            Index of the subarray in a full-frame SUBARR_MAP (name ``SUBARRAYk``); otherwise a
+            partial frame is ``CUSTOM`` and the whole detector ``FULL``.
+
+        Returns
+        -------
+        dict
+        """
+        if self.is_full_frame:
+            name = {"name": "FULL", "id": 0}
+        elif subarray_id is not None:
+            name = {"name": f"SUBARRAY{int(subarray_id)}", "id": int(subarray_id)}
+        else:
+            name = {"name": "CUSTOM"}
+        xstart, ystart, xsize, ysize = self.subarray
+        return {
+            **name,
+            "xstart": xstart,
+            "ystart": ystart,
+            "xsize": xsize,
+            "ysize": ysize,
+            "detxsize": self.detector_shape[1],
+            "detysize": self.detector_shape[0],
+        }
+
     def cut(self, subarray):
         """Return the truth of a subarray of this detector (views, no copies).
 

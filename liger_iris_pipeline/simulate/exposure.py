@@ -626,13 +626,6 @@ def _set_metadata(
     duration = nints * nreads * read_time  # each integration: reset, then nreads reads
     end = start + TimeDelta(duration, format="sec")
     mid = start + TimeDelta(duration / 2.0, format="sec")
-    xstart, ystart, xsize, ysize = det.subarray
-    if det.is_full_frame:
-        subarray_name = {"name": "FULL", "id": 0}
-    elif subarray_id is not None:
-        subarray_name = {"name": f"SUBARRAY{int(subarray_id)}", "id": int(subarray_id)}
-    else:
-        subarray_name = {"name": "CUSTOM"}
 
     meta.telescope = "TMT"
     meta.processing_level = 0
@@ -670,15 +663,7 @@ def _set_metadata(
         "exposure_number": exposure_number,
     }
     meta.wcsinfo = dict(wcsinfo)
-    meta.subarray = {
-        **subarray_name,
-        "xstart": xstart,
-        "ystart": ystart,
-        "xsize": xsize,
-        "ysize": ysize,
-        "detxsize": det.detector_shape[1],
-        "detysize": det.detector_shape[0],
-    }
+    meta.subarray = det.subarray_metadata(subarray_id)
 
 
 def _source_table(scene, star_xy):

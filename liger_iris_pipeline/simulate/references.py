@@ -127,15 +127,6 @@ def reference_model(detector, reftype, subarray=None, useafter="2024-01-01T00:00
     meta.pedigree = "SIMULATION"
     meta.description = _DESCRIPTIONS[reftype]
     meta.author = AUTHOR
-    xstart, ystart, xsize, ysize = det.subarray
-    meta.subarray = {
-        **({"name": "FULL", "id": 0} if det.is_full_frame else {"name": "CUSTOM"}),
-        "xstart": xstart,
-        "ystart": ystart,
-        "xsize": xsize,
-        "ysize": ysize,
-        "detxsize": det.detector_shape[1],
-        "detysize": det.detector_shape[0],
-    }
+    meta.subarray = det.subarray_metadata()
     model.dq_def = datamodels.dqflags.dq_def_table()
     return model
