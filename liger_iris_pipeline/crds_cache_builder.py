@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from .crds_plugin import INSTRUMENT, OBSERVATORY, REFERENCE_TYPES, cache_path, register
+from .simulate.detector import CACHE_DETECTOR_SEED as SEED
 
 __all__ = [
     "SEED",
@@ -31,9 +32,6 @@ __all__ = [
     "source_reference_models",
     "write_reference_file",
 ]
-
-SEED = 20240101
-"""Seed of the simulated detector every reference is derived from."""
 
 AUTHOR = "liger_iris_pipeline tmt-crds-cache"
 

@@ -182,7 +182,12 @@ def test_fits_round_trip(tmp_path, model_class, shape, arrays):
     reread = dm.open(path)
     assert type(reread) is model_class
     for key, value in meta.items():
-        assert _get(reread, key) == value, key
+        if is_reference and isinstance(value, float):
+            # References have no ASDF extension (crds certify refuses it): floats come back from
+            # 20-character FITS cards.
+            assert _get(reread, key) == pytest.approx(value, rel=1e-12), key
+        else:
+            assert _get(reread, key) == value, key
     for name, (dtype, array_shape) in arrays.items():
         array = getattr(reread, name)
         assert array.dtype.name == np.dtype(dtype).name, name

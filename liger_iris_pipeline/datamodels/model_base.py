@@ -56,7 +56,8 @@ class TMTDataModel(DataModel):
             if not path.exists():
                 raise FileNotFoundError(f"{path}: no such file")
             if path.suffix.lower() in (".fits", ".fit", ".fts"):
-                check_fits_file(path, type(self))
+                # Read once, checked: stdatamodels builds the model from the verified HDUList.
+                init = read_fits_file(path, type(self))
         try:
             super().__init__(init, strict_validation=strict_validation, **kwargs)
         except ValidationError as exc:
@@ -64,6 +65,9 @@ class TMTDataModel(DataModel):
                 raise
             summary = " ".join(exc.message.splitlines()[:2]).replace("the following error occurred: ", "")
             raise DataModelError(f"{path}: invalid metadata: {summary}") from exc
+        finally:
+            if path is not None and hasattr(init, "close"):
+                init.close()
         if isinstance(init, tuple) or hasattr(init, "dtype"):
             for name in self.default_arrays:
                 if getattr(self, name, None) is None:
@@ -119,11 +123,32 @@ class TMTDataModel(DataModel):
         self.meta.calibration_software_name = "liger_iris_pipeline"
         self.meta.calibration_software_version = __version__
 
+    def to_fits(self, init, *args, **kwargs):
+        """Write the model to a FITS file with CHECKSUM and DATASUM in every HDU.
+
+        Parameters
+        ----------
+        init : str or os.PathLike
+            Output file.
+        *args, **kwargs
+            Passed to `astropy.io.fits.HDUList.writeto`.
+        """
+        kwargs.setdefault("checksum", True)
+        super().to_fits(init, *args, **kwargs)
+
 
 class TMTReferenceFileModel(TMTDataModel):
-    """Base class of the CRDS reference file models."""
+    """Base class of the CRDS reference file models.
+
+    They are written without stdatamodels' ``ASDF`` extension, which ``crds certify`` refuses:
+    their FITS keywords and extensions hold everything the models read back.
+    """
 
     schema_url = schema_uri("tmt_reference")
+
+    def __init__(self, init=None, **kwargs):
+        super().__init__(init, **kwargs)
+        self._no_asdf_extension = True
 
 
 @functools.cache
@@ -242,10 +267,13 @@ def hdu_dtype(header):
     return _FITS_IMAGE_DTYPES.get((bitpix, int(bzero) if float(bzero).is_integer() else bzero), "scaled")
 
 
-def check_fits_file(path, model_class):
-    """Raise `DataModelError` if a FITS file is corrupt or its arrays do not match the schema.
+def read_fits_file(path, model_class):
+    """Open a FITS file for a model class, checking it first; raise `DataModelError` naming the problem.
 
-    Only headers are read; arrays are checked by their BITPIX, BZERO and NAXIS.
+    Checked, in this order: the FITS structure (truncated or padded files), every header card
+    (an unparsable card names its HDU and keyword), the dtype and dimensionality of the arrays
+    against the model's schema (from BITPIX, BZERO and NAXIS), and the CHECKSUM and DATASUM of
+    every HDU that has them.
 
     Parameters
     ----------
@@ -253,28 +281,88 @@ def check_fits_file(path, model_class):
         The FITS file.
     model_class : type
         The `TMTDataModel` subclass about to read it.
+
+    Returns
+    -------
+    astropy.io.fits.HDUList
+        Opened without memory mapping, every HDU loaded and verified; the caller closes it.
     """
     import warnings
 
     from astropy.io import fits
+    from astropy.io.fits.verify import VerifyError, VerifyWarning
     from astropy.utils.exceptions import AstropyUserWarning
 
+    hdulist = None
     try:
         with warnings.catch_warnings():
-            # astropy only warns about truncated or padded files; for us they are corrupt
+            # astropy only warns about truncated files, padding and bad cards; here each is an error.
             warnings.simplefilter("error", AstropyUserWarning)
-            with fits.open(path, memmap=False, lazy_load_hdus=False) as hdulist:
-                file_size = path.stat().st_size
-                for hdu in hdulist:
-                    info = hdu.fileinfo()
-                    if info["datLoc"] + info["datSpan"] > file_size:
-                        raise DataModelError(
-                            f"{path}: corrupt FITS file: extension {hdu.name} is truncated "
-                            f"(needs {info['datLoc'] + info['datSpan']} bytes, file has {file_size})"
-                        )
-                check_fits_arrays(hdulist, model_class, path)
-    except (OSError, AstropyUserWarning) as exc:
-        raise DataModelError(f"{path}: not a readable FITS file ({exc})") from exc
+            warnings.simplefilter("error", VerifyWarning)
+            hdulist = fits.open(path, memmap=False, lazy_load_hdus=False)
+            file_size = path.stat().st_size
+            for index, hdu in enumerate(hdulist):
+                info = hdu.fileinfo()
+                if info["datLoc"] + info["datSpan"] > file_size:
+                    raise DataModelError(
+                        f"{path}: corrupt FITS file: HDU {index} ({hdu.name}) is truncated "
+                        f"(needs {info['datLoc'] + info['datSpan']} bytes, file has {file_size})"
+                    )
+                _check_cards(hdu, index, path)
+            check_fits_arrays(hdulist, model_class, path)
+            for index, hdu in enumerate(hdulist):
+                _check_sums(hdu, index, path)
+                # Verified, the sums go: stdatamodels trusts its ASDF tree only while the headers hash
+                # as they did before writing, which was before the sums were added.
+                for keyword in ("CHECKSUM", "DATASUM"):
+                    hdu.header.remove(keyword, ignore_missing=True)
+    except DataModelError:
+        if hdulist is not None:
+            hdulist.close()
+        raise
+    except (OSError, ValueError, VerifyError, AstropyUserWarning) as exc:
+        if hdulist is not None:
+            hdulist.close()
+        raise DataModelError(f"{path}: not a readable FITS file ({_one_line(exc)})") from exc
+    return hdulist
+
+
+def _one_line(exc):
+    """Return an astropy.io.fits complaint as one line, without its boilerplate."""
+    text = " ".join(str(exc).split()).replace("Verification reported errors: ", "")
+    for note in (" Note: astropy.io.fits uses zero-based indexing.", " (note: Astropy uses zero-based indexing)"):
+        text = text.replace(note, "")
+    return text
+
+
+def _check_cards(hdu, index, path):
+    """Raise `DataModelError` for the first header card of an HDU whose value does not parse."""
+    from astropy.io.fits.verify import VerifyError, VerifyWarning
+
+    for card in hdu.header.cards:
+        try:
+            card.verify("exception")
+            card.value  # noqa: B018 - parsing the value is the check
+        except (VerifyError, VerifyWarning, ValueError) as exc:
+            image = card.image.rstrip()
+            raise DataModelError(
+                f"{path}: unparsable header card in HDU {index} ({hdu.name}): {image!r} ({_one_line(exc)})"
+            ) from exc
+
+
+def _check_sums(hdu, index, path):
+    """Raise `DataModelError` if an HDU's CHECKSUM or DATASUM does not match its content."""
+    if "DATASUM" in hdu.header and hdu.verify_datasum() == 0:
+        raise DataModelError(
+            f"{path}: corrupt FITS file: DATASUM of HDU {index} ({hdu.name}) does not match: "
+            "its data changed after the file was written"
+        )
+    if "CHECKSUM" in hdu.header and hdu.verify_checksum() == 0:
+        raise DataModelError(
+            f"{path}: corrupt FITS file: CHECKSUM of HDU {index} ({hdu.name}) does not match: its header changed "
+            "after the file was written; if it was edited on purpose, update the checksums "
+            "(astropy: fits.open(file, mode='update', checksum=True))"
+        )
 
 
 def check_fits_arrays(hdulist, model_class, path):

@@ -54,6 +54,17 @@ class IRISImageModel(TMTDataModel):
     schema_url = schema_uri("iris_image")
     default_arrays = ("err", "dq", "var_poisson", "var_rnoise", "var_flat")
 
+    def on_save(self, init):
+        """Derive the units of ERR and the variance arrays from the science unit before writing."""
+        super().on_save(init)
+        unit = self.meta.bunit_data
+        if unit:
+            self.meta.bunit_err = unit
+            squared = f"({unit})**2" if any(character in unit for character in "/* ") else f"{unit}**2"
+            for name in ("var_poisson", "var_rnoise", "var_flat"):
+                if getattr(self, name, None) is not None:
+                    setattr(self.meta, f"bunit_{name}", squared)
+
 
 class TMTDarkModel(TMTReferenceFileModel):
     """Dark reference: dark rate (``BUNIT='DN/s'``) or counts per integration (``'DN'``)."""

@@ -19,7 +19,7 @@ function needs them.
 
 from ..lib.subarray import subarray_slices
 from .dataset import simulate_dataset
-from .detector import DetectorTruth, make_detector
+from .detector import CACHE_DETECTOR_SEED, DetectorTruth, make_detector
 from .exposure import (
     DEFAULT_COSMIC_RAY_RATE,
     ExposureTruth,
@@ -35,6 +35,7 @@ from .references import REFERENCE_TYPES, reference_model, reference_models
 from .scene import ExtendedSource, Scene
 
 __all__ = [
+    "CACHE_DETECTOR_SEED",
     "DEFAULT_COSMIC_RAY_RATE",
     "FILTERS",
     "REFERENCE_TYPES",

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from . import filters
-from .detector import make_detector
+from .detector import CACHE_DETECTOR_SEED, make_detector
 from .exposure import simulate_dark_exposure, simulate_exposure, simulate_flat_exposure, simulate_sky_exposure
 from .references import REFERENCE_TYPES, reference_model
 from .scene import Scene
@@ -36,6 +36,7 @@ def simulate_dataset(
     n_stars=100,
     read_time=1.47,
     pointing=DEFAULT_POINTING,
+    detector_seed=CACHE_DETECTOR_SEED,
 ):
     """Simulate and write a data set with its truth.
 
@@ -59,7 +60,7 @@ def simulate_dataset(
     n_science, n_sky, n_darks, n_flats : int
         Number of exposures of each kind.
     seed : int
-        Master seed; the detector, scene and every exposure get seeds derived from it.
+        Master seed; the scene and every exposure get seeds derived from it.
     subarray : tuple of int, optional
         ``(xstart, ystart, xsize, ysize)`` read out in every exposure and cut from the
         references; full frame if None.
@@ -71,6 +72,10 @@ def simulate_dataset(
         Time between reads (s).
     pointing : tuple of float
         ``(ra, dec, pa)`` of the science field (deg).
+    detector_seed : int
+        Seed of the detector. The default is the detector of the shipped CRDS cache, so the
+        exposures reduce with its references; another seed is another physical detector
+        (another DETSERNO), which needs references of its own.
 
     Returns
     -------
@@ -81,7 +86,7 @@ def simulate_dataset(
     """
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    detector = make_detector((size, size), seed=seed)
+    detector = make_detector((size, size), seed=detector_seed)
     ra, dec, pa = pointing
     field = size * filters.PLATE_SCALE
     scene = Scene.random(n_stars, seed + 1, ra, dec, field=field)
@@ -177,7 +182,14 @@ def main(argv=None):
     parser.add_argument("--output", required=True, help="output directory")
     parser.add_argument("--size", type=int, default=4096, help="detector side in pixels (default 4096)")
     parser.add_argument("--nreads", type=int, default=10, help="reads per integration (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="master random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the scene and the noise (default 0)")
+    parser.add_argument(
+        "--detector-seed",
+        type=int,
+        default=CACHE_DETECTOR_SEED,
+        help=f"seed of the detector (default {CACHE_DETECTOR_SEED}, the detector of the shipped CRDS cache; "
+        "another seed needs references of its own)",
+    )
     parser.add_argument("--n-science", type=int, default=1)
     parser.add_argument("--n-sky", type=int, default=1)
     parser.add_argument("--n-darks", type=int, default=3)
@@ -201,6 +213,7 @@ def main(argv=None):
         n_darks=args.n_darks,
         n_flats=args.n_flats,
         seed=args.seed,
+        detector_seed=args.detector_seed,
         subarray=tuple(args.subarray) if args.subarray else None,
         filter=args.filter,
     )

@@ -27,7 +27,13 @@ import numpy as np
 from ..dqflags import pixel as _FLAGS
 from ..lib.subarray import subarray_slices
 
-__all__ = ["DetectorTruth", "make_detector"]
+__all__ = ["CACHE_DETECTOR_SEED", "DetectorTruth", "make_detector"]
+
+CACHE_DETECTOR_SEED = 20240101
+"""Seed of the detector whose references the shipped CRDS cache holds (``tmt-crds-cache build``).
+
+Exposures of another detector (another seed) carry another serial number, and the pipeline
+refuses to calibrate them with this detector's references."""
 
 DO_NOT_USE = _FLAGS["DO_NOT_USE"]
 DEAD = _FLAGS["DEAD"]
@@ -70,6 +76,9 @@ class DetectorTruth:
         ``(ny, nx)`` of the full detector.
     seed : int or None
         Seed the detector was generated with.
+    serial : str
+        Serial number of the detector (``DETSERNO`` of its exposures and references):
+        ``SIM-<seed>``, so each seed is a different physical detector.
     """
 
     bias: np.ndarray
@@ -84,6 +93,7 @@ class DetectorTruth:
     subarray: tuple
     detector_shape: tuple
     seed: int | None = None
+    serial: str = "SIM-UNKNOWN"
 
     @property
     def shape(self):
@@ -325,4 +335,5 @@ def make_detector(
         subarray=(1, 1, nx, ny),
         detector_shape=(ny, nx),
         seed=seed,
+        serial=f"SIM-{seed}",
     )

@@ -635,6 +635,7 @@ def _set_metadata(
     meta.instrument = {
         "name": "IRIS",
         "detector": "IMG1",
+        "detector_serial": det.serial,
         "mode": "IMAGER",
         "filter": filter_name,
         "plate_scale": plate_scale,

@@ -121,6 +121,7 @@ def reference_model(detector, reftype, subarray=None, useafter="2024-01-01T00:00
     meta.telescope = "TMT"
     meta.instrument.name = "IRIS"
     meta.instrument.detector = "IMG1"
+    meta.instrument.detector_serial = det.serial
     meta.instrument.mode = "IMAGER"
     meta.reftype = reftype
     meta.useafter = useafter
