@@ -6,13 +6,14 @@ import pytest
 
 from liger_iris_pipeline.associations import AssociationError, load_asn, make_asn
 from liger_iris_pipeline.associations.asn import main as tmt_asn
+from liger_iris_pipeline.datamodels import IRISImageModel
 
 
 @pytest.fixture
 def files(tmp_path):
     names = ["a_rate.fits", "b_rate.fits", "sky1_rate.fits", "sky2_rate.fits"]
     for name in names:
-        (tmp_path / name).write_bytes(b"")
+        IRISImageModel((4, 4)).save(tmp_path / name)
     return [tmp_path / name for name in names]
 
 

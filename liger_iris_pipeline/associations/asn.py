@@ -34,11 +34,17 @@ class Level2Product:
         The science exposure.
     background : list of pathlib.Path
         Background exposures for it (possibly empty).
+    asn_table : str, optional
+        File name of the association the product comes from.
+    asn_pool : str, optional
+        The association's pool name.
     """
 
     name: str
     science: Path
     background: list = field(default_factory=list)
+    asn_table: str | None = None
+    asn_pool: str | None = None
 
 
 def _schema():
@@ -100,7 +106,7 @@ def load_asn(path, check_files=True):
             missing = [str(member) for member in members if not member.exists()]
             if missing:
                 raise AssociationError(f"{path}: member file(s) not found: {', '.join(missing)}")
-        products.append(Level2Product(product["name"], members[0], members[1:]))
+        products.append(Level2Product(product["name"], members[0], members[1:], path.name, document.get("asn_pool")))
     return products
 
 
@@ -119,7 +125,8 @@ def make_asn(science, background=(), product_name=None, asn_type="image2", outpu
     asn_type : str
         ``image2`` (imager) or ``spec2``.
     output : str or os.PathLike, optional
-        Write the association there (member names relative to its directory).
+        Write the association there (member names relative to its directory), never over one
+        of its members.
 
     Returns
     -------
@@ -151,8 +158,42 @@ def make_asn(science, background=(), product_name=None, asn_type="image2", outpu
     }
     _validate(document, output or "<association>")
     if output is not None:
-        Path(output).write_text(json.dumps(document, indent=2) + "\n")
+        from ..lib.output import OutputTransaction, writing
+
+        members = [(name, "association member") for name in (*science, *background)]
+        with OutputTransaction(members) as transaction:
+            transaction.check(output)
+            with writing(output) as temporary:
+                Path(temporary).write_text(json.dumps(document, indent=2) + "\n")
     return document
+
+
+def check_member(path, role):
+    """Raise `AssociationError` unless a file is a Level 1 or 2 imager frame (an `IRISImageModel` FITS file).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The member.
+    role : str
+        ``science`` or ``background``, for the message.
+    """
+    from ..datamodels import DataModelError
+    from ..datamodels.open_model import declared_model_type
+
+    path = Path(path)
+    if not path.is_file():
+        raise AssociationError(f"{path}: no such file ({role} member)")
+    try:
+        model_type = declared_model_type(path)
+    except DataModelError as exc:
+        raise AssociationError(f"{exc} ({role} member)") from None
+    if model_type != "IRISImageModel":
+        hint = " (a Level 0 ramp: reduce it with `tmtrun detector1.cfg` first)" if model_type == "TMTRampModel" else ""
+        raise AssociationError(
+            f"{path}: a {role} member must be a Level 1 or 2 imager frame (IRISImageModel), "
+            f"this file is a {model_type}{hint}"
+        )
 
 
 def main(argv=None):
@@ -169,7 +210,8 @@ def main(argv=None):
         Exit status (non-zero on error).
     """
     import argparse
-    import sys
+
+    from ..lib.errors import run_command
 
     parser = argparse.ArgumentParser(
         prog="tmt-asn", description="Write a Level 2 association of science and background exposures."
@@ -179,14 +221,17 @@ def main(argv=None):
     parser.add_argument("-o", "--output", required=True, help="association file to write (.json)")
     parser.add_argument("--product-name", help="product name (one science exposure only)")
     parser.add_argument("--asn-type", default="image2", choices=["image2", "spec2"])
+    parser.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     args = parser.parse_args(argv)
-    missing = [name for name in (*args.science, *args.background) if not Path(name).exists()]
-    try:
-        if missing:
-            raise AssociationError(f"file(s) not found: {', '.join(missing)}")
+
+    def write():
+        members = [(name, "science") for name in args.science] + [(name, "background") for name in args.background]
+        for name, role in members:
+            check_member(name, role)
+        if not args.output.endswith(".json"):
+            raise AssociationError(f"{args.output}: an association file name ends in .json")
         make_asn(args.science, args.background, args.product_name, args.asn_type, args.output)
-    except AssociationError as exc:
-        print(f"tmt-asn: error: {exc}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.output}")
-    return 0
+        print(f"wrote {args.output}")
+        return 0
+
+    return run_command("tmt-asn", write, argv=["--debug"] if args.debug else [])

@@ -1,6 +1,7 @@
 """`BackgroundStep`: subtract the sky, from background exposures or from the frame itself."""
 
 import logging
+import os
 
 import numpy as np
 
@@ -37,22 +38,24 @@ class BackgroundStep(TMTStep):
     save_combined_background = boolean(default=False)  # Save the combined background (suffix combinedbackground)
     """
 
-    def process(self, input, bkg_list=None):  # noqa: A002 - stpipe's argument name
+    def process(self, input, *backgrounds):  # noqa: A002 - stpipe's argument name
         """Subtract the background.
 
         Parameters
         ----------
         input : str or IRISImageModel
             The science frame (not modified: the step works on a copy).
-        bkg_list : list of str or IRISImageModel, optional
-            Background exposures, same shape and detector region as the science frame.
+        *backgrounds : str, IRISImageModel, or list of them
+            Background exposures, same shape and detector region as the science frame
+            (``tmtrun background sci_rate.fits sky1_rate.fits sky2_rate.fits``, or one list).
 
         Returns
         -------
         IRISImageModel
         """
         model = open_image(input, self.name)
-        members = [open_image(member, self.name, "background member", copy=False) for member in bkg_list or []]
+        flat = [item for group in backgrounds for item in (group if isinstance(group, list | tuple) else [group])]
+        members = [open_image(member, self.name, "background member", copy=False) for member in flat]
         if members:
             scale_to = sky_level(model, self.nsigma, self.maxiters).value if self.scale_to_science else None
             background, used = combine_frames(members, self.nsigma, self.maxiters, scale_to)
@@ -67,6 +70,9 @@ class BackgroundStep(TMTStep):
                 self.save_model(background, suffix="combinedbackground", force=True)
             model.meta.background.method = "members"
             model.meta.background.n_members = len(members)
+            model.meta.background.members = ",".join(
+                _member_name(item, member) for item, member in zip(flat, members, strict=True)
+            )
         elif self.sky_from_science:
             level = sky_level(model, self.nsigma, self.maxiters)
             log.info(
@@ -88,3 +94,10 @@ class BackgroundStep(TMTStep):
             log.warning("%d pixels have no valid background: flagged DO_NOT_USE, not subtracted", invalid)
         model.meta.cal_step.background = "COMPLETE"
         return model
+
+
+def _member_name(item, member):
+    """Return the file name of a background member (its path's, else its model's)."""
+    if isinstance(item, (str, os.PathLike)):
+        return os.path.basename(os.fspath(item))
+    return member.meta.filename or "<model>"

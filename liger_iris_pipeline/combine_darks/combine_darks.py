@@ -3,6 +3,7 @@
 from .. import dqflags
 from ..datamodels import TMTDarkModel
 from ..lib.combine import combine_frames
+from ..lib.observation import observation_category
 
 __all__ = ["combine_darks", "reference_from_frame"]
 
@@ -59,6 +60,8 @@ def combine_darks(frames, nsigma=3.0, maxiters=5, **metadata):
     description = f"Master dark: clipped mean of {len(frames)} dark exposures"
     dark = reference_from_frame(combined, TMTDarkModel, "DARK", description, **metadata)
     dark.meta.bunit_data = "DN/s"
-    dark.meta.obsname = "IMG1-DRK"
+    obstype, obsname = observation_category(combined)
+    if obsname:  # inputs without EXP_TYPE have no category
+        dark.meta.obstype, dark.meta.obsname = obstype, obsname
     dark.meta.instrument.filter = "DARK"
     return dark

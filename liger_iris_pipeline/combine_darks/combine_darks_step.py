@@ -1,10 +1,14 @@
 """CombineDarksStep: several Level 1 dark frames -> a dark reference (``_dark``)."""
 
+import logging
+
 from ..lib.models import open_image
 from ..stpipe import TMTStep
 from .combine_darks import combine_darks
 
 __all__ = ["CombineDarksStep"]
+
+log = logging.getLogger(__name__)
 
 
 class CombineDarksStep(TMTStep):
@@ -35,7 +39,7 @@ class CombineDarksStep(TMTStep):
         exposure_types = {model.meta.exposure.type for model in models}
         if exposure_types - {"IRIS_DARK", None}:
             raise ValueError(f"{self.name}: inputs must be dark exposures, found EXP_TYPE {sorted(exposure_types)}")
-        self.log.info("Combining %d dark frames", len(models))
+        log.info("Combining %d dark frames", len(models))
         dark = combine_darks(
             models,
             self.nsigma,

@@ -112,13 +112,50 @@ class TMTDataModel(DataModel):
             if key.startswith("meta.") and isinstance(value, (str, int, float, bool))
         }
 
+    def save(self, path, dir_path=None, *args, **kwargs):
+        """Write the model to a FITS or ASDF file, never leaving a partial file.
+
+        The file is written under a temporary name and renamed when complete; during a
+        pipeline run the rename waits for the whole run to succeed, and a name that is one of
+        the run's inputs or references is refused (see `liger_iris_pipeline.lib.output`).
+
+        Parameters
+        ----------
+        path : str, os.PathLike or callable
+            Output file, or a function of ``meta.filename`` returning it.
+        dir_path : str, optional
+            Folder overriding the one in ``path``.
+        *args, **kwargs
+            Passed to the FITS or ASDF writer.
+
+        Returns
+        -------
+        str
+            The path written.
+        """
+        from ..lib.output import writing
+
+        final = os.fspath(path(self.meta.filename) if callable(path) else path)
+        if dir_path:
+            final = os.path.join(dir_path, os.path.basename(final))
+        with writing(final) as temporary:
+            self._final_name = os.path.basename(final)
+            try:
+                super().save(temporary, *args, **kwargs)
+            finally:
+                del self._final_name
+        return final
+
     def on_save(self, init):
-        """Stamp creation date and software version before writing."""
+        """Stamp file name, creation date and software version before writing."""
         from astropy.time import Time
 
         from .. import __version__
 
         super().on_save(init)
+        final_name = getattr(self, "_final_name", None)
+        if final_name:
+            self.meta.filename = final_name
         self.meta.date = Time.now().isot
         self.meta.calibration_software_name = "liger_iris_pipeline"
         self.meta.calibration_software_version = __version__

@@ -2,8 +2,8 @@
 
 - Bad flat pixels (non-finite, ``<= 0``, or flagged DO_NOT_USE in the flat) get
   ``NO_FLAT_FIELD | DO_NOT_USE`` and are divided by 1 (left as they are).
-- A non-finite or negative flat error at an otherwise good pixel flags ``UNRELIABLE_FLAT``
-  and contributes no variance.
+- A non-finite or negative flat error at an otherwise good pixel flags
+  ``UNRELIABLE_FLAT | DO_NOT_USE`` and contributes no variance.
 - ``data /= flat``; ``var_poisson /= flat**2``; ``var_rnoise /= flat**2``;
   ``var_flat = data**2 * flat_err**2 / flat**2`` with ``data`` already divided;
   ``ERR`` recomputed; the flat's DQ OR-ed in.
@@ -19,7 +19,7 @@ from ..lib.variance import update_err
 __all__ = ["apply_flat"]
 
 BAD_FLAT_FLAGS = FLAGS["NO_FLAT_FIELD"] | DO_NOT_USE
-UNRELIABLE_FLAT = FLAGS["UNRELIABLE_FLAT"]
+BAD_FLAT_ERROR_FLAGS = FLAGS["UNRELIABLE_FLAT"] | DO_NOT_USE
 
 
 def apply_flat(science, flat):
@@ -54,7 +54,7 @@ def apply_flat(science, flat):
 
     science.dq |= flat_dq
     science.dq[bad] |= BAD_FLAT_FLAGS
-    science.dq[bad_error] |= UNRELIABLE_FLAT
+    science.dq[bad_error] |= BAD_FLAT_ERROR_FLAGS
     science.data /= value
     square = np.square(value)
     science.var_poisson /= square

@@ -1,8 +1,11 @@
 """Opening step inputs and reference files, with errors that name the model and the problem."""
 
+import logging
 import os
 
 __all__ = ["open_image", "open_reference"]
+
+log = logging.getLogger(__name__)
 
 
 def open_image(init, step_name, role="input", copy=True):
@@ -32,6 +35,7 @@ def open_image(init, step_name, role="input", copy=True):
         ``init`` is not an `IRISImageModel` (or a file holding one).
     """
     from .. import datamodels
+    from .masks import flag_nonfinite
     from .variance import ensure_error_arrays
 
     if isinstance(init, (str, os.PathLike)):
@@ -45,6 +49,10 @@ def open_image(init, step_name, role="input", copy=True):
     if model.data is None or model.data.ndim != 2:
         raise TypeError(f"{step_name}: the {role} {where} has no 2-D SCI array")
     ensure_error_arrays(model)
+    if model is not init:  # a frame of the step's own, not a model the caller lent it
+        flagged = flag_nonfinite(model)
+        if flagged:
+            log.info("%s: %d pixels of %s are not finite: flagged DO_NOT_USE", step_name, flagged, where)
     return model
 
 

@@ -24,6 +24,6 @@ def mark_skipped(model, step, reason):
     TMTDataModel
         ``model``.
     """
-    log.warning("%s skipped: %s", step.name, reason)
+    log.info("%s skipped: %s", step.name, reason)
     setattr(model.meta.cal_step, step.class_alias, "SKIPPED")
     return model

@@ -5,6 +5,7 @@ from ..combine_darks.combine_darks import reference_from_frame
 from ..dark_current import DarkCurrentStep
 from ..datamodels import TMTFlatModel
 from ..lib.combine import combine_frames
+from ..lib.observation import observation_category
 from ..normalize import NormalizeStep
 from ..stpipe import TMTPipeline
 from .inputs import input_products
@@ -18,10 +19,9 @@ _REFERENCE_SPEC = """
 """
 
 
-def _name_output(pipeline, products, suffix):
+def _name_output(pipeline, products):
     """Name the pipeline's output after its first input (``x_rate.fits`` -> ``x_<suffix>.fits``)."""
     pipeline.output_use_model = True
-    pipeline.suffix = suffix
     return f"{products[0].name}.fits"
 
 
@@ -63,8 +63,10 @@ class ProcessFlatfieldL2(TMTPipeline):
         flat = reference_from_frame(
             normalized, TMTFlatModel, "FLAT", description, self.useafter, self.pedigree, self.author
         )
-        flat.meta.obsname = "IMG1-NFF"
-        flat.meta.filename = _name_output(self, products, "flat")
+        obstype, obsname = observation_category(combined)
+        if obsname:  # inputs without EXP_TYPE have no category
+            flat.meta.obstype, flat.meta.obsname = obstype, obsname
+        flat.meta.filename = _name_output(self, products)
         return flat
 
 
@@ -89,5 +91,5 @@ class MasterDarkPipeline(TMTPipeline):
         """
         products = input_products(input)
         dark = self.combine_darks.run([product.science for product in products])
-        dark.meta.filename = _name_output(self, products, "dark")
+        dark.meta.filename = _name_output(self, products)
         return dark

@@ -1,6 +1,7 @@
 """Detector1Pipeline: Level 0 ramps -> Level 1 raw science frames (``_rate``)."""
 
 from ..dq_init import DQInitStep
+from ..lib.observation import observation_category
 from ..ramp_fitting import RampFitStep
 from ..stpipe import TMTPipeline
 
@@ -28,36 +29,8 @@ class Detector1Pipeline(TMTPipeline):
         """
         from .. import datamodels
 
-        self.suffix = "rate"
         ramp = datamodels.open(input) if not isinstance(input, datamodels.TMTDataModel) else input
         ramp = self.dq_init.run(ramp)
         frame = self.ramp_fit.run(ramp)
         frame.meta.obstype, frame.meta.obsname = observation_category(frame)
         return frame
-
-
-def observation_category(model):
-    """Return ``(OBSTYPE, OBSNAME)`` of a processed frame from its exposure type and detector.
-
-    Parameters
-    ----------
-    model : IRISImageModel
-        A processed frame.
-
-    Returns
-    -------
-    tuple of str or None
-        E.g. ``("SCI", "IMG1-SCI")`` for an imager science exposure; ``(None, None)`` when
-        the exposure type has no category.
-    """
-    categories = {
-        "IRIS_IMAGE": ("SCI", "SCI"),
-        "IRIS_SKY": ("SCI", "SKY"),
-        "IRIS_DARK": ("CAL", "DRK"),
-        "IRIS_FLAT": ("CAL", "NFF"),
-        "IRIS_TELLURIC": ("CAL", "TEL"),
-    }
-    obstype, kind = categories.get(model.meta.exposure.type, (None, None))
-    if obstype is None or model.meta.instrument.mode == "IFS":
-        return None, None
-    return obstype, f"IMG1-{kind}"

@@ -5,10 +5,10 @@ from ..background import BackgroundStep
 from ..dark_current import DarkCurrentStep
 from ..flat_field import FlatFieldStep
 from ..lib.models import open_image
+from ..lib.observation import observation_category
 from ..lib.status import mark_skipped
 from ..parse_subarray_map import ParseSubarrayMapStep
 from ..stpipe import TMTPipeline
-from .detector1 import observation_category
 from .inputs import input_products
 
 __all__ = ["ProcessImagerL2Pipeline"]
@@ -28,6 +28,7 @@ class ProcessImagerL2Pipeline(TMTPipeline):
     spec = """
     save_bsub = boolean(default=False)  # Save the background-subtracted frame (suffix bsub)
     """
+    intermediate_products = {"save_bsub": "bsub"}
     step_defs = {
         "background": BackgroundStep,
         "assign_wcs": AssignWcsStep,
@@ -51,7 +52,6 @@ class ProcessImagerL2Pipeline(TMTPipeline):
         """
         self.output_use_model = True
         results = [self.calibrate(product) for product in input_products(input)]
-        self.suffix = "cal"
         return results[0] if len(results) == 1 else results
 
     def calibrate(self, product):
@@ -83,5 +83,9 @@ class ProcessImagerL2Pipeline(TMTPipeline):
             model = self.background.run(model)
         model.meta.processing_level = 2
         model.meta.obstype, model.meta.obsname = observation_category(model)
+        if product.asn_table:
+            model.meta.asn.table_name = product.asn_table
+        if product.asn_pool:
+            model.meta.asn.pool_name = product.asn_pool
         model.meta.filename = f"{product.name}.fits"
         return model

@@ -1,9 +1,13 @@
 """RampFitStep: Level 0 ramp -> Level 1 rate frame (the iris_readout C library)."""
 
+import logging
+
 from ..stpipe import TMTStep
 from .ramp_fit import READOUT_MODES, fit_exposure
 
 __all__ = ["RampFitStep"]
+
+log = logging.getLogger(__name__)
 
 _REFERENCE_MODELS = {
     "nonlin": "TMTNonlinModel",
@@ -64,10 +68,10 @@ class RampFitStep(TMTStep):
             if reference is None:
                 if reftype in ("readnoise", "gain"):
                     raise ValueError(f"{self.name}: a {reftype} reference is required to compute the errors")
-                self.log.warning("%s: no %s reference (N/A): that correction is not applied", self.name, reftype)
+                log.info("%s: no %s reference (N/A): that correction is not applied", self.name, reftype)
                 continue
             references[reftype] = reference
-        self.log.info(
+        log.info(
             "Fitting %d integration(s) of %d reads (%s, %s weighting)",
             nints,
             nreads,

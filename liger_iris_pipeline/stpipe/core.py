@@ -7,6 +7,7 @@ say which reference type, input values and context were involved, and record the
 and context used in the output (``R_*`` and ``CRDS_CTX``/``CRDS_VER`` keywords).
 """
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -14,8 +15,12 @@ from pathlib import Path
 from stpipe import Pipeline, Step, crds_client
 
 from ..crds_plugin import INSTRUMENT, OBSERVATORY, configure_environment
+from ..lib.errors import command_failed, traceback_requested
+from ..lib.output import OutputTransaction, active_transaction
+from .cmdline import command_name, under_command_line
+from .integration import KNOWN_SUFFIXES, PRODUCT_SUFFIXES
 
-__all__ = ["ReferenceFileError", "TMTPipeline", "TMTStep"]
+__all__ = ["ReferenceFileError", "TMTPipeline", "TMTStep", "check_detector"]
 
 log = logging.getLogger(__name__)
 
@@ -114,32 +119,9 @@ def _finalize(result, reference_files_used):
     meta.ref_file.crds.context_used = _context_used()
 
 
-KNOWN_SUFFIXES = (
-    "uncal",
-    "rate",
-    "rateints",
-    "bsub",
-    "cal",
-    "flat",
-    "dark",
-    "i2d",
-    "crf",
-    "dq_init",
-    "ramp_fit",
-    "dark_current",
-    "flat_field",
-    "background",
-    "assign_wcs",
-    "parse_subarray_map",
-    "merge_subarrays",
-    "normalize",
-    "subtract_images",
-)
-"""File-name suffixes that output names replace (``x_uncal.fits`` -> ``x_rate.fits``)."""
-
-
 class _TMTMixin:
-    """What every TMT step and pipeline shares: our datamodels, CRDS defaults, suffixes, provenance."""
+    """What every TMT step and pipeline shares: our datamodels, CRDS defaults, suffixes, provenance,
+    safe outputs and one-line failures on the command line."""
 
     spec = """
     output_ext = string(default='.fits')  # Default type of output
@@ -162,8 +144,15 @@ class _TMTMixin:
 
     @classmethod
     def get_config_from_reference(cls, dataset, disable=None, crds_observatory=None):
-        """Set the CRDS defaults (no ``pars-*`` look-ups unless asked for), then defer to stpipe."""
-        configure_environment()
+        """Set the CRDS defaults (no ``pars-*`` look-ups unless asked for), then defer to stpipe.
+
+        A CRDS set-up that does not work yields no parameters here: the run itself then
+        reports the problem when it needs a reference.
+        """
+        try:
+            configure_environment()
+        except Exception:  # noqa: BLE001 - reported, with its fix, by the first reference look-up
+            return cls._empty_config()
         return super().get_config_from_reference(dataset, disable=disable, crds_observatory=crds_observatory)
 
     @classmethod
@@ -189,6 +178,19 @@ class _TMTMixin:
                 return header_metadata(path, MODEL_CLASSES[model_type]), OBSERVATORY
         return super()._get_crds_parameters(dataset)
 
+    @classmethod
+    def from_config_section(cls, config, parent=None, name=None, config_file=None):
+        """Build the step from its configuration; on the command line a bad parameter is one line."""
+        from stpipe.exceptions import ValidationError
+
+        try:
+            return super().from_config_section(config, parent=parent, name=name, config_file=config_file)
+        except ValidationError as exc:
+            if parent is None and under_command_line():
+                command_failed(command_name(), exc, file=config_file or cls.class_alias or cls.__name__)
+                raise SystemExit(1) from None
+            raise
+
     @staticmethod
     def remove_suffix(name):
         """Split a known product suffix off a file's base name.
@@ -209,21 +211,116 @@ class _TMTMixin:
                     return name[: -len(suffix) - 1], separator
         return name, None
 
+    def default_suffix(self):
+        """Return the suffix of this step's product: ``rate``, ``cal``... or the step's alias."""
+        alias = self.class_alias or self.name.lower()
+        return PRODUCT_SUFFIXES.get(alias, alias)
+
     def finalize_result(self, result, reference_files_used):
         """Record ``meta.ref_file.<type>.name`` and the CRDS context and version in `result`."""
         _finalize(result, reference_files_used)
+
+    def run(self, *args):
+        """Run the step; a run started by the user (not by a pipeline) writes all its products or none.
+
+        The products are written under temporary names and renamed when the whole run has
+        succeeded; a product named like one of the run's inputs or references is refused, before
+        any work when its name is known in advance (`planned_outputs`). Under ``strun`` or
+        ``tmtrun`` a failure is reported as one line and exits with status 1.
+        """
+        if self.parent is not None or active_transaction() is not None:
+            return super().run(*args)
+        command_line = under_command_line()
+        try:
+            with OutputTransaction(self._protected_files(args)) as transaction:
+                if args and (self.save_results or self.output_file):
+                    for path in self.planned_outputs(*args):
+                        transaction.check(path)
+                return super().run(*args)
+        except Exception as exc:
+            if not command_line:
+                raise
+            command_failed(command_name(), exc, file=_input_label(args), show_traceback=traceback_requested())
+            raise SystemExit(1) from None
+
+    def planned_outputs(self, *args):
+        """Return the files a run with these inputs saves as its results (their final names).
+
+        Parameters
+        ----------
+        *args
+            The run's inputs.
+
+        Returns
+        -------
+        list of str
+        """
+        suffix = self.suffix or self.default_suffix()
+        basepath = self.output_file or f"{_product_names(args[0])[0]}.fits"
+        return [self.make_output_path(basepath=basepath, suffix=suffix)]
+
+    def _steps(self):
+        """Return this step and, for a pipeline, its steps."""
+        return [self, *(getattr(self, alias) for alias in getattr(self, "step_defs", {}))]
+
+    def _protected_files(self, args):
+        """Return ``(path, role)`` of the run's input files, association members and reference overrides."""
+        from ..associations import AssociationError, load_asn
+
+        protected = []
+
+        def add(item, role):
+            if isinstance(item, (list, tuple)):
+                for element in item:
+                    add(element, role)
+            elif isinstance(item, (str, os.PathLike)):
+                path = self.make_input_path(os.fspath(item))
+                protected.append((path, role))
+                if path.endswith(".json") and os.path.isfile(path):
+                    with contextlib.suppress(AssociationError):
+                        for product in load_asn(path, check_files=False):
+                            add([product.science, *product.background], "association member")
+
+        add(list(args), "input")
+        for step in self._steps():
+            for reference_file_type in step.reference_file_types:
+                override = getattr(step, f"override_{reference_file_type}", None)
+                if isinstance(override, str) and override.strip() not in ("", "N/A"):
+                    protected.append((override, f"{reference_file_type} reference"))
+        return protected
+
+
+def _product_names(item):
+    """Return the product names an input stands for (file names without suffix and extension)."""
+    from ..pipeline.inputs import input_products
+
+    return [product.name for product in input_products(item)]
+
+
+def _input_label(args):
+    """Return the name of a run's first input file for messages, or None."""
+    if not args:
+        return None
+    first = args[0][0] if isinstance(args[0], (list, tuple)) and args[0] else args[0]
+    if isinstance(first, (str, os.PathLike)):
+        return os.fspath(first)
+    filename = getattr(getattr(first, "meta", None), "filename", None)
+    return filename or None
 
 
 class TMTStep(_TMTMixin, Step):
     """Base class of the liger_iris_pipeline steps.
 
     Subclasses list ``reference_file_types`` (from
-    `liger_iris_pipeline.crds_plugin.REFERENCE_TYPES`) and call ``self.get_reference_file``;
+    `liger_iris_pipeline.crds_plugin.REFERENCE_TYPES`) and call `reference_model`;
     ``override_<type>`` parameters still take precedence over CRDS.
     """
 
     def reference_model(self, input_model, reference_file_type, model_class):
         """Return the reference of a type for an input, opened as its model class, or None for ``N/A``.
+
+        Logs the file used, protects it from being overwritten by the run's products, and
+        refuses a reference made for another detector (``DETSERNO``) than the input's.
 
         Parameters
         ----------
@@ -237,13 +334,29 @@ class TMTStep(_TMTMixin, Step):
         Returns
         -------
         TMTReferenceFileModel or None
+
+        Raises
+        ------
+        ReferenceFileError
+            No reference, or one of another detector.
         """
         from ..lib.models import open_reference
 
         reference = self.get_reference_file(input_model, reference_file_type)
         if reference == "N/A":
+            log.info("%s: no %s reference (N/A)", self.name, reference_file_type.upper())
             return None
-        return open_reference(reference, model_class, reference_file_type, self.name)
+        if isinstance(reference, (str, os.PathLike)):
+            shown = self._reference_files_used[-1][1] if self._reference_files_used else reference
+            log.info("Using %s reference file %s", reference_file_type.upper(), shown)
+            transaction = active_transaction()
+            if transaction is not None:
+                transaction.protect(reference, f"{reference_file_type} reference")
+        else:
+            log.info("Using %s reference model %s", reference_file_type.upper(), _model_label(reference))
+        model = open_reference(reference, model_class, reference_file_type, self.name)
+        check_detector(input_model, model, reference_file_type)
+        return model
 
     def get_reference_file(self, input_file, reference_file_type):
         """Return the path of the reference of a type for an input (or the override model/path).
@@ -267,8 +380,8 @@ class TMTStep(_TMTMixin, Step):
         """
         if self.get_ref_override(reference_file_type) is not None:
             return super().get_reference_file(input_file, reference_file_type)
-        configure_environment()
         try:
+            configure_environment()
             return super().get_reference_file(input_file, reference_file_type)
         except Exception as exc:
             # crds fails in many ways (CrdsError, OSError, even AttributeError for a file absent from a
@@ -276,8 +389,72 @@ class TMTStep(_TMTMixin, Step):
             raise _reference_error(self, input_file, reference_file_type, exc) from exc
 
 
+def _model_label(model):
+    filename = getattr(model.meta, "filename", None)
+    return f"{type(model).__name__} {filename}" if filename else type(model).__name__
+
+
+def check_detector(science, reference, reference_file_type):
+    """Raise `ReferenceFileError` if a reference was made for another physical detector than the data.
+
+    Parameters
+    ----------
+    science : TMTDataModel
+        The data being calibrated.
+    reference : TMTReferenceFileModel
+        Its reference.
+    reference_file_type : str
+        For the message.
+    """
+    data_serial = science.meta.instrument.detector_serial
+    reference_serial = reference.meta.instrument.detector_serial
+    if data_serial and reference_serial and data_serial != reference_serial:
+        raise ReferenceFileError(
+            f"{science.meta.filename or type(science).__name__}: taken with detector {data_serial} (DETSERNO), "
+            f"but the {reference_file_type} reference {reference.meta.filename or 'given'} describes detector "
+            f"{reference_serial}; use references of this detector (override_{reference_file_type}, or a CRDS "
+            "cache built for it), or simulate data with the cache's detector (simulate.CACHE_DETECTOR_SEED)"
+        )
+
+
 class TMTPipeline(_TMTMixin, Pipeline):
     """Base class of the liger_iris_pipeline pipelines (see `TMTStep`)."""
+
+    def planned_outputs(self, *args):
+        """Return the files a run with these inputs saves: each product, and the intermediate products asked for.
+
+        Parameters
+        ----------
+        *args
+            The run's inputs.
+
+        Returns
+        -------
+        list of str
+        """
+        suffixes = [self.suffix or self.default_suffix()]
+        suffixes += [suffix for flag, suffix in self.intermediate_products.items() if getattr(self, flag, False)]
+        steps = [getattr(self, alias) for alias in self.step_defs]
+        suffixes += [step.default_suffix() for step in steps if step.save_results]
+        return [
+            self.make_output_path(basepath=f"{name}.fits", suffix=suffix)
+            for name in _product_names(args[0])
+            for suffix in suffixes
+        ]
+
+    intermediate_products = {}
+    """Parameter -> suffix of the optional intermediate products a pipeline saves (``save_bsub``...)."""
+
+    def finalize_result(self, result, reference_files_used):
+        """Record provenance, and ``SKIPPED`` for each of the pipeline's steps that did not run."""
+        super().finalize_result(result, reference_files_used)
+        cal_step = getattr(getattr(result, "meta", None), "cal_step", None)
+        if cal_step is None:
+            return
+        for alias in self.step_defs:
+            key = getattr(self, alias).class_alias
+            if key and getattr(cal_step, key, None) is None:
+                setattr(cal_step, key, "SKIPPED")
 
     def _precache_references(self, input_file):
         """Fetch every step's references before the first step runs, one type at a time.
@@ -286,8 +463,8 @@ class TMTPipeline(_TMTMixin, Pipeline):
         multi-type look-up cannot say which type failed; this one skips overrides (models or
         paths) and names the failing type.
         """
-        configure_environment()
         try:
+            configure_environment()
             parameters, observatory = self._get_crds_parameters(input_file)
         except (ValueError, TypeError, OSError):
             return  # not a model: each step looks up its own references when it runs

@@ -22,6 +22,24 @@ STEPS = (
 )
 """(class path, alias, is_pipeline) of every step and pipeline."""
 
+PRODUCT_SUFFIXES = {
+    "ramp_fit": "rate",
+    "combine_darks": "dark",
+    "detector1": "rate",
+    "image2": "cal",
+    "preprocess_flatfield": "flat",
+    "master_dark": "dark",
+}
+"""Alias -> suffix of the product of a step or pipeline run on its own; every other step's is its alias."""
+
+OTHER_SUFFIXES = ("uncal", "rateints", "bsub", "combinedbackground", "i2d", "crf")
+"""Suffixes of files no step names itself after (raw exposures, intermediate and Level 3 products)."""
+
+KNOWN_SUFFIXES = tuple(
+    sorted({*OTHER_SUFFIXES, *PRODUCT_SUFFIXES.values(), *(alias for _, alias, _ in STEPS)}, key=lambda s: (-len(s), s))
+)
+"""File-name suffixes that output names replace (``x_uncal.fits`` -> ``x_rate.fits``), longest first."""
+
 
 def get_steps():
     """Return the steps and pipelines for stpipe's ``stpipe.steps`` entry point.
