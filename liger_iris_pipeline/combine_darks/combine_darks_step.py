@@ -2,7 +2,7 @@
 
 import logging
 
-from ..lib.models import open_image
+from ..lib.models import file_label, open_image
 from ..stpipe import TMTStep
 from .combine_darks import combine_darks
 
@@ -36,9 +36,12 @@ class CombineDarksStep(TMTStep):
         TMTDarkModel
         """
         models = [open_image(frame, self.name, "dark frame", copy=False) for frame in frames]
-        exposure_types = {model.meta.exposure.type for model in models}
-        if exposure_types - {"IRIS_DARK", None}:
-            raise ValueError(f"{self.name}: inputs must be dark exposures, found EXP_TYPE {sorted(exposure_types)}")
+        for model in models:
+            if model.meta.exposure.type not in ("IRIS_DARK", None):
+                raise ValueError(
+                    f"{file_label(model)}: {self.name} combines dark exposures, this one has EXP_TYPE "
+                    f"{model.meta.exposure.type}"
+                )
         log.info("Combining %d dark frames", len(models))
         dark = combine_darks(
             models,

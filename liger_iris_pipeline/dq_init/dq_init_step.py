@@ -1,5 +1,6 @@
 """DQInitStep: initialise the pixel DQ from the bad-pixel mask reference."""
 
+from ..lib.models import file_label
 from ..lib.status import mark_skipped
 from ..stpipe import TMTStep
 from .dq_initialization import apply_mask
@@ -30,7 +31,10 @@ class DQInitStep(TMTStep):
         # A shallow copy: the (large) science array is shared, the DQ array is replaced, never modified.
         model = datamodels.open(input) if not isinstance(input, datamodels.TMTDataModel) else type(input)(input)
         if not isinstance(model, (datamodels.TMTRampModel, datamodels.IRISImageModel)):
-            raise TypeError(f"{self.name}: input must be a TMTRampModel or IRISImageModel, got {type(model).__name__}")
+            raise TypeError(
+                f"{file_label(model)}: the input of {self.name} must be a TMTRampModel or IRISImageModel, "
+                f"this is a {type(model).__name__}"
+            )
         mask = self.reference_model(model, "mask", datamodels.TMTMaskModel)
         if mask is None:
             return mark_skipped(model, self, "the mask reference is N/A")

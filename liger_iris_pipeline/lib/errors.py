@@ -6,6 +6,7 @@ exits with a non-zero status; the traceback is printed too only when the user as
 (``--debug`` or ``--verbose``).
 """
 
+import re
 import sys
 import traceback
 
@@ -13,6 +14,9 @@ __all__ = ["command_failed", "one_line", "run_command", "traceback_requested"]
 
 DEBUG_FLAGS = ("--debug", "--verbose", "-v")
 """Command-line flags that ask for tracebacks."""
+
+_FILE_FIRST = re.compile(r"^[^\s:]+\.(fits|fit|fts|json|cfg|asdf|pmap|imap|rmap)(\[\w+\])?: ")
+"""A message that already starts with the file at fault."""
 
 
 def one_line(exc):
@@ -31,7 +35,7 @@ def one_line(exc):
     str
     """
     text = " ".join(str(exc).split())
-    if isinstance(exc, KeyError | AttributeError | IndexError | TypeError) or not text:
+    if isinstance(exc, KeyError | AttributeError | IndexError) or not text:
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return text
 
@@ -73,7 +77,7 @@ def command_failed(prog, exc, file=None, show_traceback=False):
     if show_traceback:
         traceback.print_exception(exc, file=sys.stderr)
     message = one_line(exc)
-    if file is not None and str(file) not in message:
+    if file is not None and not _FILE_FIRST.match(message):
         message = f"{file}: {message}"
     print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
     return 1

@@ -3,7 +3,7 @@
 import logging
 import os
 
-__all__ = ["open_image", "open_reference"]
+__all__ = ["file_label", "open_image", "open_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +40,39 @@ def open_image(init, step_name, role="input", copy=True):
 
     if isinstance(init, (str, os.PathLike)):
         model = datamodels.open(init)
-        where = f"{init} ({type(model).__name__})"
+        where = os.fspath(init)
     else:
         model = init.copy() if copy and isinstance(init, datamodels.IRISImageModel) else init
-        where = type(init).__name__
+        where = file_label(init)
     if not isinstance(model, datamodels.IRISImageModel):
-        raise TypeError(f"{step_name}: the {role} must be an IRISImageModel (Level 1 or 2 frame), got {where}")
+        hint = ": a Level 0 ramp, reduce it with detector1 first" if isinstance(model, datamodels.TMTRampModel) else ""
+        raise TypeError(
+            f"{where}: the {role} of {step_name} must be an IRISImageModel (Level 1 or 2 frame), "
+            f"this is a {type(model).__name__}{hint}"
+        )
     if model.data is None or model.data.ndim != 2:
-        raise TypeError(f"{step_name}: the {role} {where} has no 2-D SCI array")
+        raise TypeError(f"{where}: the {role} of {step_name} has no 2-D SCI array")
     ensure_error_arrays(model)
     if model is not init:  # a frame of the step's own, not a model the caller lent it
         flagged = flag_nonfinite(model)
         if flagged:
             log.info("%s: %d pixels of %s are not finite: flagged DO_NOT_USE", step_name, flagged, where)
     return model
+
+
+def file_label(model):
+    """Return the name of a model for messages: its file name, else its class name.
+
+    Parameters
+    ----------
+    model : stdatamodels.DataModel
+        Any model.
+
+    Returns
+    -------
+    str
+    """
+    return getattr(model.meta, "filename", None) or f"<{type(model).__name__}>"
 
 
 def open_reference(reference, model_class, reference_type, step_name):
@@ -84,10 +103,10 @@ def open_reference(reference, model_class, reference_type, step_name):
 
     model = datamodels.open(reference) if isinstance(reference, (str, os.PathLike)) else reference
     if not isinstance(model, model_class):
-        where = reference if isinstance(reference, (str, os.PathLike)) else "the override model"
+        where = os.fspath(reference) if isinstance(reference, (str, os.PathLike)) else file_label(model)
         raise TypeError(
-            f"{step_name}: the {reference_type} reference must be a {model_class.__name__}, "
-            f"{where} is a {type(model).__name__}"
+            f"{where}: the {reference_type} reference of {step_name} must be a {model_class.__name__}, "
+            f"this is a {type(model).__name__}"
         )
     # A file without ERR or DQ contributes no error and no flags.
     for name in model_class.default_arrays:

@@ -21,7 +21,7 @@ _REFERENCE_SPEC = """
 
 def _name_output(pipeline, products):
     """Name the pipeline's output after its first input (``x_rate.fits`` -> ``x_<suffix>.fits``)."""
-    pipeline.output_use_model = True
+    pipeline.output_use_model = pipeline.names_products_by_model
     return f"{products[0].name}.fits"
 
 
@@ -32,6 +32,7 @@ class ProcessFlatfieldL2(TMTPipeline):
     """
 
     class_alias = "preprocess_flatfield"
+    names_products_by_model = combines_inputs = True
     spec = (
         """
     nsigma = float(min=0, default=3.0)  # Outlier threshold when combining exposures (units of their errors)
@@ -74,6 +75,7 @@ class MasterDarkPipeline(TMTPipeline):
     """Dark Level 1 frames -> dark reference (rate in DN/s), with outlier rejection."""
 
     class_alias = "master_dark"
+    names_products_by_model = combines_inputs = True
     step_defs = {"combine_darks": CombineDarksStep}
 
     def process(self, input):  # noqa: A002 - stpipe's argument name

@@ -29,6 +29,7 @@ class ProcessImagerL2Pipeline(TMTPipeline):
     save_bsub = boolean(default=False)  # Save the background-subtracted frame (suffix bsub)
     """
     intermediate_products = {"save_bsub": "bsub"}
+    names_products_by_model = True
     step_defs = {
         "background": BackgroundStep,
         "assign_wcs": AssignWcsStep,
@@ -50,7 +51,7 @@ class ProcessImagerL2Pipeline(TMTPipeline):
         IRISImageModel or list of IRISImageModel
             Level 2 frames (suffix ``cal``), one per product.
         """
-        self.output_use_model = True
+        self.output_use_model = self.names_products_by_model
         results = [self.calibrate(product) for product in input_products(input)]
         return results[0] if len(results) == 1 else results
 

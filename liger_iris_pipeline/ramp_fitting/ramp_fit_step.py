@@ -2,6 +2,9 @@
 
 import logging
 
+import numpy as np
+
+from ..lib.models import file_label
 from ..stpipe import TMTStep
 from .ramp_fit import READOUT_MODES, fit_exposure
 
@@ -52,14 +55,8 @@ class RampFitStep(TMTStep):
         from .. import datamodels
 
         ramp = datamodels.open(input) if not isinstance(input, datamodels.TMTDataModel) else input
-        if not isinstance(ramp, datamodels.TMTRampModel):
-            raise TypeError(f"{self.name}: input must be a TMTRampModel (Level 0 ramp), got {type(ramp).__name__}")
+        check_ramp(ramp, self.name)
         nints, nreads = ramp.data.shape[:2]
-        if ramp.read_times is None or ramp.read_times.shape != (nreads,):
-            raise ValueError(
-                f"{self.name}: {ramp.meta.filename or 'the ramp'} needs READ_TIMES with {nreads} values, "
-                f"found {None if ramp.read_times is None else ramp.read_times.shape}"
-            )
         mode = self.readout_mode if self.readout_mode != "header" else ramp.meta.exposure.readout_mode or "UTR"
         nfowler = self.nfowler or ramp.meta.exposure.nfowler or 1
         references = {}
@@ -67,7 +64,10 @@ class RampFitStep(TMTStep):
             reference = self.reference_model(ramp, reftype, getattr(datamodels, class_name))
             if reference is None:
                 if reftype in ("readnoise", "gain"):
-                    raise ValueError(f"{self.name}: a {reftype} reference is required to compute the errors")
+                    raise ValueError(
+                        f"{file_label(ramp)}: {self.name} needs a {reftype} reference to compute the errors; "
+                        f"override_{reftype} is N/A"
+                    )
                 log.info("%s: no %s reference (N/A): that correction is not applied", self.name, reftype)
                 continue
             references[reftype] = reference
@@ -92,3 +92,33 @@ class RampFitStep(TMTStep):
             frame.meta.exposure.nfowler = nfowler
         frame.meta.cal_step.ramp_fit = "COMPLETE"
         return frame
+
+
+def check_ramp(ramp, step_name):
+    """Raise unless a model is a Level 0 ramp that can be fitted: its message starts with the file.
+
+    Parameters
+    ----------
+    ramp : TMTDataModel
+        The input.
+    step_name : str
+        For messages.
+    """
+    from .. import datamodels
+
+    where = file_label(ramp)
+    if not isinstance(ramp, datamodels.TMTRampModel):
+        raise TypeError(
+            f"{where}: the input of {step_name} must be a Level 0 ramp (TMTRampModel), this is a {type(ramp).__name__}"
+        )
+    nints, nreads = ramp.data.shape[:2]
+    if nreads < 2:
+        raise ValueError(f"{where}: a ramp needs at least 2 reads per integration to measure a rate, it has {nreads}")
+    times = ramp.read_times
+    if times is None or times.shape != (nreads,):
+        found = "none" if times is None else f"shape {times.shape}"
+        raise ValueError(f"{where}: READ_TIMES must hold one time per read ({nreads}), found {found}")
+    if not (np.all(np.isfinite(times)) and np.all(np.diff(times) > 0) and times[0] >= 0):
+        raise ValueError(
+            f"{where}: READ_TIMES must be finite, non-negative and strictly increasing, found {times.tolist()}"
+        )

@@ -149,10 +149,14 @@ class _TMTMixin:
         A CRDS set-up that does not work yields no parameters here: the run itself then
         reports the problem when it needs a reference.
         """
+        from stpipe.step import get_disable_crds_steppars
+
         try:
             configure_environment()
         except Exception:  # noqa: BLE001 - reported, with its fix, by the first reference look-up
             return cls._empty_config()
+        # strun passes disable=False unless --disable-crds-steppars: the package's default still holds.
+        disable = disable or get_disable_crds_steppars()
         return super().get_config_from_reference(dataset, disable=disable, crds_observatory=crds_observatory)
 
     @classmethod
@@ -183,11 +187,15 @@ class _TMTMixin:
         """Build the step from its configuration; on the command line a bad parameter is one line."""
         from stpipe.exceptions import ValidationError
 
+        from .cfg_check import describe_validation_error
+
         try:
             return super().from_config_section(config, parent=parent, name=name, config_file=config_file)
         except ValidationError as exc:
             if parent is None and under_command_line():
-                command_failed(command_name(), exc, file=config_file or cls.class_alias or cls.__name__)
+                source = config_file or cls.class_alias or cls.__name__
+                message = describe_validation_error(exc, cls, cls.load_spec_file(), config, source)
+                command_failed(command_name(), ValidationError(message))
                 raise SystemExit(1) from None
             raise
 
@@ -255,9 +263,26 @@ class _TMTMixin:
         -------
         list of str
         """
-        suffix = self.suffix or self.default_suffix()
-        basepath = self.output_file or f"{_product_names(args[0])[0]}.fits"
-        return [self.make_output_path(basepath=basepath, suffix=suffix)]
+        suffixes = [self.suffix or self.default_suffix()]
+        suffixes += [suffix for flag, suffix in self.intermediate_products.items() if getattr(self, flag, False)]
+        steps = self._steps()[1:]
+        suffixes += [step.default_suffix() for step in steps if step.save_results]
+        if self.output_file and not self.names_products_by_model:
+            basepaths = [self.output_file]
+        else:
+            names = _product_names(args[0])
+            one_product = self.combines_inputs or not self.names_products_by_model
+            basepaths = [f"{name}.fits" for name in (names[:1] if one_product else names)]
+        return [self.make_output_path(basepath=base, suffix=suffix) for base in basepaths for suffix in suffixes]
+
+    names_products_by_model = False
+    """True for pipelines that name each product after its input product (``output_use_model``)."""
+
+    combines_inputs = False
+    """True for pipelines that combine all their inputs into one product, named after the first."""
+
+    intermediate_products = {}
+    """Parameter -> suffix of the optional intermediate products a pipeline saves (``save_bsub``...)."""
 
     def _steps(self):
         """Return this step and, for a pipeline, its steps."""
@@ -419,31 +444,6 @@ def check_detector(science, reference, reference_file_type):
 
 class TMTPipeline(_TMTMixin, Pipeline):
     """Base class of the liger_iris_pipeline pipelines (see `TMTStep`)."""
-
-    def planned_outputs(self, *args):
-        """Return the files a run with these inputs saves: each product, and the intermediate products asked for.
-
-        Parameters
-        ----------
-        *args
-            The run's inputs.
-
-        Returns
-        -------
-        list of str
-        """
-        suffixes = [self.suffix or self.default_suffix()]
-        suffixes += [suffix for flag, suffix in self.intermediate_products.items() if getattr(self, flag, False)]
-        steps = [getattr(self, alias) for alias in self.step_defs]
-        suffixes += [step.default_suffix() for step in steps if step.save_results]
-        return [
-            self.make_output_path(basepath=f"{name}.fits", suffix=suffix)
-            for name in _product_names(args[0])
-            for suffix in suffixes
-        ]
-
-    intermediate_products = {}
-    """Parameter -> suffix of the optional intermediate products a pipeline saves (``save_bsub``...)."""
 
     def finalize_result(self, result, reference_files_used):
         """Record provenance, and ``SKIPPED`` for each of the pipeline's steps that did not run."""

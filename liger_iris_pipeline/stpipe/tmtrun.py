@@ -10,7 +10,7 @@ exit status with a one-line error on any failure::
     tmtrun --list-cfgs | --copy-cfgs DIR | --version | --help
 """
 
-import logging
+import contextlib
 import shutil
 import sys
 from importlib import resources
@@ -24,11 +24,14 @@ Run a liger_iris_pipeline step or pipeline. Shipped configurations (found by nam
 the working directory): {cfgs}. Steps and pipelines: {aliases}.
 
 options:
-  -h, --help          this message (with a step or cfg: that step's parameters)
+  -h, --help [STEP]   this message; with a step, pipeline or cfg: its parameters
   --version           versions of liger_iris_pipeline, iris_readout and the STScI stack
   --list-cfgs         list the shipped .cfg files
   --copy-cfgs DIR     copy the shipped .cfg files into DIR
+  --debug, --verbose  on failure, also print the traceback (--verbose: all log messages)
 Everything else is stpipe's command line (strun): --output_dir, --save-parameters, --log-level...
+Log messages go to stdout (--log-stream=stderr to change it); a failure is one line on stderr,
+"tmtrun: error: <file>: <problem>", with exit status 1.
 """
 
 
@@ -69,6 +72,37 @@ def _resolve_cfg(argv):
     return argv
 
 
+def _has_option(argv, name):
+    return any(arg == name or arg.startswith(name + "=") for arg in argv)
+
+
+def _prepare(argv):
+    """Return stpipe's arguments for a tmtrun command line, after checking what tmtrun can check first.
+
+    A shipped cfg given by name is found; a ``.cfg`` file is checked (syntax, class, parameters,
+    with line numbers); log messages go to stdout unless the user chose a stream, so that stderr
+    carries only the failure line.
+    """
+    from .cfg_check import check_cfg_file
+
+    argv = _resolve_cfg(argv)
+    target = argv[0]
+    if target.endswith(".cfg"):
+        if not Path(target).is_file():
+            raise FileNotFoundError(f"{target}: no such parameter file (shipped: {', '.join(cfg_files())})")
+        check_cfg_file(target)
+    else:
+        from stpipe import Step, utilities
+
+        try:
+            utilities.import_class(utilities.resolve_step_class_alias(target), Step)
+        except (ImportError, AttributeError, TypeError, ValueError):
+            raise ValueError("neither a parameter file nor a step or pipeline (`tmtrun --help` lists them)") from None
+    if not any(_has_option(argv, option) for option in ("--log-stream", "--log-file", "--logcfg")):
+        argv = [*argv, "--log-stream=stdout"]
+    return argv
+
+
 def main(argv=None):
     """Run ``tmtrun``.
 
@@ -84,6 +118,8 @@ def main(argv=None):
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
+        if len(argv) > 1:  # tmtrun --help image2: the parameters of image2
+            return main([*argv[1:], "--help"])
         from .integration import STEPS
 
         print(USAGE.format(cfgs=", ".join(cfg_files()), aliases=", ".join(alias for _, alias, _ in STEPS)))
@@ -106,23 +142,28 @@ def main(argv=None):
             print(target / name)
         return 0
 
-    from stpipe import _cmdline
     from stpipe.exceptions import StpipeExitException
 
     from ..crds_plugin import configure_environment
+    from ..lib.errors import run_command
+    from .cmdline import running_command, step_from_cmdline
 
-    configure_environment()
+    def run():
+        # Failures inside a run are reported (one line) by the step itself, which exits with SystemExit.
+        stpipe_argv = _prepare(argv)
+        with contextlib.suppress(Exception):
+            configure_environment()  # a broken CRDS set-up is reported by the first look-up, with its fix
+        try:
+            with running_command("tmtrun"):
+                step_from_cmdline(stpipe_argv)
+        except StpipeExitException as exc:
+            return exc.exit_status
+        return 0
+
     try:
-        _cmdline.step_from_cmdline(_resolve_cfg(argv))
-    except StpipeExitException as exc:
-        return exc.exit_status
-    except SystemExit as exc:  # argparse errors inside stpipe
+        return run_command("tmtrun", run, argv=argv, file=argv[0])
+    except SystemExit as exc:  # argparse usage errors, and failures already reported
         return exc.code if isinstance(exc.code, int) else 1
-    except Exception as exc:  # every failure must give a non-zero status and a readable message
-        logging.getLogger(__name__).debug("tmtrun failed", exc_info=True)
-        print(f"tmtrun: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":
