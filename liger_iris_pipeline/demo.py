@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+PROG = "liger-iris-demo"
+
 
 def _summarise(path):
     """Return a one-line summary of a product read back through `datamodels.open`."""
@@ -69,11 +71,22 @@ def main(argv=None):
     int
         Exit status.
     """
-    parser = argparse.ArgumentParser(prog="liger-iris-demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="demo_output", help="directory for the products (default demo_output)")
     parser.add_argument("--size", type=int, default=4096, help="detector side in pixels (default 4096)")
     parser.add_argument("--nreads", type=int, default=10, help="reads per integration (default 10)")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     args = parser.parse_args(argv)
+    if args.size < 16 or args.nreads < 2:
+        parser.error("--size must be at least 16 pixels and --nreads at least 2")
+
+    from .lib.errors import run_command
+
+    return run_command(PROG, lambda: _run(args), argv=["--debug"] if args.debug else [])
+
+
+def _run(args):
+    """Run the demo's stages; return the exit status."""
 
     from .associations import make_asn
     from .crds_cache_builder import SEED
@@ -118,14 +131,14 @@ def main(argv=None):
     stage(f"simulated 2 science + 2 sky exposures, {args.size}x{args.size}, {args.nreads} reads, in {output}/level0")
 
     for ramp in manifest["science"] + manifest["sky"]:
-        if tmtrun(["detector1.cfg", ramp, f"--output_dir={output / 'level1'}", "--log-level=WARNING"]) != 0:
+        if tmtrun(["detector1.cfg", ramp, f"--output_dir={output / 'level1'}", "--log-level=WARNING"], PROG) != 0:
             return 1
     stage(f"Level 1: tmtrun detector1.cfg -> {output}/level1")
 
     rates = {kind: sorted((output / "level1").glob(f"sim_{kind}_*_rate.fits")) for kind in ("science", "sky")}
     asn = output / "level1" / "image2_asn.json"
     make_asn(rates["science"], rates["sky"], output=asn)
-    if tmtrun(["image2.cfg", str(asn), f"--output_dir={output / 'level2'}", "--log-level=WARNING"]) != 0:
+    if tmtrun(["image2.cfg", str(asn), f"--output_dir={output / 'level2'}", "--log-level=WARNING"], PROG) != 0:
         return 1
     stage(f"Level 2: tmtrun image2.cfg {asn} -> {output}/level2")
 

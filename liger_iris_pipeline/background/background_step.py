@@ -89,9 +89,9 @@ class BackgroundStep(TMTStep):
         good = good_pixels(background.dq, background.data)
         if good.any():
             model.meta.background.level = float(np.median(background.data[good]))
-        invalid = subtract_image(model, background)
-        if invalid:
-            log.warning("%d pixels have no valid background: flagged DO_NOT_USE, not subtracted", invalid)
+        lost = subtract_image(model, background)
+        if lost:
+            log.warning("%d good pixels have no valid background: flagged DO_NOT_USE", lost)
         model.meta.cal_step.background = "COMPLETE"
         return model
 

@@ -103,13 +103,15 @@ def _prepare(argv):
     return argv
 
 
-def main(argv=None):
+def main(argv=None, prog="tmtrun"):
     """Run ``tmtrun``.
 
     Parameters
     ----------
     argv : list of str, optional
         Arguments (default ``sys.argv[1:]``).
+    prog : str
+        Command name in error messages (``liger-iris-demo`` runs tmtrun as part of itself).
 
     Returns
     -------
@@ -119,7 +121,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         if len(argv) > 1:  # tmtrun --help image2: the parameters of image2
-            return main([*argv[1:], "--help"])
+            return main([*argv[1:], "--help"], prog)
         from .integration import STEPS
 
         print(USAGE.format(cfgs=", ".join(cfg_files()), aliases=", ".join(alias for _, alias, _ in STEPS)))
@@ -154,14 +156,14 @@ def main(argv=None):
         with contextlib.suppress(Exception):
             configure_environment()  # a broken CRDS set-up is reported by the first look-up, with its fix
         try:
-            with running_command("tmtrun"):
+            with running_command(prog):
                 step_from_cmdline(stpipe_argv)
         except StpipeExitException as exc:
             return exc.exit_status
         return 0
 
     try:
-        return run_command("tmtrun", run, argv=argv, file=argv[0])
+        return run_command(prog, run, argv=argv, file=argv[0])
     except SystemExit as exc:  # argparse usage errors, and failures already reported
         return exc.code if isinstance(exc.code, int) else 1
 

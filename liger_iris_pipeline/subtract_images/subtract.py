@@ -27,7 +27,8 @@ def subtract_image(science, other):
     Returns
     -------
     int
-        Number of pixels where ``other`` was not finite (flagged, not subtracted).
+        Number of pixels of ``science`` that were usable and are not any more: ``other`` is
+        not finite or flagged DO_NOT_USE there (flagged, not subtracted where not finite).
 
     Raises
     ------
@@ -47,10 +48,11 @@ def subtract_image(science, other):
     usable = np.isfinite(other.data)
     for name in VARIANCE_ARRAYS:
         usable &= np.isfinite(getattr(other, name))
+    was_usable = (science.dq & DO_NOT_USE) == 0
     science.data[usable] -= other.data[usable]
     for name in VARIANCE_ARRAYS:
         getattr(science, name)[usable] += getattr(other, name)[usable]
     science.dq |= other.dq
     science.dq[~usable] |= DO_NOT_USE
     update_err(science)
-    return int(np.count_nonzero(~usable))
+    return int(np.count_nonzero(was_usable & ((science.dq & DO_NOT_USE) != 0)))

@@ -35,8 +35,8 @@ class SubtractImagesStep(TMTStep):
         """
         model = open_image(input, self.name)
         subtrahend = open_image(other, self.name, role="frame to subtract", copy=False)
-        invalid = subtract_image(model, subtrahend)
-        if invalid:
-            log.warning("%d pixels of the subtracted frame are not finite: flagged DO_NOT_USE", invalid)
+        lost = subtract_image(model, subtrahend)
+        if lost:
+            log.warning("%d good pixels are not usable in the subtracted frame: flagged DO_NOT_USE", lost)
         model.meta.cal_step.subtract_images = "COMPLETE"
         return model
