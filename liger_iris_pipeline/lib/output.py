@@ -88,7 +88,7 @@ class OutputTransaction:
             if same_file(path, protected):
                 raise OutputError(
                     f"{protected}: refusing to overwrite the {role} with a product of this run ({path}); "
-                    "give the output another name or folder (--output_dir, --output_file)"
+                    "give the output another name or folder"
                 )
         for _, final in self._staged:
             if same_file(path, final):
