@@ -286,6 +286,8 @@ def header_metadata(path, model_class):
 
     values = {}
     with fits.open(path, memmap=False) as hdulist:
+        for index, hdu in enumerate(hdulist):
+            _check_cards(hdu, index, path)
         for (extname, keyword), meta_path in keyword_paths(model_class).items():
             if extname in hdulist and keyword in hdulist[extname].header:
                 value = hdulist[extname].header[keyword]

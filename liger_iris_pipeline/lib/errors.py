@@ -6,6 +6,7 @@ exits with a non-zero status; the traceback is printed too only when the user as
 (``--debug`` or ``--verbose``).
 """
 
+import os
 import re
 import sys
 import traceback
@@ -77,8 +78,13 @@ def command_failed(prog, exc, file=None, show_traceback=False):
     if show_traceback:
         traceback.print_exception(exc, file=sys.stderr)
     message = one_line(exc)
-    if file is not None and not _FILE_FIRST.match(message):
-        message = f"{file}: {message}"
+    if file is not None:
+        file = os.fspath(file)
+        name = os.path.basename(file)
+        if message.startswith(f"{name}: "):  # models know their file by name only: give the path typed
+            message = f"{file}: {message[len(name) + 2 :]}"
+        elif not _FILE_FIRST.match(message):
+            message = f"{file}: {message}"
     print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
     return 1
 

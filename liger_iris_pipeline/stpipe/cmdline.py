@@ -10,7 +10,7 @@ import contextvars
 import os
 import sys
 
-__all__ = ["command_name", "running_command", "step_from_cmdline", "under_command_line"]
+__all__ = ["command_name", "running_command", "step_from_cmdline", "traceback_wanted", "under_command_line"]
 
 _COMMAND = contextvars.ContextVar("liger_iris_pipeline_command", default=None)
 
@@ -56,19 +56,32 @@ def under_command_line():
 
 def command_name():
     """Return the name of the command being run: the one set by `running_command`, else the script's."""
-    return _COMMAND.get() or os.path.basename(sys.argv[0] or "strun")
+    running = _COMMAND.get()
+    return running[0] if running else os.path.basename(sys.argv[0] or "strun")
+
+
+def traceback_wanted():
+    """Return True if the command being run asked for tracebacks (``--debug``, ``--verbose``)."""
+    from ..lib.errors import traceback_requested
+
+    running = _COMMAND.get()
+    return running[1] if running else traceback_requested()
 
 
 @contextlib.contextmanager
-def running_command(name):
+def running_command(name, argv=()):
     """Name the command in progress (for its error messages) for the duration of a ``with`` block.
 
     Parameters
     ----------
     name : str
         E.g. ``tmtrun``.
+    argv : list of str
+        Its arguments (``--debug`` or ``--verbose`` there ask for tracebacks).
     """
-    token = _COMMAND.set(name)
+    from ..lib.errors import traceback_requested
+
+    token = _COMMAND.set((name, traceback_requested(argv)))
     try:
         yield
     finally:

@@ -15,9 +15,9 @@ from pathlib import Path
 from stpipe import Pipeline, Step, crds_client
 
 from ..crds_plugin import INSTRUMENT, OBSERVATORY, configure_environment
-from ..lib.errors import command_failed, traceback_requested
+from ..lib.errors import command_failed
 from ..lib.output import OutputTransaction, active_transaction
-from .cmdline import command_name, under_command_line
+from .cmdline import command_name, traceback_wanted, under_command_line
 from .integration import KNOWN_SUFFIXES, PRODUCT_SUFFIXES
 
 __all__ = ["ReferenceFileError", "TMTPipeline", "TMTStep", "check_detector"]
@@ -248,7 +248,7 @@ class _TMTMixin:
         except Exception as exc:
             if not command_line:
                 raise
-            command_failed(command_name(), exc, file=_input_label(args), show_traceback=traceback_requested())
+            command_failed(command_name(), exc, file=_input_label(args), show_traceback=traceback_wanted())
             raise SystemExit(1) from None
 
     def planned_outputs(self, *args):

@@ -156,7 +156,7 @@ def main(argv=None, prog="tmtrun"):
         with contextlib.suppress(Exception):
             configure_environment()  # a broken CRDS set-up is reported by the first look-up, with its fix
         try:
-            with running_command(prog):
+            with running_command(prog, argv):
                 step_from_cmdline(stpipe_argv)
         except StpipeExitException as exc:
             return exc.exit_status
