@@ -97,7 +97,7 @@ def test_science_outside_the_dark_is_a_clear_error(det):
 
 def test_wrong_models_are_rejected(det, frame):
     level1, _ = frame
-    with pytest.raises(TypeError, match="dark reference must be a TMTDarkModel"):
+    with pytest.raises(TypeError, match="dark reference of DarkCurrentStep must be a TMTDarkModel"):
         DarkCurrentStep.call(level1, override_dark=sim.reference_model(det, "FLAT"))
     with pytest.raises(TypeError, match="must be an IRISImageModel"):
         DarkCurrentStep.call(sim.reference_model(det, "FLAT"), override_dark=sim.reference_model(det, "DARK"))

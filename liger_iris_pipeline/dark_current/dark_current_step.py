@@ -42,6 +42,6 @@ class DarkCurrentStep(TMTStep):
             return mark_skipped(model, self, "the dark reference is N/A")
         flagged = subtract_dark(model, dark)
         if flagged:
-            log.warning("%d pixels have a non-finite dark: flagged UNRELIABLE_DARK | DO_NOT_USE", flagged)
+            log.warning("%d good pixels have a non-finite dark: flagged UNRELIABLE_DARK | DO_NOT_USE", flagged)
         model.meta.cal_step.dark_current = "COMPLETE"
         return model

@@ -18,7 +18,8 @@ __all__ = ["dark_rate", "subtract_dark"]
 
 log = logging.getLogger(__name__)
 
-NAN_DARK_FLAGS = FLAGS["UNRELIABLE_DARK"] | FLAGS["DO_NOT_USE"]
+DO_NOT_USE = FLAGS["DO_NOT_USE"]
+NAN_DARK_FLAGS = FLAGS["UNRELIABLE_DARK"] | DO_NOT_USE
 
 
 def dark_rate(dark):
@@ -68,7 +69,9 @@ def subtract_dark(science, dark):
     Returns
     -------
     int
-        Number of pixels flagged for a non-finite dark.
+        Number of usable science pixels flagged for a non-finite dark (pixels already flagged
+        DO_NOT_USE, such as the reference-pixel border, where the dark is not measured, are
+        not counted).
 
     Raises
     ------
@@ -79,9 +82,10 @@ def subtract_dark(science, dark):
     rate, rate_err = dark_rate(dark)
     rate, rate_err, dark_dq = rate[rows, cols], rate_err[rows, cols], dark.dq[rows, cols]
     usable = np.isfinite(rate) & np.isfinite(rate_err)
+    was_usable = (science.dq & DO_NOT_USE) == 0
     science.data[usable] -= rate[usable]
     science.var_rnoise[usable] += np.square(rate_err[usable])
     science.dq |= dark_dq
     science.dq[~usable] |= NAN_DARK_FLAGS
     update_err(science)
-    return int(np.count_nonzero(~usable))
+    return int(np.count_nonzero(was_usable & ~usable))
