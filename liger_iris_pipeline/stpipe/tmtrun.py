@@ -91,7 +91,7 @@ def _prepare(argv):
         if not Path(target).is_file():
             raise FileNotFoundError(f"{target}: no such parameter file (shipped: {', '.join(cfg_files())})")
         check_cfg_file(target)
-    else:
+    elif not Path(target).is_file():  # an ASDF parameter file is checked by stpipe; anything else names a step
         from stpipe import Step, utilities
 
         try:
