@@ -78,7 +78,7 @@ def test_full_frame_dark_is_cut_to_the_subarray(det):
     dark = sim.reference_model(det, "DARK")
     full_result = DarkCurrentStep.call(full, override_dark=dark)
     sub_result = DarkCurrentStep.call(sub, override_dark=dark)
-    rows, cols = sim.subarray_slices(subarray, det.shape)
+    rows, cols = sim.region_slices(subarray, det.shape)
     np.testing.assert_allclose(
         sub_result.data - sub.data, full_result.data[rows, cols] - full.data[rows, cols], rtol=0, atol=1e-5
     )

@@ -72,7 +72,7 @@ def test_subarray_uses_the_cut_of_a_full_frame_flat(det):
     flat = sim.reference_model(det, "FLAT")
     full_result = FlatFieldStep.call(full, override_flat=flat)
     sub_result = FlatFieldStep.call(sub, override_flat=flat)
-    rows, cols = sim.subarray_slices(subarray, det.shape)
+    rows, cols = sim.region_slices(subarray, det.shape)
     np.testing.assert_allclose(sub_result.data / sub.data, (full_result.data / full.data)[rows, cols], rtol=1e-6)
     np.testing.assert_allclose(
         sub_result.var_flat / sub_result.data**2, (full_result.var_flat / full_result.data**2)[rows, cols], rtol=1e-4

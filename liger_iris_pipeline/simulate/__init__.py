@@ -17,7 +17,6 @@ Importing this package loads only numpy; astropy and stdatamodels are imported w
 function needs them.
 """
 
-from ..lib.subarray import subarray_slices
 from .dataset import simulate_dataset
 from .detector import CACHE_DETECTOR_SEED, DetectorTruth, make_detector
 from .exposure import (
@@ -30,6 +29,7 @@ from .exposure import (
     subarray_map,
 )
 from .filters import FILTERS, filter_names, psf_fwhm, sky_rate
+from .geometry import region_slices
 from .pointing import make_wcs, wcsinfo_for_pointing
 from .references import REFERENCE_TYPES, reference_model, reference_models
 from .scene import ExtendedSource, Scene
@@ -56,6 +56,6 @@ __all__ = [
     "simulate_sky_exposure",
     "sky_rate",
     "subarray_map",
-    "subarray_slices",
+    "region_slices",
     "wcsinfo_for_pointing",
 ]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from ..dqflags import pixel as _FLAGS
-from ..lib.subarray import subarray_slices
+from .geometry import region_slices
 
 __all__ = ["CACHE_DETECTOR_SEED", "DetectorTruth", "make_detector"]
 
@@ -149,7 +149,7 @@ class DetectorTruth:
         DetectorTruth
             The subarray, with ``subarray`` expressed on the full detector.
         """
-        rows, cols = subarray_slices(subarray, self.shape)
+        rows, cols = region_slices(subarray, self.shape)
         arrays = {
             field.name: getattr(self, field.name)[rows, cols]
             for field in fields(self)

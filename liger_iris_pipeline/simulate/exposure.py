@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..lib.subarray import subarray_slices
 from . import filters
 from .detector import NO_RESPONSE
+from .geometry import region_slices
 from .pointing import wcsinfo_for_pointing
 from .scene import Scene
 
@@ -440,7 +440,7 @@ def subarray_map(subarrays, shape):
         raise ValueError(f"at most {_MAX_SUBARRAYS} subarrays fit in a SUBARR_MAP, got {len(subarrays)}")
     result = np.zeros(shape, dtype=np.uint16)
     for index, rectangle in enumerate(subarrays, start=1):
-        rows, cols = subarray_slices(rectangle, shape)
+        rows, cols = region_slices(rectangle, shape)
         if result[rows, cols].any():
             raise ValueError(f"subarray {index} {tuple(rectangle)} overlaps an earlier one")
         result[rows, cols] = index
