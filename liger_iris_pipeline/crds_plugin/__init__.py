@@ -27,6 +27,9 @@ REFERENCE_TYPES = ("dark", "flat", "mask", "nonlin", "saturation", "readnoise", 
 # os.path rather than pathlib: this module is imported at interpreter start-up, pathlib is not.
 _PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 
+CHECKOUT_CACHE = os.path.join(os.path.dirname(os.path.dirname(_PLUGIN_DIR)), "crds_cache")
+"""The ``crds_cache/`` of the source checkout the package runs from (it may not exist)."""
+
 
 class CacheNotFoundError(RuntimeError):
     """No CRDS cache with TMT mappings could be located."""
@@ -101,12 +104,13 @@ def cache_path():
 
     if os.environ.get("CRDS_PATH"):
         return Path(os.environ["CRDS_PATH"]).expanduser()
-    source_cache = Path(_PLUGIN_DIR).parents[1] / "crds_cache"
+    source_cache = Path(CHECKOUT_CACHE)
     if (source_cache / "mappings" / OBSERVATORY).is_dir():
         return source_cache
     raise CacheNotFoundError(
-        "no TMT CRDS cache found: set CRDS_PATH to a cache with mappings/tmt "
-        "(e.g. the crds_cache/ folder of a liger_iris_pipeline checkout), then run `tmt-crds-cache build`"
+        "no TMT CRDS cache: CRDS_PATH is not set and the package does not run from a source checkout; "
+        "set CRDS_PATH to a TMT CRDS cache, or make one with `tmt-crds-cache build --path DIR` "
+        "and set CRDS_PATH=DIR"
     )
 
 

@@ -10,12 +10,13 @@ and context used in the output (``R_*`` and ``CRDS_CTX``/``CRDS_VER`` keywords).
 import contextlib
 import logging
 import os
+import re
 from pathlib import Path
 
 from stpipe import Pipeline, Step, crds_client
 
-from ..crds_plugin import INSTRUMENT, OBSERVATORY, configure_environment
-from ..lib.errors import command_failed
+from ..crds_plugin import OBSERVATORY, CacheNotFoundError, configure_environment
+from ..lib.errors import command_failed, one_line
 from ..lib.output import OutputTransaction, active_transaction
 from .cmdline import command_name, traceback_wanted, under_command_line
 from .integration import KNOWN_SUFFIXES, PRODUCT_SUFFIXES
@@ -36,19 +37,29 @@ def _context_used():
         return f"<unknown: {exc}>"
 
 
-def _selection_parkeys(context, reference_file_type):
-    """Return the parkeys the context's rmap selects `reference_file_type` by, or None if it has none."""
-    from crds.core import rmap
+@contextlib.contextmanager
+def _crds_lookup():
+    """Set up and check CRDS for a look-up, and keep crds's own log messages off stderr.
+
+    A cache that cannot serve look-ups raises `ReferenceFileError` naming the file at fault
+    before crds is asked (crds itself would log a FATAL message and exit).
+    """
+    from ..crds_plugin.diagnose import CrdsSetupError, check_cache, quiet
 
     try:
-        imap = rmap.get_cached_mapping(context).get_imap(INSTRUMENT)
-        return imap.get_rmap(reference_file_type).get_required_parkeys()
-    except Exception:  # noqa: BLE001 - the type is not in the context (or the context does not load)
-        return None
+        configure_environment()
+        check_cache()
+    except (CrdsSetupError, CacheNotFoundError) as exc:
+        raise ReferenceFileError(str(exc)) from None
+    with quiet():
+        try:
+            yield
+        except SystemExit as exc:  # crds's log.fatal_error
+            raise ReferenceFileError(f"CRDS gave up (exit status {exc.code})") from None
 
 
-def describe_lookup(parameters, reference_file_type):
-    """Return the text naming a reference type, the input values CRDS selects it by, and the context.
+def describe_lookup(parameters, reference_file_type, cause=None):
+    """Return one line saying why CRDS gave no usable reference of a type for an input's values.
 
     Parameters
     ----------
@@ -56,51 +67,38 @@ def describe_lookup(parameters, reference_file_type):
         ``get_crds_parameters()`` of the input.
     reference_file_type : str
         E.g. ``dark``.
+    cause : BaseException, optional
+        crds's exception, quoted when nothing more precise is known.
 
     Returns
     -------
     str
+        E.g. ``no DARK rule matches DETECTOR='IMG2' in tmt_iris_dark_0001.rmap (...)``, an
+        invalid DATE-OBS, a selected file missing from the cache, or a cache that does not load.
     """
-    context = _context_used()
-    parkeys = _selection_parkeys(context, reference_file_type)
-    values = {key.lower(): value for key, value in parameters.items()}
-    if parkeys is None:
-        shown = {key: values.get(key) for key in ("meta.instrument.name", "meta.instrument.detector")}
-        return f"reference type {reference_file_type!r} is not defined in CRDS context {context} (input {shown})"
-    shown = ", ".join(f"{key.lower()}={values.get(key.lower(), 'UNDEFINED')!r}" for key in parkeys)
-    return f"{reference_file_type!r} reference for {shown} in CRDS context {context}"
+    from ..crds_plugin.diagnose import CrdsSetupError, explain_lookup
+
+    try:
+        return explain_lookup(parameters, reference_file_type, cause=cause)
+    except CrdsSetupError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - the explanation must not hide the failure
+        return f"no usable {reference_file_type.upper()} reference ({one_line(cause or exc)})"
 
 
 def _reference_error(step, input_file, reference_file_type, exc):
-    """Build the `ReferenceFileError` for a failed look-up."""
+    """Build the `ReferenceFileError` for a failed look-up: the input file, then `describe_lookup`."""
+    if isinstance(exc, ReferenceFileError):
+        return exc
     try:
         parameters, _ = step._get_crds_parameters(input_file)
     except Exception:  # noqa: BLE001 - the input is not a model; describe what is known
         parameters = {}
-    what = describe_lookup(parameters, reference_file_type)
-    missing = _selected_but_missing(parameters, reference_file_type)
-    if missing:
-        return ReferenceFileError(
-            f"{step.name}: {what} selects {missing}, which is not in the cache: build it with `tmt-crds-cache build`"
-        )
-    cause = " ".join(str(exc).split()).rstrip(".")
-    return ReferenceFileError(
-        f"{step.name}: no usable {what} ({cause}); add a rule to the context, or pass override_{reference_file_type}"
-    )
-
-
-def _selected_but_missing(parameters, reference_file_type):
-    """Return the cache path of the file the rules select if it is absent from the cache, else None."""
-    import crds
-
-    try:
-        name = crds.getrecommendations(parameters, reftypes=[reference_file_type], observatory=OBSERVATORY)[
-            reference_file_type
-        ]
-        path = crds.locate_file(name, OBSERVATORY)
-    except Exception:  # noqa: BLE001 - no rule selects a file: not a missing-file case
-        return None
-    return None if os.path.exists(path) else path
+    message = describe_lookup(parameters, reference_file_type, cause=exc)
+    name = _input_label([input_file]) if input_file is not None else None
+    if name and not re.match(r"^[^\s:]+\.(pmap|imap|rmap|fits)\b|^CRDS", message):
+        message = f"{name}: {message}"
+    return ReferenceFileError(message)
 
 
 def _finalize(result, reference_files_used):
@@ -406,8 +404,8 @@ class TMTStep(_TMTMixin, Step):
         if self.get_ref_override(reference_file_type) is not None:
             return super().get_reference_file(input_file, reference_file_type)
         try:
-            configure_environment()
-            return super().get_reference_file(input_file, reference_file_type)
+            with _crds_lookup():
+                return super().get_reference_file(input_file, reference_file_type)
         except Exception as exc:
             # crds fails in many ways (CrdsError, OSError, even AttributeError for a file absent from a
             # serverless cache); whichever it is, the user needs the type, values and context.
@@ -472,7 +470,8 @@ class TMTPipeline(_TMTMixin, Pipeline):
             if self.get_ref_override(reference_file_type) is not None:
                 continue
             try:
-                path = crds_client.get_reference_file(parameters, reference_file_type, observatory)
+                with _crds_lookup():
+                    path = crds_client.get_reference_file(parameters, reference_file_type, observatory)
                 crds_client.check_reference_open(path)
             except Exception as exc:  # the same failure modes as TMTStep.get_reference_file
                 raise _reference_error(self, input_file, reference_file_type, exc) from exc
