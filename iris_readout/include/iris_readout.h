@@ -12,9 +12,12 @@
  *      z the zero level (reference or extrapolated from the first two usable
  *      reads to t = 0), evaluated by Horner (NaN coefficients: no correction,
  *      DQ NO_LIN_CORR);
- *   3. jumps: two-point differences compared with their median and expected
- *      noise; the worst outlier above the threshold is removed, repeatedly
- *      (DQ JUMP_DET).  Jumps split the ramp into segments;
+ *   3. jumps: each two-point difference is compared with the mean of the
+ *      others, in units of the exact noise of that comparison, against a
+ *      threshold that grows with the number of differences so that the
+ *      false-alarm probability per pixel stays at jump_false_alarm; the
+ *      worst one above it is removed, repeatedly (DQ JUMP_DET).  Jumps split
+ *      the ramp into segments;
  *   4. a slope per segment (UTR least squares, CDS or Fowler-N/MCDS), segments
  *      combined by inverse variance.
  *
@@ -41,7 +44,7 @@ extern "C" {
 #endif
 
 #define IRIS_READOUT_VERSION_MAJOR 1
-#define IRIS_READOUT_VERSION_MINOR 0
+#define IRIS_READOUT_VERSION_MINOR 1
 #define IRIS_READOUT_VERSION_PATCH 0
 
 /* Data-quality bits (values of the JWST DQ table). */
@@ -127,15 +130,22 @@ typedef struct iris_readout_params {
     iris_mode mode;           /* default IRIS_MODE_UTR */
     iris_weighting weighting; /* default IRIS_WEIGHT_OPTIMAL */
     int fowler_n;             /* N for MCDS, 1 <= N <= nreads/2; default 1 */
-    /* Jump threshold in sigma of a two-point difference; <= 0 disables jump
-     * detection.  Default 5: with 4 sigma a 30-read ramp has 29 chances per
-     * pixel and ~0.2% of clean pixels would be flagged. */
+    /* Jump detection: a difference d_j is a jump when |d_j - mean of the
+     * other K-1 differences| exceeds T_K times the noise of that comparison.
+     * T_K = min(jump_threshold, z), z the two-sided normal quantile for which
+     * K tests (1 for K = 2) give a false-alarm probability jump_false_alarm
+     * per clean pixel (Bonferroni): 3.5 sigma at K = 2, 4.0 at K = 3,
+     * 4.3 at K = 9, 4.6 at K = 29.  jump_threshold <= 0 disables jump
+     * detection; default 5 (a cap that matters only beyond ~700 reads). */
     double jump_threshold;
     double read_noise;  /* DN per read where no read-noise map; default 0 */
     double gain;        /* e-/DN where no gain map; default 1 */
     double saturation;  /* DN where no saturation map; default 65535;
                            +INFINITY disables the check */
     int nthreads;       /* 0 = all threads of the workspace; default 0 */
+    /* false-alarm probability of the jump test per clean pixel, in
+     * (0, 0.5]; default 4e-4 */
+    double jump_false_alarm;
 } iris_readout_params;
 
 /* One integration: samples laid out (nreads, ny, nx). */
@@ -155,7 +165,7 @@ typedef struct iris_ramp {
 typedef struct iris_refs {
     size_t ref_ny, ref_nx;      /* reference geometry */
     size_t offset_y, offset_x;  /* science window origin in the references */
-    size_t ncoeffs;             /* number of nonlinearity coefficients */
+    size_t ncoeffs;             /* nonlinearity coefficients, 2..16 */
     const float *nonlin;        /* (ncoeffs, ref_ny, ref_nx), c0 first */
     const float *zero_level;    /* (ref_ny, ref_nx) DN; NULL = extrapolate */
     const float *saturation;    /* (ref_ny, ref_nx) raw DN; NaN = no check */
@@ -204,9 +214,12 @@ int iris_workspace_nthreads(const iris_workspace *ws);
  * Fit one integration.  `refs` may be NULL.  Allocates nothing.
  * Pixels with fewer than two usable reads get DO_NOT_USE and NaN rate and
  * variances.  Bad per-pixel reference values are flagged, not errors:
- * NaN saturation -> NO_SAT_CHECK; NaN or <= 0 gain -> NO_GAIN_VALUE (Poisson
- * variance 0); NaN or negative read noise -> UNRELIABLE_ERROR (read-noise
- * variance 0, no jump detection for the pixel).
+ * NaN saturation -> NO_SAT_CHECK (the pixel is fitted); non-finite
+ * nonlinearity coefficients -> NO_LIN_CORR (fitted uncorrected); NaN, inf or
+ * <= 0 gain -> NO_GAIN_VALUE + DO_NOT_USE; NaN, inf or negative read noise
+ * -> UNRELIABLE_ERROR + DO_NOT_USE (no noise model: NaN rate and
+ * variances).  An integer read at 0 DN (ADC floor) is not used (AD_FLOOR).
+ * A nonlinearity reference needs 2..16 coefficients (IRIS_ERR_PARAM).
  */
 iris_status iris_readout_fit(iris_workspace *ws, const iris_ramp *ramp,
                              const iris_refs *refs,

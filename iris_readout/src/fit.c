@@ -126,8 +126,10 @@ iris_workspace *iris_workspace_create(size_t max_nreads, size_t max_nx,
     ws->wtab = alloc_floats((size_t)IRIS_NPOWER * max_nreads, sizeof(float));
     ws->wtab_t = alloc_floats(IRIS_WT_STRIDE * max_nreads, sizeof(float));
     ws->invdt = alloc_floats(max_nreads, sizeof(float));
+    ws->jump_thr = alloc_floats(max_nreads, sizeof(double));
     ws->ts = calloc((size_t)nthreads, sizeof *ws->ts);
-    if (!ws->wtab_d || !ws->wtab || !ws->wtab_t || !ws->invdt || !ws->ts) {
+    if (!ws->wtab_d || !ws->wtab || !ws->wtab_t || !ws->invdt ||
+        !ws->jump_thr || !ws->ts) {
         iris_workspace_free(ws);
         iris_fail(err, IRIS_ERR_NO_MEMORY, "cannot allocate the workspace");
         return NULL;
@@ -161,6 +163,7 @@ void iris_workspace_free(iris_workspace *ws)
     free(ws->wtab);
     free(ws->wtab_t);
     free(ws->invdt);
+    free(ws->jump_thr);
     free(ws);
 }
 
@@ -246,6 +249,11 @@ static iris_status check_args(const iris_workspace *ws, const iris_ramp *ramp,
     if (isnan(p->jump_threshold))
         return iris_fail(err, IRIS_ERR_PARAM,
                          "params.jump_threshold is NaN (use 0 to disable)");
+    if (p->jump_threshold > 0.0 &&
+        !(p->jump_false_alarm > 0.0 && p->jump_false_alarm <= 0.5))
+        return iris_fail(err, IRIS_ERR_PARAM,
+                         "params.jump_false_alarm=%g must be in (0, 0.5]",
+                         p->jump_false_alarm);
     if (p->nthreads < 0 || p->nthreads > ws->nthreads)
         return iris_fail(err, IRIS_ERR_PARAM,
                          "params.nthreads=%d: must be 0..%d (the workspace's "
@@ -268,10 +276,13 @@ static iris_status check_args(const iris_workspace *ws, const iris_ramp *ramp,
                              "does not fit in references of %zu x %zu",
                              ramp->ny, ramp->nx, refs->offset_y,
                              refs->offset_x, refs->ref_ny, refs->ref_nx);
+        /* one coefficient would be an offset only: the corrected ramp would
+         * have no signal, so such a reference is a broken file */
         if (refs->nonlin &&
-            (refs->ncoeffs < 1 || refs->ncoeffs > IRIS_MAX_NCOEFFS))
+            (refs->ncoeffs < 2 || refs->ncoeffs > IRIS_MAX_NCOEFFS))
             return iris_fail(err, IRIS_ERR_PARAM,
-                             "ncoeffs=%zu: must be 1..%d with nonlin given",
+                             "ncoeffs=%zu: a nonlinearity reference needs "
+                             "2..%d coefficients (c0 + c1 s + ...)",
                              refs->ncoeffs, IRIS_MAX_NCOEFFS);
         if (refs->ref_nx > SIZE_MAX / refs->ref_ny ||
             (refs->nonlin &&
@@ -304,6 +315,44 @@ static void setup_tables(iris_workspace *ws, const iris_ramp *ramp,
     for (k = 0; k + 1 < n; ++k)
         ws->invdt[k] =
             (float)(1.0 / (ramp->read_times[k + 1] - ramp->read_times[k]));
+    if (p->jump_threshold > 0.0)
+        iris_jump_thresholds(p->jump_threshold, p->jump_false_alarm, n,
+                             ws->jump_thr);
+}
+
+/*
+ * Constants of the kernel's jump screen for K = n-1 active differences:
+ * Var(K d_j - S) = R F_j + (rate/gain) G_j (pixel.c) with
+ *   F_j = K^2 a_j - 2K (a_j - b_{j-1} - b_j) + sum a - 2 sum b,
+ *   G_j = (K^2 - 2K) / dt_j + sum 1/dt,
+ * a_j = 2/dt_j^2, b_j = 1/(dt_j dt_{j+1}) (0 outside).  Returns the minima
+ * over j, so that the screen bounds every difference at once.
+ */
+static void jump_screen(const double *t, size_t n, float *fvar, float *gvar)
+{
+    size_t k, nd = n - 1;
+    double kk = (double)nd, sa = 0.0, sb = 0.0, sinv = 0.0;
+    double fmin = HUGE_VAL, gmin = HUGE_VAL;
+    for (k = 0; k < nd; ++k) {
+        double dt = t[k + 1] - t[k];
+        sa += 2.0 / (dt * dt);
+        sinv += 1.0 / dt;
+        if (k + 1 < nd)
+            sb += 1.0 / (dt * (t[k + 2] - t[k + 1]));
+    }
+    for (k = 0; k < nd; ++k) {
+        double dt = t[k + 1] - t[k], a = 2.0 / (dt * dt), b = 0.0, f, g;
+        if (k > 0)
+            b += 1.0 / ((t[k] - t[k - 1]) * dt);
+        if (k + 1 < nd)
+            b += 1.0 / (dt * (t[k + 2] - t[k + 1]));
+        f = kk * kk * a - 2.0 * kk * (a - b) + sa - 2.0 * sb;
+        g = (kk * kk - 2.0 * kk) / dt + sinv;
+        fmin = f < fmin ? f : fmin;
+        gmin = g < gmin ? g : gmin;
+    }
+    *fvar = (float)fmin;
+    *gvar = (float)gmin;
 }
 
 iris_status iris_readout_fit(iris_workspace *ws, const iris_ramp *ramp,
@@ -341,6 +390,10 @@ iris_status iris_readout_fit(iris_workspace *ws, const iris_ramp *ramp,
     c.zratio = (float)(ramp->read_times[0] /
                        (ramp->read_times[1] - ramp->read_times[0]));
     c.inv_span = (float)(1.0 / (ramp->read_times[c.n - 1] - ramp->read_times[0]));
+    if (c.jumps) {
+        c.jthr = (float)ws->jump_thr[c.n - 1];
+        jump_screen(ramp->read_times, c.n, &c.fvar, &c.gvar);
+    }
     c.invdt_min = c.invdt_max = ws->invdt[0];
     for (k = 1; k + 1 < c.n; ++k) {
         c.invdt_min = fminf(c.invdt_min, ws->invdt[k]);

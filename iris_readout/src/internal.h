@@ -44,6 +44,13 @@ void iris_segment_weights(iris_mode mode, int fowler_n, double power,
                           const double *t, size_t m, double *c,
                           double *sum_c2, double *q);
 
+/*
+ * Jump thresholds thr[K] for K = 2..n-1 active differences (thr[0], thr[1]
+ * = +inf): min(cap, z) with z the two-sided normal quantile of
+ * alpha / n_K, n_K = 1 for K = 2 (both comparisons are one) else K.
+ */
+void iris_jump_thresholds(double cap, double alpha, size_t n, double *thr);
+
 /* Median of a[0..n-1] (n >= 1); reorders a. */
 double iris_median(double *a, size_t n);
 
@@ -65,6 +72,7 @@ typedef struct iris_pixel_in {
     const float *coeffs;    /* ncoeffs values with stride coeff_stride */
     size_t ncoeffs, coeff_stride;
     uint32_t mask;
+    const double *jump_thr; /* threshold per number of active differences */
     /* estimator weights of the whole ramp (all nreads usable, no jump) per
      * power index, nreads apart, with their sum_c2 and q; computing them is
      * most of the cost of an ordinary pixel that takes the scalar path */
@@ -104,6 +112,7 @@ struct iris_workspace {
     float *wtab;     /* the same in single precision */
     float *wtab_t;   /* the same, max_nreads x IRIS_WT_STRIDE (per-lane lookup) */
     float *invdt;    /* max_nreads: 1 / (t[k+1] - t[k]) */
+    double *jump_thr; /* max_nreads: thresholds by active differences */
     double sum_c2[IRIS_NPOWER], q[IRIS_NPOWER];
     /* the same in single precision, padded for per-lane lookup */
     float sum_c2_f[IRIS_WT_STRIDE], q_f[IRIS_WT_STRIDE];
@@ -122,6 +131,10 @@ typedef struct fit_ctx {
     float zratio;          /* t0 / (t1 - t0): zero-level extrapolation */
     float inv_span;        /* 1 / (t_last - t_0) */
     float invdt_min, invdt_max;
+    /* jump screen of the block kernel (all n-1 differences active): the
+     * threshold T_{n-1}, and lower bounds over j of the variance of
+     * K d_j - S per unit read variance (fvar) and per unit rate/gain (gvar) */
+    float jthr, fvar, gvar;
 } fit_ctx;
 
 /* Fit pixels [x0, x0+len) of row y (kernel.inc, one build per ISA). */

@@ -25,20 +25,22 @@ static double sample_at(const iris_pixel_in *in, size_t k)
     return NAN;
 }
 
-/* sigma of a two-point difference over dt given the current rate estimate */
-static double diff_sigma(double dt, double rn2eff, double inv_gain, double rate)
-{
-    double r = rate > 0.0 ? rate : 0.0;
-    return sqrt(2.0 * rn2eff / (dt * dt) + r * inv_gain / dt);
-}
-
 /*
- * Two-point-difference jump detection on the m usable corrected reads.
+ * Leave-one-out jump test on the m usable corrected reads.  Each active
+ * two-point difference d_j is compared with the mean of the other K-1
+ * active ones: e_j = (K d_j - S) / (K - 1), S the sum of the K active
+ * differences.  Its variance is exact for the noise model (read noise R
+ * per read, shared by neighbouring differences; Poisson noise of the rate
+ * estimate `rate` on each interval), so e_j / sigma_j is a standard normal
+ * under the null.  The worst |e_j| / sigma_j above thr[K] (a threshold that
+ * grows with K: see iris_jump_thresholds) is removed and the test repeated.
+ * The rate of the Poisson term is the median of the active differences
+ * (their mean for K = 2, where the median is the mean anyway), clipped at 0.
  * brk[j] = 1 marks a jump between reads j and j+1.  Returns the number of
- * jumps; *rate_out receives the final median difference rate.
+ * jumps; *rate_out receives the final rate estimate.
  */
 static size_t detect_jumps(const double *y, const double *t, size_t m,
-                           double rn2eff, double inv_gain, double thr,
+                           double rn2eff, double inv_gain, const double *thr,
                            iris_pixel_scratch *s, double *rate_out)
 {
     size_t nd = m - 1, j, njump = 0;
@@ -49,44 +51,53 @@ static size_t detect_jumps(const double *y, const double *t, size_t m,
         s->brk[j] = 0;
     }
     for (;;) {
-        size_t na = 0, worst = nd;
-        double worst_score = 0.0;
+        size_t na = 0, worst = nd, prev = nd;
+        double sum = 0.0, var_s = 0.0, worst_score = 0.0, r, kk;
         for (j = 0; j < nd; ++j)
-            if (!s->brk[j])
+            if (!s->brk[j]) {
                 tmp[na++] = d[j];
+                sum += d[j];
+            }
         if (na < 2)
             break;
-        if (na == 2) {
-            /* No median to speak of: cosmic rays only add charge, so test
-             * the larger difference against the smaller one. */
-            size_t a = nd, b = nd;
-            double sa, sb;
-            for (j = 0; j < nd; ++j)
-                if (!s->brk[j]) {
-                    if (a == nd) a = j; else b = j;
-                }
-            if (d[b] < d[a]) { size_t x = a; a = b; b = x; }
-            med = d[a];
-            sa = diff_sigma(dt[a], rn2eff, inv_gain, med);
-            sb = diff_sigma(dt[b], rn2eff, inv_gain, med);
-            if (d[b] - d[a] > thr * sqrt(sa * sa + sb * sb)) {
-                s->brk[b] = 1;
-                ++njump;
-            }
-            break;
-        }
-        med = iris_median(tmp, na);
+        /* K = 2: the smaller difference, since a jump in the larger one
+         * would inflate the Poisson term of a rate-0 pixel (the test then
+         * misses jumps); the median otherwise */
+        med = na == 2 ? (tmp[0] < tmp[1] ? tmp[0] : tmp[1])
+                      : iris_median(tmp, na);
+        r = (med > 0.0 ? med : 0.0) * inv_gain;
+        /* Var(S): variances plus twice the covariance of active neighbours
+         * (they share a read: -R / (dt_i dt_{i+1})) */
         for (j = 0; j < nd; ++j) {
-            double score;
             if (s->brk[j])
                 continue;
-            score = fabs(d[j] - med) / diff_sigma(dt[j], rn2eff, inv_gain, med);
+            var_s += 2.0 * rn2eff / (dt[j] * dt[j]) + r / dt[j];
+            if (prev + 1 == j)
+                var_s -= 2.0 * rn2eff / (dt[prev] * dt[j]);
+            prev = j;
+        }
+        kk = (double)na;
+        for (j = 0; j < nd; ++j) {
+            double v_j, c_js, var_e, score;
+            if (s->brk[j])
+                continue;
+            v_j = 2.0 * rn2eff / (dt[j] * dt[j]) + r / dt[j];
+            c_js = v_j; /* Cov(d_j, S) */
+            if (j > 0 && !s->brk[j - 1])
+                c_js -= rn2eff / (dt[j - 1] * dt[j]);
+            if (j + 1 < nd && !s->brk[j + 1])
+                c_js -= rn2eff / (dt[j] * dt[j + 1]);
+            var_e = kk * kk * v_j - 2.0 * kk * c_js + var_s;
+            if (!(var_e > 0.0))
+                continue;
+            score = fabs(kk * d[j] - sum) / sqrt(var_e);
             if (score > worst_score) {
                 worst_score = score;
                 worst = j;
             }
         }
-        if (worst == nd || worst_score <= thr)
+        /* score is |K d_j - S| / sd, the same ratio as e_j / sigma_j */
+        if (worst == nd || worst_score <= thr[na])
             break;
         s->brk[worst] = 1;
         ++njump;
@@ -108,8 +119,8 @@ void iris_fit_pixel(const iris_pixel_in *in, iris_pixel_scratch *s,
     const iris_readout_params *p = in->params;
     size_t n = in->nreads, k, m = 0, i;
     uint32_t dq = in->mask;
-    double rn = in->read_noise, inv_gain, med_rate = 0.0;
-    int sat_check = !isnan(in->saturation), jumps;
+    double rn = in->read_noise, inv_gain = 0.0, med_rate = 0.0;
+    int sat_check = !isnan(in->saturation), jumps, bad_ref = 0;
 
     /* 1. saturation on raw values; NaN samples are unusable reads */
     if (!sat_check)
@@ -120,6 +131,12 @@ void iris_fit_pixel(const iris_pixel_in *in, iris_pixel_scratch *s,
             dq |= IRIS_DQ_SATURATED;
             break;
         }
+        /* an integer read at 0 DN sits on the ADC floor: its true value is
+         * unknown, so it is not used */
+        if (in->dtype != IRIS_DTYPE_FLOAT32 && v <= 0.0) {
+            dq |= IRIS_DQ_AD_FLOOR;
+            continue;
+        }
         if (!isnan(v)) {
             s->x[m] = v;
             s->t[m] = in->read_times[k];
@@ -127,21 +144,21 @@ void iris_fit_pixel(const iris_pixel_in *in, iris_pixel_scratch *s,
         }
     }
 
-    /* 2. reference validity */
+    /* 2. reference validity: without a valid read noise or gain neither the
+     * jump test nor the variances have a noise model, so the pixel is not
+     * fitted (a wrong model flags false jumps and gives wrong errors) */
+    jumps = p->jump_threshold > 0.0;
     if (!(rn >= 0.0) || isinf(rn)) {
         dq |= IRIS_DQ_UNRELIABLE_ERROR;
-        rn = 0.0;
-        jumps = 0;
-    } else {
-        jumps = p->jump_threshold > 0.0;
+        bad_ref = 1;
     }
     if (in->gain > 0.0 && isfinite(in->gain)) {
         inv_gain = 1.0 / in->gain;
     } else {
         dq |= IRIS_DQ_NO_GAIN_VALUE;
-        inv_gain = 0.0;
+        bad_ref = 1;
     }
-    if (m < 2) {
+    if (m < 2 || bad_ref) {
         set_unusable(out, dq, m);
         return;
     }
@@ -178,7 +195,7 @@ void iris_fit_pixel(const iris_pixel_in *in, iris_pixel_scratch *s,
         s->brk[i] = 0;
     if (jumps && m >= 3) {
         if (detect_jumps(s->y, s->t, m, rn * rn + QUANT_VAR, inv_gain,
-                         p->jump_threshold, s, &med_rate) > 0)
+                         in->jump_thr, s, &med_rate) > 0)
             dq |= IRIS_DQ_JUMP_DET;
     }
 

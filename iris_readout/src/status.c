@@ -59,6 +59,7 @@ void iris_readout_params_default(iris_readout_params *p)
     p->gain = 1.0;
     p->saturation = 65535.0;
     p->nthreads = 0;
+    p->jump_false_alarm = 4e-4;
 }
 
 void iris_refs_default(iris_refs *r)

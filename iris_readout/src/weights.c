@@ -3,6 +3,8 @@
 
 #include "internal.h"
 
+#define M_PI_VALUE 3.14159265358979323846
+
 /* Fixsen et al. (2000) exponents and the SNR at which each starts (as JWST). */
 static const double power_values[IRIS_NPOWER] = {0.0, 0.4, 1.0, 3.0, 6.0, 10.0};
 static const float power_snr[IRIS_NPOWER - 1] = IRIS_POWER_SNR;
@@ -16,6 +18,40 @@ int iris_power_index(double snr)
 }
 
 double iris_power_value(int index) { return power_values[index]; }
+
+/* Upper-tail normal quantile: t with Q(t) = p, 0 < p < 0.5.  Newton on
+ * log Q (concave, so the iterates from above converge monotonically). */
+static double normal_isf(double p)
+{
+    double t = sqrt(-2.0 * log(p)), lp = log(p);
+    int i;
+    for (i = 0; i < 60; ++i) {
+        double q = 0.5 * erfc(t / sqrt(2.0));
+        double phi = exp(-0.5 * t * t) / sqrt(2.0 * M_PI_VALUE);
+        double step;
+        if (!(q > 0.0) || !(phi > 0.0))
+            break;
+        step = (log(q) - lp) * q / phi;
+        t += step;
+        if (fabs(step) < 1e-12 * t)
+            break;
+    }
+    return t;
+}
+
+void iris_jump_thresholds(double cap, double alpha, size_t n, double *thr)
+{
+    size_t k;
+    for (k = 0; k < n; ++k) {
+        double z;
+        if (k < 2) {
+            thr[k] = HUGE_VAL;
+            continue;
+        }
+        z = normal_isf(0.5 * alpha / (k == 2 ? 1.0 : (double)k));
+        thr[k] = z < cap ? z : cap;
+    }
+}
 
 double iris_segment_snr(double signal, double rn, double inv_gain)
 {

@@ -447,16 +447,30 @@ static void test_subarray_refs(void)
                   y, x, f->vp[i], vp);
             CHECK(f->dq[i] == dq, "(%zu,%zu) dq %x != %x", y, x, f->dq[i], dq);
         }
-    /* bad per-pixel gain and read noise are flagged, not errors */
-    gain[OY * RX + OX] = 0.0f;
-    rn[OY * RX + OX + 1] = NAN;
-    CHECK(fit(d, IRIS_DTYPE_UINT16, N, NY, NX, t, &r, &p, f, &e) == IRIS_OK,
-          "%s", e.message);
-    CHECK((f->dq[0] & IRIS_DQ_NO_GAIN_VALUE) && f->vp[0] == 0.0f &&
-              CLOSE(f->rate[0], 100.0, 1e-6, 0),
-          "bad gain: dq %x vp %g", f->dq[0], f->vp[0]);
-    CHECK((f->dq[1] & IRIS_DQ_UNRELIABLE_ERROR) && f->vr[1] == 0.0f,
-          "bad read noise: dq %x", f->dq[1]);
+    /* bad per-pixel gain and read noise are flagged, not errors; without a
+     * noise model the pixel is not fitted */
+    {
+        const float badg[] = {0.0f, NAN, -1.0f, INFINITY};
+        const float badr[] = {NAN, -1.0f, INFINITY};
+        size_t b;
+        for (b = 0; b < 4; ++b) {
+            gain[OY * RX + OX] = badg[b];
+            if (b < 3)
+                rn[OY * RX + OX + 1] = badr[b];
+            CHECK(fit(d, IRIS_DTYPE_UINT16, N, NY, NX, t, &r, &p, f, &e) ==
+                      IRIS_OK, "%s", e.message);
+            CHECK((f->dq[0] & IRIS_DQ_NO_GAIN_VALUE) &&
+                      (f->dq[0] & IRIS_DQ_DO_NOT_USE) && isnan(f->vp[0]) &&
+                      isnan(f->rate[0]) && isnan(f->vr[0]),
+                  "bad gain %g: dq %x vp %g", badg[b], f->dq[0], f->vp[0]);
+            CHECK((f->dq[1] & IRIS_DQ_UNRELIABLE_ERROR) &&
+                      (f->dq[1] & IRIS_DQ_DO_NOT_USE) && isnan(f->vr[1]) &&
+                      isnan(f->rate[1]),
+                  "bad read noise: dq %x", f->dq[1]);
+            CHECK(!(f->dq[2] & IRIS_DQ_DO_NOT_USE) && isfinite(f->rate[2]),
+                  "neighbour of bad references: dq %x", f->dq[2]);
+        }
+    }
     free(f);
 }
 

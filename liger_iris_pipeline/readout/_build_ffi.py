@@ -33,6 +33,7 @@ typedef enum iris_dtype { IRIS_DTYPE_UINT16 = 0, IRIS_DTYPE_INT32 = 1, IRIS_DTYP
 typedef struct iris_readout_params {
     iris_mode mode; iris_weighting weighting; int fowler_n; double jump_threshold;
     double read_noise; double gain; double saturation; int nthreads;
+    double jump_false_alarm;
 } iris_readout_params;
 typedef struct iris_ramp {
     const void *data; iris_dtype dtype; size_t nreads, ny, nx; const double *read_times;

@@ -118,6 +118,7 @@ def fit_ramp(
     mode="utr",
     fowler_n=1,
     jump_threshold=5.0,
+    jump_false_alarm=None,
     weighting="optimal",
     nonlin_coeffs=None,
     saturation=None,
@@ -144,8 +145,13 @@ def fit_ramp(
     fowler_n : int
         N for ``mode='mcds'``; ``1 <= N <= nreads // 2``.
     jump_threshold : float
-        Jump (cosmic-ray) threshold in sigma of a two-point difference;
-        ``<= 0`` disables jump detection.
+        Largest jump threshold, in sigma of the comparison of a two-point
+        difference with the mean of the others; ``<= 0`` disables jump
+        detection.  Below it the threshold depends on the number of
+        differences (see ``jump_false_alarm``).
+    jump_false_alarm : float, optional
+        False-alarm probability of the jump test per clean pixel, in
+        ``(0, 0.5]``; default (None) the library's, 4e-4.
     weighting : {'optimal', 'unweighted'}
         UTR weighting: Fixsen et al. (2000) signal-to-noise dependent
         power-law weights, or ordinary least squares.
@@ -210,6 +216,8 @@ def fit_ramp(
     params.weighting = _WEIGHTINGS[weighting]
     params.fowler_n = int(fowler_n)
     params.jump_threshold = float(jump_threshold)
+    if jump_false_alarm is not None:
+        params.jump_false_alarm = float(jump_false_alarm)
     params.nthreads = int(nthreads)
 
     # scalars go to the params, maps to the references; all maps share a shape
