@@ -2,7 +2,6 @@
 
 import logging
 
-from ..lib.models import open_image
 from ..stpipe import TMTStep
 from .imaging import assign_wcs
 
@@ -25,17 +24,8 @@ class AssignWcsStep(TMTStep):
     override_distortion = is_string_or_datamodel(default='N/A')  # Distortion reference: N/A only (no DISTORTION type)
     """
 
-    def process(self, input):  # noqa: A002 - stpipe's argument name
-        """Assign the WCS.
-
-        Parameters
-        ----------
-        input : str or IRISImageModel
-            The frame (not modified: the step works on a copy).
-
-        Returns
-        -------
-        IRISImageModel
+    def apply(self, model):
+        """Assign the WCS to the step's copy of the frame (see `TMTStep.apply`).
 
         Raises
         ------
@@ -48,7 +38,6 @@ class AssignWcsStep(TMTStep):
                 f"{self.name}: no distortion model is implemented and CRDS has no DISTORTION reference type; "
                 f"override_distortion must be N/A, got {self.override_distortion!r}"
             )
-        model = open_image(input, self.name)
         assign_wcs(model)
         model.meta.ref_file.distortion.name = "N/A"
         info = model.meta.wcsinfo
@@ -62,5 +51,4 @@ class AssignWcsStep(TMTStep):
             info.cdelt2 * 3600.0,
             info.position_angle,
         )
-        model.meta.cal_step.assign_wcs = "COMPLETE"
         return model

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from ..lib.subarray import model_name
+from ..lib.models import model_name
 
 __all__ = ["WcsInfoError", "assign_wcs", "complete_wcsinfo", "make_gwcs", "pc_matrix"]
 

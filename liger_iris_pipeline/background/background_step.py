@@ -1,16 +1,13 @@
 """`BackgroundStep`: subtract the sky, from background exposures or from the frame itself."""
 
 import logging
-import os
 
 import numpy as np
 
 from ..lib.combine import combine_frames, sky_level
 from ..lib.masks import good_pixels
-from ..lib.models import open_image
-from ..lib.status import mark_skipped
-from ..stpipe import TMTStep
-from ..subtract_images.subtract import subtract_image
+from ..lib.subtract import subtract_image
+from ..stpipe import StepSkipped, TMTStep
 from .background_sub import constant_frame
 
 __all__ = ["BackgroundStep"]
@@ -29,6 +26,7 @@ class BackgroundStep(TMTStep):
     """
 
     class_alias = "background"
+    more_inputs_role = "background member"
 
     spec = """
     nsigma = float(default=3.0)  # Clipping threshold (member errors when combining, std for sky levels)
@@ -38,24 +36,12 @@ class BackgroundStep(TMTStep):
     save_combined_background = boolean(default=False)  # Save the combined background (suffix combinedbackground)
     """
 
-    def process(self, input, *backgrounds):  # noqa: A002 - stpipe's argument name
-        """Subtract the background.
+    def apply(self, model, *members):
+        """Subtract the background from the step's copy of the science frame (see `TMTStep.apply`).
 
-        Parameters
-        ----------
-        input : str or IRISImageModel
-            The science frame (not modified: the step works on a copy).
-        *backgrounds : str, IRISImageModel, or list of them
-            Background exposures, same shape and detector region as the science frame
-            (``tmtrun background sci_rate.fits sky1_rate.fits sky2_rate.fits``, or one list).
-
-        Returns
-        -------
-        IRISImageModel
+        The background members are the inputs after the science frame, same shape and detector
+        region (``tmtrun background sci_rate.fits sky1_rate.fits sky2_rate.fits``, or one list).
         """
-        model = open_image(input, self.name)
-        flat = [item for group in backgrounds for item in (group if isinstance(group, list | tuple) else [group])]
-        members = [open_image(member, self.name, "background member", copy=False) for member in flat]
         if members:
             scale_to = sky_level(model, self.nsigma, self.maxiters).value if self.scale_to_science else None
             background, used = combine_frames(members, self.nsigma, self.maxiters, scale_to)
@@ -70,9 +56,7 @@ class BackgroundStep(TMTStep):
                 self.save_model(background, suffix="combinedbackground", force=True)
             model.meta.background.method = "members"
             model.meta.background.n_members = len(members)
-            model.meta.background.members = ",".join(
-                _member_name(item, member) for item, member in zip(flat, members, strict=True)
-            )
+            model.meta.background.members = ",".join(member.meta.filename or "<model>" for member in members)
         elif self.sky_from_science:
             level = sky_level(model, self.nsigma, self.maxiters)
             log.info(
@@ -85,19 +69,11 @@ class BackgroundStep(TMTStep):
             model.meta.background.method = "sky_from_science"
             model.meta.background.n_members = 0
         else:
-            return mark_skipped(model, self, "no background exposure was given and sky_from_science is off")
+            raise StepSkipped("no background exposure was given and sky_from_science is off")
         good = good_pixels(background.dq, background.data)
         if good.any():
             model.meta.background.level = float(np.median(background.data[good]))
         lost = subtract_image(model, background)
         if lost:
             log.warning("%d good pixels have no valid background: flagged DO_NOT_USE", lost)
-        model.meta.cal_step.background = "COMPLETE"
         return model
-
-
-def _member_name(item, member):
-    """Return the file name of a background member (its path's, else its model's)."""
-    if isinstance(item, (str, os.PathLike)):
-        return os.path.basename(os.fspath(item))
-    return member.meta.filename or "<model>"

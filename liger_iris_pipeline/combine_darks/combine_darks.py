@@ -1,42 +1,11 @@
 """Combine Level 1 dark frames into a `TMTDarkModel` (dark rate in DN/s)."""
 
-from .. import dqflags
 from ..datamodels import TMTDarkModel
 from ..lib.combine import combine_frames
 from ..lib.observation import observation_category
+from ..lib.references import reference_from_frame
 
-__all__ = ["combine_darks", "reference_from_frame"]
-
-
-def reference_from_frame(frame, model_class, reftype, description, useafter, pedigree, author):
-    """Return a reference model made from a combined frame, with the metadata CRDS needs.
-
-    Parameters
-    ----------
-    frame : IRISImageModel
-        The combined frame (data, err, dq).
-    model_class : type
-        `TMTDarkModel` or `TMTFlatModel`.
-    reftype : str
-        ``DARK`` or ``FLAT``.
-    description, useafter, pedigree, author : str
-        DESCRIP, USEAFTER (``YYYY-MM-DDThh:mm:ss``), PEDIGREE and AUTHOR.
-
-    Returns
-    -------
-    TMTReferenceFileModel
-    """
-    reference = model_class(data=frame.data, err=frame.err, dq=frame.dq)
-    reference.update(frame)
-    reference.dq_def = dqflags.dq_def_table()
-    reference.meta.reftype = reftype
-    reference.meta.description = description
-    reference.meta.useafter = useafter
-    reference.meta.pedigree = pedigree
-    reference.meta.author = author
-    reference.meta.processing_level = 2
-    reference.meta.obstype = "CAL"
-    return reference
+__all__ = ["combine_darks"]
 
 
 def combine_darks(frames, nsigma=3.0, maxiters=5, **metadata):

@@ -2,7 +2,7 @@
 
 import logging
 
-from ..lib.models import file_label, open_image
+from ..lib.models import file_label
 from ..stpipe import TMTStep
 from .combine_darks import combine_darks
 
@@ -15,6 +15,8 @@ class CombineDarksStep(TMTStep):
     """Combine dark frames with outlier rejection into a `TMTDarkModel`."""
 
     class_alias = "combine_darks"
+    input_role = "dark frame"
+    frames_input = True
     spec = """
     nsigma = float(min=0, default=3.0)  # Outlier threshold in units of each frame's error
     maxiters = integer(min=1, default=5)  # Clipping iterations
@@ -23,19 +25,8 @@ class CombineDarksStep(TMTStep):
     author = string(default='liger_iris_pipeline')  # AUTHOR of the reference
     """
 
-    def process(self, frames):
-        """Combine the dark frames.
-
-        Parameters
-        ----------
-        frames : list of str or IRISImageModel
-            Level 1 dark frames of one detector region and readout mode.
-
-        Returns
-        -------
-        TMTDarkModel
-        """
-        models = [open_image(frame, self.name, "dark frame", copy=False) for frame in frames]
+    def apply(self, models):
+        """Combine Level 1 dark frames of one detector region and readout mode (see `TMTStep.apply`)."""
         for model in models:
             if model.meta.exposure.type not in ("IRIS_DARK", None):
                 raise ValueError(
@@ -51,5 +42,4 @@ class CombineDarksStep(TMTStep):
             pedigree=self.pedigree,
             author=self.author,
         )
-        dark.meta.cal_step.combine_darks = "COMPLETE"
         return dark

@@ -2,9 +2,6 @@
 
 import logging
 
-from ..datamodels import TMTDarkModel
-from ..lib.models import open_image
-from ..lib.status import mark_skipped
 from ..stpipe import TMTStep
 from .dark_sub import subtract_dark
 
@@ -24,24 +21,9 @@ class DarkCurrentStep(TMTStep):
     class_alias = "dark_current"
     reference_file_types = ["dark"]
 
-    def process(self, input):  # noqa: A002 - stpipe's argument name
-        """Subtract the dark.
-
-        Parameters
-        ----------
-        input : str or IRISImageModel
-            The frame (not modified: the step works on a copy).
-
-        Returns
-        -------
-        IRISImageModel
-        """
-        model = open_image(input, self.name)
-        dark = self.reference_model(model, "dark", TMTDarkModel)
-        if dark is None:
-            return mark_skipped(model, self, "the dark reference is N/A")
+    def apply(self, model, dark):
+        """Subtract the dark from the step's copy of the frame (see `TMTStep.apply`)."""
         flagged = subtract_dark(model, dark)
         if flagged:
             log.warning("%d good pixels have a non-finite dark: flagged UNRELIABLE_DARK | DO_NOT_USE", flagged)
-        model.meta.cal_step.dark_current = "COMPLETE"
         return model

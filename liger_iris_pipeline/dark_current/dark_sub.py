@@ -11,7 +11,8 @@ import logging
 import numpy as np
 
 from ..dqflags import pixel as FLAGS
-from ..lib.subarray import model_name, reference_slices
+from ..lib.models import model_name
+from ..lib.subarray import reference_slices
 from ..lib.variance import update_err
 
 __all__ = ["dark_rate", "subtract_dark"]

@@ -2,9 +2,6 @@
 
 import logging
 
-from ..datamodels import TMTFlatModel
-from ..lib.models import open_image
-from ..lib.status import mark_skipped
 from ..stpipe import TMTStep
 from .flat_field import apply_flat
 
@@ -23,24 +20,9 @@ class FlatFieldStep(TMTStep):
     class_alias = "flat_field"
     reference_file_types = ["flat"]
 
-    def process(self, input):  # noqa: A002 - stpipe's argument name
-        """Flat-field the frame.
-
-        Parameters
-        ----------
-        input : str or IRISImageModel
-            The frame (not modified: the step works on a copy).
-
-        Returns
-        -------
-        IRISImageModel
-        """
-        model = open_image(input, self.name)
-        flat = self.reference_model(model, "flat", TMTFlatModel)
-        if flat is None:
-            return mark_skipped(model, self, "the flat reference is N/A")
+    def apply(self, model, flat):
+        """Flat-field the step's copy of the frame (see `TMTStep.apply`)."""
         bad = apply_flat(model, flat)
         if bad:
             log.info("%d pixels have no valid flat value: flagged NO_FLAT_FIELD | DO_NOT_USE, not divided", bad)
-        model.meta.cal_step.flat_field = "COMPLETE"
         return model

@@ -24,8 +24,9 @@ import numpy as np
 
 from ..datamodels import IRISImageModel
 from .masks import DO_NOT_USE, good_pixels
+from .models import model_name
 from .stats import clipped_stack_mask, sigma_clip_mask
-from .subarray import SubarrayError, model_name, subarray_bounds
+from .subarray import SubarrayError, subarray_bounds
 from .variance import VARIANCE_ARRAYS, update_err
 
 __all__ = ["SkyLevel", "combine_frames", "sky_level"]

@@ -1,17 +1,87 @@
 """Opening step inputs and reference files, with errors that name the model and the problem."""
 
+import collections
 import logging
 import os
 
-__all__ = ["file_label", "open_image", "open_reference"]
+__all__ = ["file_label", "model_name", "open_image", "open_input", "open_reference"]
 
 log = logging.getLogger(__name__)
 
 
-def open_image(init, step_name, role="input", copy=True):
-    """Return a frame to process: a copy of a model, or a model read from a path.
+def open_input(init, model_classes, step_name, role="input", copy=True):
+    """Return a step's input as one of the model classes it accepts.
 
-    The caller's model is never modified: steps work on the copy.
+    A model passed in is never modified: the step gets a copy (a deep copy of a frame; a
+    shallow copy of a ramp, whose large arrays steps only read or replace). A frame of the
+    step's own gets ``dq`` and the variance arrays, and its non-finite pixels flagged.
+
+    Parameters
+    ----------
+    init : str, os.PathLike or TMTDataModel
+        The input.
+    model_classes : tuple of str
+        Names of the accepted `liger_iris_pipeline.datamodels` classes.
+    step_name : str
+        Name of the calling step, for messages.
+    role : str
+        What the input is to the step (``input``, ``background member`` ...), for messages.
+    copy : bool
+        Copy a model passed in; False for inputs the step only reads.
+
+    Returns
+    -------
+    TMTDataModel
+
+    Raises
+    ------
+    TypeError
+        ``init`` is not one of the accepted classes (or a file holding one); the message
+        starts with the file.
+    """
+    from .. import datamodels
+    from .masks import flag_nonfinite
+    from .variance import ensure_error_arrays
+
+    accepted = tuple(getattr(datamodels, name) for name in model_classes)
+    if isinstance(init, (str, os.PathLike)):
+        model = datamodels.open(init)
+        where = os.fspath(init)
+    else:
+        model, where = init, file_label(init)
+    if not isinstance(model, accepted):
+        first = model_classes[0]
+        expected = " or ".join(model_classes) if len(model_classes) > 1 else first + _LEVELS[first]
+        article = "an" if expected[0] in "AEIOU" else "a"
+        hint = _REDUCE_FIRST.get((type(model).__name__, first), "")
+        raise TypeError(
+            f"{where}: the {role} of {step_name} must be {article} {expected}, this is a {type(model).__name__}{hint}"
+        )
+    if isinstance(model, datamodels.IRISImageModel):
+        if model is init and copy:
+            model = init.copy()
+        if model.data is None or model.data.ndim != 2:
+            raise TypeError(f"{where}: the {role} of {step_name} has no 2-D SCI array")
+        ensure_error_arrays(model)
+        if model is not init:  # a frame of the step's own, not a model the caller lent it
+            flagged = flag_nonfinite(model)
+            if flagged:
+                log.info("%s: %d pixels of %s are not finite: flagged DO_NOT_USE", step_name, flagged, where)
+    elif model is init and copy:
+        model = type(init)(init)
+    return model
+
+
+_LEVELS = collections.defaultdict(str, IRISImageModel=" (Level 1 or 2 frame)", TMTRampModel=" (Level 0 ramp)")
+
+_REDUCE_FIRST = {
+    ("TMTRampModel", "IRISImageModel"): ": a Level 0 ramp, reduce it with detector1 first",
+    ("IRISImageModel", "TMTRampModel"): ": a frame already reduced from its ramp",
+}
+
+
+def open_image(init, step_name, role="input", copy=True):
+    """Return a frame (`IRISImageModel`) to process; see `open_input`.
 
     Parameters
     ----------
@@ -20,44 +90,15 @@ def open_image(init, step_name, role="input", copy=True):
     step_name : str
         Name of the calling step, for messages.
     role : str
-        What the frame is to the step (``input``, ``background member`` ...), for messages.
+        What the frame is to the step, for messages.
     copy : bool
         Copy a model passed in; False for frames the step only reads.
 
     Returns
     -------
     IRISImageModel
-        With ``dq`` and the variance arrays present.
-
-    Raises
-    ------
-    TypeError
-        ``init`` is not an `IRISImageModel` (or a file holding one).
     """
-    from .. import datamodels
-    from .masks import flag_nonfinite
-    from .variance import ensure_error_arrays
-
-    if isinstance(init, (str, os.PathLike)):
-        model = datamodels.open(init)
-        where = os.fspath(init)
-    else:
-        model = init.copy() if copy and isinstance(init, datamodels.IRISImageModel) else init
-        where = file_label(init)
-    if not isinstance(model, datamodels.IRISImageModel):
-        hint = ": a Level 0 ramp, reduce it with detector1 first" if isinstance(model, datamodels.TMTRampModel) else ""
-        raise TypeError(
-            f"{where}: the {role} of {step_name} must be an IRISImageModel (Level 1 or 2 frame), "
-            f"this is a {type(model).__name__}{hint}"
-        )
-    if model.data is None or model.data.ndim != 2:
-        raise TypeError(f"{where}: the {role} of {step_name} has no 2-D SCI array")
-    ensure_error_arrays(model)
-    if model is not init:  # a frame of the step's own, not a model the caller lent it
-        flagged = flag_nonfinite(model)
-        if flagged:
-            log.info("%s: %d pixels of %s are not finite: flagged DO_NOT_USE", step_name, flagged, where)
-    return model
+    return open_input(init, ("IRISImageModel",), step_name, role, copy)
 
 
 def file_label(model):
@@ -73,6 +114,22 @@ def file_label(model):
     str
     """
     return getattr(model.meta, "filename", None) or f"<{type(model).__name__}>"
+
+
+def model_name(model):
+    """Return a name for a model in messages: its file name, else its class name.
+
+    Parameters
+    ----------
+    model : stdatamodels.DataModel
+        Any model.
+
+    Returns
+    -------
+    str
+    """
+    filename = getattr(model.meta, "filename", None)
+    return f"{type(model).__name__} {filename}" if filename else type(model).__name__
 
 
 def open_reference(reference, model_class, reference_type, step_name):

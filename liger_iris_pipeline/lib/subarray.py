@@ -5,7 +5,13 @@ A subarray is described by the 1-based position of its first pixel on the detect
 columns), axis 2 is y (numpy rows).
 """
 
-__all__ = ["SubarrayError", "model_name", "reference_slices", "subarray_bounds", "subarray_slices"]
+from .models import model_name
+
+__all__ = ["MAX_SUBARRAYS", "SubarrayError", "reference_slices", "subarray_bounds", "subarray_slices"]
+
+
+MAX_SUBARRAYS = 10
+"""Subarrays one readout can hold: the ids 1-10 of a SUBARR_MAP (SUBARRAY1-SUBARRAY10)."""
 
 
 class SubarrayError(ValueError):
@@ -37,22 +43,6 @@ def subarray_slices(subarray, shape):
     if xstart < 1 or ystart < 1 or xsize < 1 or ysize < 1 or xstart - 1 + xsize > nx or ystart - 1 + ysize > ny:
         raise SubarrayError(f"subarray {tuple(subarray)} (xstart, ystart, xsize, ysize) does not fit in {nx}x{ny}")
     return slice(ystart - 1, ystart - 1 + ysize), slice(xstart - 1, xstart - 1 + xsize)
-
-
-def model_name(model):
-    """Return a name for a model in messages: its file name, else its class name.
-
-    Parameters
-    ----------
-    model : stdatamodels.DataModel
-        Any model.
-
-    Returns
-    -------
-    str
-    """
-    filename = getattr(model.meta, "filename", None)
-    return f"{type(model).__name__} {filename}" if filename else type(model).__name__
 
 
 def subarray_bounds(model):

@@ -11,7 +11,7 @@ components and recompute ``ERR`` from them, never the other way round.
 
 import numpy as np
 
-from .subarray import model_name
+from .models import model_name
 
 __all__ = ["VARIANCE_ARRAYS", "ensure_error_arrays", "update_err"]
 

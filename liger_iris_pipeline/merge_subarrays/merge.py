@@ -23,9 +23,9 @@ from ..assign_wcs.imaging import assign_wcs
 from ..datamodels import IRISImageModel
 from ..dqflags import pixel as FLAGS
 from ..lib.masks import DO_NOT_USE
-from ..lib.subarray import SubarrayError, model_name, subarray_bounds, subarray_slices
+from ..lib.models import model_name
+from ..lib.subarray import MAX_SUBARRAYS, SubarrayError, subarray_bounds, subarray_slices
 from ..lib.variance import VARIANCE_ARRAYS
-from ..parse_subarray_map.subarray_map import MAX_SUBARRAYS
 
 __all__ = ["OUTSIDE_FLAGS", "detector_shape", "merge_subarrays"]
 

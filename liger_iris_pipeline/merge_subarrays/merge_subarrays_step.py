@@ -2,7 +2,6 @@
 
 import logging
 
-from ..lib.models import open_image
 from ..stpipe import TMTStep
 from .merge import merge_subarrays
 
@@ -21,26 +20,12 @@ class MergeSubarraysStep(TMTStep):
     """
 
     class_alias = "merge_subarrays"
+    input_role = "frame to merge"
+    frames_input = True
 
-    def process(self, input, *more):  # noqa: A002 - stpipe's argument name
-        """Merge the frames.
-
-        Parameters
-        ----------
-        input : str, IRISImageModel or list of them
-            The frames (not modified).
-        *more : str or IRISImageModel
-            More frames.
-
-        Returns
-        -------
-        IRISImageModel
-            The full frame.
-        """
-        frames = [*(input if isinstance(input, list | tuple) else [input]), *more]
-        models = [open_image(frame, self.name, "frame to merge", copy=False) for frame in frames]
+    def apply(self, models):
+        """Merge the frames into a full frame (see `TMTStep.apply`)."""
         merged = merge_subarrays(models)
         for region in merged.meta.subarray_map.instance:
             log.info("Merged subarray %(id)d at xstart %(xstart)d, ystart %(ystart)d (%(xsize)dx%(ysize)d)", region)
-        merged.meta.cal_step.merge_subarrays = "COMPLETE"
         return merged

@@ -12,8 +12,8 @@ every pixel, not a per-pixel one.
 import numpy as np
 
 from ..lib.masks import good_pixels
+from ..lib.models import model_name
 from ..lib.stats import mode_estimate
-from ..lib.subarray import model_name
 from ..lib.variance import VARIANCE_ARRAYS, update_err
 
 __all__ = ["METHODS", "normalization_value", "normalize"]

@@ -2,7 +2,6 @@
 
 import logging
 
-from ..lib.models import open_image
 from ..stpipe import TMTStep
 from .normalize import normalization_value, normalize
 
@@ -20,23 +19,11 @@ class NormalizeStep(TMTStep):
     method = option('median', 'mean', 'mode', default='median')  # Statistic of the good pixels to divide by
     """
 
-    def process(self, input):  # noqa: A002 - stpipe's argument name
-        """Normalize the frame.
-
-        Parameters
-        ----------
-        input : str or IRISImageModel
-            The frame (not modified: the step works on a copy).
-
-        Returns
-        -------
-        IRISImageModel
-        """
-        model = open_image(input, self.name)
+    def apply(self, model):
+        """Normalize the step's copy of the frame (see `TMTStep.apply`)."""
         value, count = normalization_value(model, self.method)
         log.info("Normalizing by the %s of %d good pixels: %.8g", self.method, count, value)
         normalize(model, value)
         model.meta.normalization.method = self.method
         model.meta.normalization.value = float(value)
-        model.meta.cal_step.normalize = "COMPLETE"
         return model

@@ -2,10 +2,9 @@
 
 import logging
 
-from ..lib.models import open_image
-from ..lib.status import mark_skipped
-from ..lib.subarray import SubarrayError, model_name, subarray_bounds
-from ..stpipe import TMTStep
+from ..lib.models import model_name
+from ..lib.subarray import SubarrayError, subarray_bounds
+from ..stpipe import StepSkipped, TMTStep
 from .subarray_map import flag_subarray_pixels, subarray_regions
 
 __all__ = ["ParseSubarrayMapStep"]
@@ -23,22 +22,11 @@ class ParseSubarrayMapStep(TMTStep):
 
     class_alias = "parse_subarray_map"
 
-    def process(self, input):  # noqa: A002 - stpipe's argument name
-        """Parse the subarray map.
-
-        Parameters
-        ----------
-        input : str or IRISImageModel
-            The frame (not modified: the step works on a copy).
-
-        Returns
-        -------
-        IRISImageModel
-        """
-        model = open_image(input, self.name)
+    def apply(self, model):
+        """Parse the subarray map of the step's copy of the frame (see `TMTStep.apply`)."""
         subarr_map = model.subarr_map
         if subarr_map is None or not subarr_map.any():
-            return mark_skipped(model, self, f"{model_name(model)} has no subarray in a SUBARR_MAP extension")
+            raise StepSkipped(f"{model_name(model)} has no subarray in a SUBARR_MAP extension")
         if subarr_map.shape != model.data.shape:
             raise SubarrayError(
                 f"{model_name(model)}: SUBARR_MAP is {subarr_map.shape[1]}x{subarr_map.shape[0]}, "
@@ -51,5 +39,4 @@ class ParseSubarrayMapStep(TMTStep):
         for region in regions:
             log.info("Subarray %(id)d: xstart %(xstart)d, ystart %(ystart)d, %(xsize)d x %(ysize)d", region)
         log.info("%d pixels inside subarrays flagged NON_SCIENCE | DO_NOT_USE", flagged)
-        model.meta.cal_step.parse_subarray_map = "COMPLETE"
         return model

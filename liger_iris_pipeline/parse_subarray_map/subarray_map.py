@@ -13,11 +13,10 @@ import numpy as np
 
 from ..dqflags import pixel as FLAGS
 from ..lib.masks import DO_NOT_USE
-from ..lib.subarray import SubarrayError
+from ..lib.subarray import MAX_SUBARRAYS, SubarrayError
 
-__all__ = ["MAX_SUBARRAYS", "SUBARRAY_PIXEL_FLAGS", "flag_subarray_pixels", "subarray_regions"]
+__all__ = ["SUBARRAY_PIXEL_FLAGS", "flag_subarray_pixels", "subarray_regions"]
 
-MAX_SUBARRAYS = 10
 SUBARRAY_PIXEL_FLAGS = FLAGS["NON_SCIENCE"] | DO_NOT_USE
 
 

@@ -1,11 +1,11 @@
 """Calibration pipelines: the flat-field and dark references, made from calibration exposures."""
 
 from ..combine_darks import CombineDarksStep
-from ..combine_darks.combine_darks import reference_from_frame
 from ..dark_current import DarkCurrentStep
 from ..datamodels import TMTFlatModel
 from ..lib.combine import combine_frames
 from ..lib.observation import observation_category
+from ..lib.references import reference_from_frame
 from ..normalize import NormalizeStep
 from ..stpipe import TMTPipeline
 from .inputs import input_products

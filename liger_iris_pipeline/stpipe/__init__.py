@@ -1,5 +1,5 @@
 """stpipe integration: the base classes of every liger_iris_pipeline step and pipeline."""
 
-from .core import ReferenceFileError, TMTPipeline, TMTStep
+from .core import ReferenceFileError, StepSkipped, TMTPipeline, TMTStep
 
-__all__ = ["ReferenceFileError", "TMTPipeline", "TMTStep"]
+__all__ = ["ReferenceFileError", "StepSkipped", "TMTPipeline", "TMTStep"]

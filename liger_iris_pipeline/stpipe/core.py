@@ -21,7 +21,7 @@ from ..lib.output import OutputTransaction, active_transaction
 from .cmdline import command_name, traceback_wanted, under_command_line
 from .integration import KNOWN_SUFFIXES, PRODUCT_SUFFIXES
 
-__all__ = ["ReferenceFileError", "TMTPipeline", "TMTStep", "check_detector"]
+__all__ = ["ReferenceFileError", "StepSkipped", "TMTPipeline", "TMTStep", "check_detector"]
 
 log = logging.getLogger(__name__)
 
@@ -331,15 +331,121 @@ def _input_label(args):
     return filename or None
 
 
-class TMTStep(_TMTMixin, Step):
-    """Base class of the liger_iris_pipeline steps.
+class StepSkipped(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by `TMTStep.apply` when the step has nothing to do; the message says why."""
 
-    Subclasses list ``reference_file_types`` (from
-    `liger_iris_pipeline.crds_plugin.REFERENCE_TYPES`) and call `reference_model`;
-    ``override_<type>`` parameters still take precedence over CRDS.
+
+class TMTStep(_TMTMixin, Step):
+    """Base class of the liger_iris_pipeline steps: the template every step follows.
+
+    `process` opens the input as the model class the step declares (``input_model``), opens
+    each of its ``reference_file_types`` (from `liger_iris_pipeline.reference_types`; N/A
+    skips the step unless the type is in ``optional_reference_types``), calls the step's
+    `apply` with them and records ``meta.cal_step.<class_alias>`` as ``COMPLETE``, or
+    ``SKIPPED`` when `apply` raises `StepSkipped`. A step class is then its spec, its
+    references and its `apply`. ``override_<type>`` parameters take precedence over CRDS.
     """
 
-    def reference_model(self, input_model, reference_file_type, model_class):
+    input_model = ("IRISImageModel",)
+    """Names of the `liger_iris_pipeline.datamodels` classes the step accepts as its input."""
+
+    input_role = "input"
+    """What the input is to the step, for messages."""
+
+    more_inputs_role = None
+    """What inputs after the first are to the step (``background member``...); None: it takes one."""
+
+    frames_input = False
+    """True for steps that combine frames: all inputs (lists flattened) reach `apply` as one list."""
+
+    optional_reference_types = ()
+    """Types the step works without: an N/A reference reaches `apply` as None instead of skipping."""
+
+    def process(self, step_input, *more_inputs):
+        """Open the inputs and references, apply the step, record its outcome.
+
+        Parameters
+        ----------
+        step_input : str, os.PathLike, TMTDataModel or list of them
+            The input (not modified: the step works on a copy), or the frames to combine.
+        *more_inputs : str, os.PathLike, TMTDataModel or list of them
+            Further inputs of steps that take them (``more_inputs_role``).
+
+        Returns
+        -------
+        TMTDataModel
+        """
+        if self.frames_input:
+            frames = [self.open_input(frame, copy=False) for frame in _flatten([step_input, *more_inputs])]
+            model, more = frames, []
+        else:
+            if more_inputs and self.more_inputs_role is None:
+                raise TypeError(f"{self.name} takes one input, got {1 + len(more_inputs)}")
+            model = self.open_input(step_input)
+            more = [self.open_input(item, self.more_inputs_role, copy=False) for item in _flatten(more_inputs)]
+        references = {}
+        for reference_file_type in self.reference_file_types:
+            reference = self.reference_model(frames[0] if self.frames_input else model, reference_file_type)
+            if reference is None and reference_file_type not in self.optional_reference_types:
+                return self._skipped(model, f"the {reference_file_type} reference is N/A")
+            references[reference_file_type] = reference
+        try:
+            result = self.apply(model, *more, **references)
+        except StepSkipped as skipped:
+            return self._skipped(model, str(skipped))
+        setattr(result.meta.cal_step, self.class_alias, "COMPLETE")
+        return result
+
+    def apply(self, model, *more, **references):
+        """Do the step's work on its opened input; every step defines it.
+
+        Parameters
+        ----------
+        model : TMTDataModel or list of TMTDataModel
+            The step's own copy of its input (the frames, for ``frames_input`` steps).
+        *more : TMTDataModel
+            Further inputs, opened (``more_inputs_role``).
+        **references : TMTReferenceFileModel or None
+            One per ``reference_file_types`` entry, by type name.
+
+        Returns
+        -------
+        TMTDataModel
+            The product.
+
+        Raises
+        ------
+        StepSkipped
+            Nothing to do; the input is returned marked ``SKIPPED``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define apply()")
+
+    def open_input(self, init, role=None, copy=True):
+        """Open one input as a model of the classes the step declares.
+
+        Parameters
+        ----------
+        init : str, os.PathLike or TMTDataModel
+            The input.
+        role : str, optional
+            What it is to the step, for messages (``input_role`` by default).
+        copy : bool
+            Work on a copy of a model passed in (False for inputs the step only reads).
+
+        Returns
+        -------
+        TMTDataModel
+        """
+        from ..lib.models import open_input
+
+        return open_input(init, self.input_model, self.name, role or self.input_role, copy=copy)
+
+    def _skipped(self, model, reason):
+        from ..lib.status import mark_skipped
+
+        return mark_skipped(model[0] if isinstance(model, list) else model, self, reason)
+
+    def reference_model(self, input_model, reference_file_type, model_class=None):
         """Return the reference of a type for an input, opened as its model class, or None for ``N/A``.
 
         Logs the file used, protects it from being overwritten by the run's products, and
@@ -351,8 +457,8 @@ class TMTStep(_TMTMixin, Step):
             The input whose metadata selects the reference.
         reference_file_type : str
             E.g. ``dark``.
-        model_class : type
-            The reference's expected model class (`TMTDarkModel`...).
+        model_class : type, optional
+            The reference's expected model class; by default the registry's.
 
         Returns
         -------
@@ -363,8 +469,12 @@ class TMTStep(_TMTMixin, Step):
         ReferenceFileError
             No reference, or one of another detector.
         """
-        from ..lib.models import open_reference
+        from .. import datamodels
+        from ..lib.models import model_name, open_reference
+        from ..reference_types import reference_type
 
+        if model_class is None:
+            model_class = getattr(datamodels, reference_type(reference_file_type).model)
         reference = self.get_reference_file(input_model, reference_file_type)
         if reference == "N/A":
             log.info("%s: no %s reference (N/A)", self.name, reference_file_type.upper())
@@ -376,7 +486,7 @@ class TMTStep(_TMTMixin, Step):
             if transaction is not None:
                 transaction.protect(reference, f"{reference_file_type} reference")
         else:
-            log.info("Using %s reference model %s", reference_file_type.upper(), _model_label(reference))
+            log.info("Using %s reference model %s", reference_file_type.upper(), model_name(reference))
         model = open_reference(reference, model_class, reference_file_type, self.name)
         check_detector(input_model, model, reference_file_type)
         return model
@@ -412,9 +522,9 @@ class TMTStep(_TMTMixin, Step):
             raise _reference_error(self, input_file, reference_file_type, exc) from exc
 
 
-def _model_label(model):
-    filename = getattr(model.meta, "filename", None)
-    return f"{type(model).__name__} {filename}" if filename else type(model).__name__
+def _flatten(items):
+    """Return the items of a list whose elements may themselves be lists or tuples."""
+    return [item for group in items for item in (group if isinstance(group, (list, tuple)) else [group])]
 
 
 def check_detector(science, reference, reference_file_type):

@@ -2,9 +2,8 @@
 
 import logging
 
-from ..lib.models import open_image
+from ..lib.subtract import subtract_image
 from ..stpipe import TMTStep
-from .subtract import subtract_image
 
 __all__ = ["SubtractImagesStep"]
 
@@ -18,25 +17,11 @@ class SubtractImagesStep(TMTStep):
     """
 
     class_alias = "subtract_images"
+    more_inputs_role = "frame to subtract"
 
-    def process(self, input, other):  # noqa: A002 - stpipe's argument name
-        """Return ``input - other``.
-
-        Parameters
-        ----------
-        input : str or IRISImageModel
-            The science frame (not modified: the step works on a copy).
-        other : str or IRISImageModel
-            The frame to subtract, same shape and detector region.
-
-        Returns
-        -------
-        IRISImageModel
-        """
-        model = open_image(input, self.name)
-        subtrahend = open_image(other, self.name, role="frame to subtract", copy=False)
+    def apply(self, model, subtrahend):
+        """Subtract the second input (same shape and detector region) from the step's copy of the first."""
         lost = subtract_image(model, subtrahend)
         if lost:
             log.warning("%d good pixels are not usable in the subtracted frame: flagged DO_NOT_USE", lost)
-        model.meta.cal_step.subtract_images = "COMPLETE"
         return model

@@ -1,4 +1,4 @@
-"""Frame subtraction on models, without stpipe.
+"""Frame subtraction on models, without stpipe (the subtract_images and background steps).
 
 ``data -= other.data``; each variance component of ``other`` is added to the same component
 of the science frame (the frames are independent); ``ERR`` is recomputed; DQ flags are OR-ed.
@@ -7,9 +7,10 @@ Where ``other`` is not finite the science value is kept and the pixel flagged ``
 
 import numpy as np
 
-from ..lib.masks import DO_NOT_USE
-from ..lib.subarray import SubarrayError, model_name, subarray_bounds
-from ..lib.variance import VARIANCE_ARRAYS, update_err
+from .masks import DO_NOT_USE
+from .models import model_name
+from .subarray import SubarrayError, subarray_bounds
+from .variance import VARIANCE_ARRAYS, update_err
 
 __all__ = ["subtract_image"]
 

@@ -1,0 +1,100 @@
+"""The reference-file types of the pipeline: one table that everything else reads.
+
+The CRDS plugin (type specs, certify rules, rmap parkeys, header keywords), the steps (the
+model class a reference opens as), the CRDS cache builder and the documentation all take
+their facts from `REFERENCE_TYPES`. Adding a type is one entry here plus its model's schema.
+
+Plain data only: the CRDS plugin imports this module at interpreter start-up.
+"""
+
+from dataclasses import dataclass
+
+__all__ = ["DETECTOR_PARKEYS", "REFERENCE_TYPES", "ReferenceType", "reference_type"]
+
+
+@dataclass(frozen=True)
+class ReferenceType:
+    """What the pipeline knows about one reference-file type.
+
+    Attributes
+    ----------
+    name : str
+        CRDS filekind, lower case (``dark``); the ``override_<name>`` step parameter and
+        ``meta.ref_file.<name>``.
+    model : str
+        Class in `liger_iris_pipeline.datamodels` the reference opens as.
+    keyword : str
+        FITS keyword recording the file used in a product's primary header (8 characters).
+    parkeys : tuple of str
+        Datamodel paths CRDS matches on (the rmap's Match parkeys; every type also selects by
+        its USEAFTER date).
+    description : str
+        One line for the CRDS type spec and the documentation.
+    instruments : tuple of str
+        Instruments (lower case) with a reference of this type.
+    """
+
+    name: str
+    model: str
+    keyword: str
+    parkeys: tuple
+    description: str
+    instruments: tuple = ("iris",)
+
+
+DETECTOR_PARKEYS = ("META.INSTRUMENT.DETECTOR",)
+
+REFERENCE_TYPES = {
+    entry.name: entry
+    for entry in (
+        ReferenceType(
+            "dark",
+            "TMTDarkModel",
+            "R_DARK",
+            (*DETECTOR_PARKEYS, "META.SUBARRAY.NAME", "META.EXPOSURE.READOUT_MODE"),
+            "Dark current of the imager detector",
+        ),
+        ReferenceType(
+            "flat",
+            "TMTFlatModel",
+            "R_FLAT",
+            (*DETECTOR_PARKEYS, "META.INSTRUMENT.FILTER", "META.INSTRUMENT.PUPIL"),
+            "Flat field of the imager detector",
+        ),
+        ReferenceType("mask", "TMTMaskModel", "R_MASK", DETECTOR_PARKEYS, "Bad pixel mask of the imager detector"),
+        ReferenceType(
+            "nonlin", "TMTNonlinModel", "R_NONLIN", DETECTOR_PARKEYS, "Nonlinearity coefficients of the imager detector"
+        ),
+        ReferenceType(
+            "saturation", "TMTSaturationModel", "R_SATURA", DETECTOR_PARKEYS, "Saturation level of the imager detector"
+        ),
+        ReferenceType(
+            "readnoise", "TMTReadnoiseModel", "R_READNO", DETECTOR_PARKEYS, "Read noise of the imager detector"
+        ),
+        ReferenceType("gain", "TMTGainModel", "R_GAIN", DETECTOR_PARKEYS, "Gain of the imager detector"),
+    )
+}
+"""Reference type name -> `ReferenceType`, in the order steps use them."""
+
+
+def reference_type(name):
+    """Return the registry entry of a reference type.
+
+    Parameters
+    ----------
+    name : str
+        Type name, any case (``DARK`` or ``dark``).
+
+    Returns
+    -------
+    ReferenceType
+
+    Raises
+    ------
+    KeyError
+        Not a type of this pipeline; the message lists the known ones.
+    """
+    try:
+        return REFERENCE_TYPES[name.lower()]
+    except KeyError:
+        raise KeyError(f"unknown reference type {name!r}; known: {', '.join(REFERENCE_TYPES)}") from None
