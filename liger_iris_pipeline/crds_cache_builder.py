@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from .crds_plugin import INSTRUMENT, OBSERVATORY, REFERENCE_TYPES, cache_path, register
+from .lib.errors import run_command
 from .simulate.detector import CACHE_DETECTOR_SEED as SEED
 
 __all__ = [
@@ -324,6 +325,97 @@ def build(path=None, size=4096, context=None, force=False, log=print):
     return written
 
 
+def seed(path, log=print):
+    """Give a new or empty directory the configuration and mappings of a TMT cache.
+
+    They are copied from the source checkout's ``crds_cache/`` (its ``config/tmt`` and every
+    mapping of ``mappings/tmt``), written under temporary names and renamed, ``server_config``
+    last, so an interrupted seed leaves no half cache behind.
+
+    Parameters
+    ----------
+    path : str or Path
+        The directory (created if missing).
+    log : callable
+        Receives one line.
+
+    Raises
+    ------
+    CrdsSetupError
+        The directory already holds part of a cache, or there is no checkout cache to copy.
+    """
+    import shutil
+
+    from .crds_plugin import CHECKOUT_CACHE
+    from .crds_plugin.diagnose import CrdsSetupError
+    from .lib.output import writing
+
+    path = Path(path)
+    source = Path(CHECKOUT_CACHE)
+    config = path / "config" / OBSERVATORY
+    mappings = path / "mappings" / OBSERVATORY
+    if config.exists() or mappings.exists():
+        raise CrdsSetupError(
+            f"{path}: an incomplete TMT CRDS cache (has {'config' if config.exists() else 'mappings'}/{OBSERVATORY}, "
+            f"not both); remove it, or restore the missing part"
+        )
+    if not (source / "mappings" / OBSERVATORY).is_dir():
+        raise CrdsSetupError(
+            f"{path}: no TMT CRDS cache there, and no source checkout cache ({source}) to start one from; "
+            "copy the crds_cache/ folder of a liger_iris_pipeline checkout"
+        )
+    for folder, pattern in ((mappings, "*map"), (config, "*")):
+        folder.mkdir(parents=True, exist_ok=True)
+        for file in sorted((source / folder.relative_to(path)).glob(pattern), key=lambda p: p.name == "server_config"):
+            with writing(folder / file.name) as temporary:
+                shutil.copyfile(file, temporary)
+    log(f"new TMT CRDS cache in {path} (mappings of {source})")
+
+
+def check(path=None, context=None):
+    """Check a cache: its configuration and context load, and every reference the context names is there.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Cache root; default `liger_iris_pipeline.crds_plugin.cache_path`.
+    context : str, optional
+        The ``.pmap`` to check; default the cache's (``latest_context``).
+
+    Returns
+    -------
+    tuple
+        ``(context, number of references)``.
+
+    Raises
+    ------
+    CrdsSetupError
+        What is wrong, in one line.
+    """
+    from .crds_plugin.diagnose import CrdsSetupError, check_cache
+    from .crds_plugin.ingest import _cache_env
+
+    path = Path(path) if path is not None else cache_path()
+    with _cache_env(path):
+        _, context = check_cache(context)
+        planned = planned_references(path, context)
+    refdir = path / "references" / OBSERVATORY / INSTRUMENT
+    missing = [name for name, *_ in planned if not (refdir / name).is_file()]
+    if missing:
+        raise CrdsSetupError(
+            f"{refdir / missing[0]}: missing ({len(missing)} of the {len(planned)} references CRDS context {context} "
+            f"names are); build them with `tmt-crds-cache build --path {path}`"
+        )
+    return context, len(planned)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other failure of the command."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog.split()[0]}: error: {message} (see --help)\n")
+
+
 def main(argv=None):
     """Entry point of the ``tmt-crds-cache`` console script.
 
@@ -337,7 +429,7 @@ def main(argv=None):
     int
         Exit status.
     """
-    parser = argparse.ArgumentParser(prog="tmt-crds-cache", description=__doc__.split("\n\n")[0])
+    parser = _OneLineParser(prog="tmt-crds-cache", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     build_parser = commands.add_parser("build", help="build the reference files the CRDS rules name")
     build_parser.add_argument(
@@ -359,20 +451,58 @@ def main(argv=None):
         help="selection value, e.g. META.EXPOSURE.READOUT_MODE=CDS (repeatable)",
     )
     commands.add_parser("path", help="print the cache the package uses")
+    path_help = "cache root (default: $CRDS_PATH or the checkout's crds_cache/)"
+    check_parser = commands.add_parser("check", help="check the cache: configuration, context, mappings, references")
+    check_parser.add_argument("--path", type=Path, help=path_help)
+    check_parser.add_argument("--context", help="context (.pmap) to check (default: the cache's)")
+    context_parser = commands.add_parser("context", help="print the cache's context, or make another one its context")
+    context_parser.add_argument("pmap", nargs="?", help="context to switch to, e.g. tmt_0002.pmap")
+    context_parser.add_argument("--path", type=Path, help=path_help)
+    ingest_parser = commands.add_parser(
+        "ingest", help="certify reference files and add them to the cache as a new context, all or nothing"
+    )
+    ingest_parser.add_argument("files", nargs="+", type=Path, help="reference files (master dark and flat products...)")
+    ingest_parser.add_argument("--path", type=Path, help=path_help)
     args = parser.parse_args(argv)
+    return run_command("tmt-crds-cache", lambda: _run(args), argv=argv)
+
+
+def _run(args):
+    """Run one sub-command."""
+    from .crds_plugin.diagnose import read_server_config
 
     if args.command == "reference":
-        parkeys = dict(item.split("=", 1) for item in args.set)
+        parkeys = {}
+        for item in args.set:
+            if "=" not in item:
+                raise ValueError(f"--set {item}: expected PARKEY=VALUE")
+            key, value = item.split("=", 1)
+            parkeys[key] = value
         new_reference(args.reftype, args.output, args.useafter, size=args.size, parkeys=parkeys)
         print(f"wrote {args.output}")
         return 0
-
     if args.command == "path":
         print(cache_path())
         return 0
     path = args.path or cache_path()
-    if not (path / "mappings" / OBSERVATORY).is_dir():
-        parser.error(f"{path} is not a TMT CRDS cache (no mappings/{OBSERVATORY})")
+    if args.command == "check":
+        context, count = check(path, args.context)
+        print(f"{path}: CRDS context {context} loads, its {count} reference files are in the cache")
+        return 0
+    if args.command == "context":
+        if args.pmap:
+            from .crds_plugin.ingest import set_context
+
+            set_context(path, args.pmap)
+        print(read_server_config(path)["latest_context"])
+        return 0
+    if args.command == "ingest":
+        from .crds_plugin.ingest import ingest
+
+        ingest(args.files, path)
+        return 0
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        seed(path)
     start = time.perf_counter()
     written = build(path, size=args.size, context=args.context, force=args.force)
     total = sum(p.stat().st_size for p in written)
