@@ -55,6 +55,7 @@ def register():
     if OBSERVATORY not in constants.ALL_OBSERVATORIES:
         # In place: every crds module holds a reference to this same list object.
         constants.ALL_OBSERVATORIES.append(OBSERVATORY)
+    _observatory_from_cache()
     # These lookups were memoised over the old observatory list.
     for cached in (
         utils.observatory_instrument_tuples,
@@ -63,6 +64,26 @@ def register():
     ):
         cached.cache.clear()
     return True
+
+
+def _observatory_from_cache():
+    """Set ``CRDS_OBSERVATORY=tmt`` when ``CRDS_PATH`` is a cache of TMT mappings only.
+
+    crds takes the observatory from ``CRDS_OBSERVATORY``, else from ``CRDS_SERVER_URL``, else
+    from the names of files on the command line, and defaults to ``jwst``: with a TMT cache, the
+    stock ``crds`` tools (``crds list``, ``crds diff crds://...``) would look for JWST files.
+    Nothing is changed when either variable is set or the cache also holds another observatory.
+    """
+    # Importing crds stores its unset default in the environment as the string "None".
+    chosen = os.environ.get("CRDS_OBSERVATORY", "").lower() not in ("", "none")
+    if chosen or os.environ.get("CRDS_SERVER_URL") or not os.environ.get("CRDS_PATH"):
+        return
+    try:
+        observatories = os.listdir(os.path.join(os.environ["CRDS_PATH"], "mappings"))
+    except OSError:
+        return
+    if observatories == [OBSERVATORY]:
+        os.environ["CRDS_OBSERVATORY"] = OBSERVATORY
 
 
 def is_registered():
