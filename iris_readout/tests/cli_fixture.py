@@ -5,6 +5,7 @@ usage: cli_fixture.py make DIR          write the Level 0 inputs into DIR
 """
 
 import sys
+import warnings
 
 import numpy as np
 from astropy.io import fits
@@ -25,7 +26,9 @@ def write(path, sci, times=None, tframe=None):
     primary.header["INSTRUME"] = "IRIS"
     if tframe is not None:
         primary.header["TFRAME"] = tframe
-    hdus = [primary, fits.ImageHDU(sci, name="SCI")]
+    image = fits.ImageHDU(sci, name="SCI")
+    image.header["CTYPE1"], image.header["CTYPE2"] = "RA---TAN", "DEC--TAN"
+    hdus = [primary, image]
     if times is not None:
         hdus.append(fits.ImageHDU(np.asarray(times, np.float64), name="READ_TIMES"))
     fits.HDUList(hdus).writeto(path, overwrite=True)
@@ -37,14 +40,28 @@ def make(d):
     write(f"{d}/l0_3d.fits", sci[0], times=t)  # 1 int, READ_TIMES
     write(f"{d}/l0_float.fits", sci[0].astype(np.float32), times=t)
     write(f"{d}/l0_2d.fits", sci[0, 0], times=t)
+    with open(f"{d}/l0_3d.fits", "rb") as f:
+        whole = f.read()
+    with open(f"{d}/l0_truncated.fits", "wb") as f:
+        f.write(whole[: len(whole) - 2880])  # the last block of READ_TIMES lost
+    with open(f"{d}/l0_padded.fits", "wb") as f:
+        f.write(whole + b"\0" * 2880)
 
 
 def check(path, mode):
-    with fits.open(path) as hdul:
+    warnings.simplefilter("error")  # a checksum mismatch is only a warning in astropy
+    with fits.open(path, checksum=True) as hdul:
         names = [h.name for h in hdul]
-        assert names == ["PRIMARY", "SCI", "ERR", "DQ", "VAR_POISSON", "VAR_RNOISE"], names
+        assert names == ["PRIMARY", "SCI", "ERR", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT", "DQ"], names
         head = hdul[0].header
         assert head["DATAMODL"] == "IRISImageModel", head["DATAMODL"]
+        assert head["PROCLEVL"] == 1, head["PROCLEVL"]
+        assert hdul["SCI"].header["BUNIT"] == "DN/s" and hdul["ERR"].header["BUNIT"] == "DN/s"
+        for name in ("VAR_POISSON", "VAR_RNOISE", "VAR_FLAT"):
+            assert hdul[name].header["BUNIT"] == "(DN/s)**2", name
+        assert hdul["SCI"].header["CTYPE1"] == "RA---TAN"  # the ramp's WCS carried over
+        for hdu in hdul:
+            assert "CHECKSUM" in hdu.header and "DATASUM" in hdu.header, hdu.name
         assert head["READPATT"] == mode.upper(), head["READPATT"]
         assert head["INSTRUME"] == "IRIS"
         assert hdul["SCI"].data.dtype == np.dtype(">f4")

@@ -29,25 +29,62 @@ if "$CLI" -s cds "$DIR/l0_3d.fits" -o "$DIR/rate_3d.fits" 2>/dev/null; then
 if "$CLI" -f -s cds "$DIR/l0_3d.fits" -o "$DIR/rate_3d.fits" &&
     "$PYTHON" "$HERE/cli_fixture.py" check "$DIR/rate_3d.fits" cds; then ok; else ko "--clobber"; fi
 
-expect_failure() {  # name, then the CLI arguments (output is $DIR/bad.fits)
+# every failure: non-zero exit, exactly one line "iris_readout: error: ...",
+# no output (nor temporary) file
+expect_failure_to() {  # name, output, then the CLI arguments
     name=$1
-    shift
-    if "$CLI" "$@" -o "$DIR/bad.fits" 2>"$DIR/stderr"; then
+    out=$2
+    shift 2
+    if "$CLI" "$@" -o "$out" 2>"$DIR/stderr" >/dev/null; then
         ko "$name: exit status 0"
-    elif [ -e "$DIR/bad.fits" ] || ls "$DIR"/bad.fits.tmp* >/dev/null 2>&1; then
+    elif [ "$out" != "$DIR/l0_3d.fits" ] && [ -e "$out" ] && [ ! -L "$out" ] &&
+        [ "$name" != "${name#new:}" ]; then
         ko "$name: output file left behind"
-    elif [ ! -s "$DIR/stderr" ]; then
-        ko "$name: no message"
+    elif ls "$out".tmp* >/dev/null 2>&1; then
+        ko "$name: temporary file left behind"
+    elif [ "$(wc -l < "$DIR/stderr")" -ne 1 ]; then
+        ko "$name: stderr is not one line: $(cat "$DIR/stderr")"
+    elif ! grep -q '^iris_readout: error: ' "$DIR/stderr"; then
+        ko "$name: message format: $(cat "$DIR/stderr")"
     else
         ok
     fi
 }
+expect_failure() { name=$1; shift; expect_failure_to "new:$name" "$DIR/bad.fits" "$@"; }
 expect_failure "missing file" -s utr "$DIR/nonexistent.fits"
 expect_failure "wrong dtype" -s utr "$DIR/l0_float.fits"
 expect_failure "2-D input" -s utr "$DIR/l0_2d.fits"
 expect_failure "bad mode" -s fowler "$DIR/l0_3d.fits"
+expect_failure "no mode" "$DIR/l0_3d.fits"
 expect_failure "Fowler N too large" -s mcds -n 4 "$DIR/l0_3d.fits"
 expect_failure "bad number" -s utr -j abc "$DIR/l0_3d.fits"
+expect_failure "-n overflow" -s mcds -n 99999999999999999999 "$DIR/l0_3d.fits"
+expect_failure "-n trailing text" -s mcds -n 2x "$DIR/l0_3d.fits"
+expect_failure "-n blank" -s mcds -n " 2" "$DIR/l0_3d.fits"
+expect_failure "-n empty" -s mcds -n "" "$DIR/l0_3d.fits"
+expect_failure "-n zero" -s mcds -n 0 "$DIR/l0_3d.fits"
+expect_failure "-t negative" -s utr -t -1 "$DIR/l0_3d.fits"
+expect_failure "-g overflow" -s utr -g 1e999 "$DIR/l0_3d.fits"
+expect_failure "-r nan" -s utr -r nan "$DIR/l0_3d.fits"
+expect_failure "-a range" -s utr -a 2 "$DIR/l0_3d.fits"
+expect_failure "unknown option" -s utr -x 1 "$DIR/l0_3d.fits"
+expect_failure "truncated file" -s utr "$DIR/l0_truncated.fits"
+expect_failure "padded file" -s utr "$DIR/l0_padded.fits"
+expect_failure "missing reference" -s utr --gain "$DIR/nonexistent.fits" "$DIR/l0_3d.fits"
+
+# the output is never one of the inputs: same path, symbolic or hard link
+cp "$DIR/l0_3d.fits" "$DIR/keep.fits"
+sum_before=$(cksum < "$DIR/l0_3d.fits")
+ln -sf l0_3d.fits "$DIR/link.fits"
+ln -f "$DIR/l0_3d.fits" "$DIR/hard.fits"
+expect_failure_to "same path" "$DIR/l0_3d.fits" -f -s utr "$DIR/l0_3d.fits"
+expect_failure_to "same path, other spelling" "$DIR/./l0_3d.fits" -f -s utr "$DIR/l0_3d.fits"
+expect_failure_to "symbolic link" "$DIR/link.fits" -f -s utr "$DIR/l0_3d.fits"
+expect_failure_to "hard link" "$DIR/hard.fits" -f -s utr "$DIR/l0_3d.fits"
+expect_failure_to "input through a link" "$DIR/l0_3d.fits" -f -s utr "$DIR/link.fits"
+expect_failure_to "reference file" "$DIR/keep.fits" -f -s utr --gain "$DIR/keep.fits" "$DIR/l0_3d.fits"
+if [ "$(cksum < "$DIR/l0_3d.fits")" = "$sum_before" ] && [ -L "$DIR/link.fits" ] &&
+    cmp -s "$DIR/keep.fits" "$DIR/l0_3d.fits"; then ok; else ko "an input was changed"; fi
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -64,7 +64,9 @@ def reference_maps(ramp, references):
     return maps, (0, 0)
 
 
-def fit_exposure(ramp, references, mode, fowler_n=1, jump_threshold=5.0, weighting="optimal", nthreads=0):
+def fit_exposure(
+    ramp, references, mode, fowler_n=1, jump_threshold=5.0, weighting="optimal", nthreads=0, jump_false_alarm=None
+):
     """Fit a Level 0 ramp into a Level 1 frame.
 
     Parameters
@@ -79,11 +81,14 @@ def fit_exposure(ramp, references, mode, fowler_n=1, jump_threshold=5.0, weighti
     fowler_n : int
         Reads averaged at each end in ``mcds`` mode.
     jump_threshold : float
-        Jump threshold in sigma of a two-point difference; <= 0 disables jump detection.
+        Largest jump threshold, in sigma of the comparison of a two-point difference with the
+        mean of the others; <= 0 disables jump detection.
     weighting : {'optimal', 'unweighted'}
         UTR weighting.
     nthreads : int
         Threads of the C pass (0: all).
+    jump_false_alarm : float, optional
+        False-alarm probability of the jump test per clean pixel (None: the library's, 4e-4).
 
     Returns
     -------
@@ -110,6 +115,7 @@ def fit_exposure(ramp, references, mode, fowler_n=1, jump_threshold=5.0, weighti
             mode=mode,
             fowler_n=fowler_n,
             jump_threshold=jump_threshold,
+            jump_false_alarm=jump_false_alarm,
             weighting=weighting,
             offset=offset,
             nthreads=nthreads,

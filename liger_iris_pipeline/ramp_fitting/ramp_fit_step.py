@@ -34,7 +34,8 @@ class RampFitStep(TMTStep):
     spec = """
     readout_mode = option('header', 'UTR', 'CDS', 'MCDS', default='header')  # Sampling: 'header' uses READPATT
     nfowler = integer(min=0, default=0)  # Reads averaged at each end in MCDS mode; 0 uses NFOWLER
-    jump_threshold = float(default=5.0)  # Jump threshold in sigma of a two-point difference; <= 0 disables
+    jump_threshold = float(default=5.0)  # Largest jump threshold (sigma of a leave-one-out test); <= 0 disables
+    jump_false_alarm = float(min=1e-12, max=0.5, default=4e-4)  # False-alarm probability of the jump test per pixel
     weighting = option('optimal', 'unweighted', default='optimal')  # UTR weighting of the reads
     nthreads = integer(min=0, default=0)  # Threads of the C pass; 0 uses all cores
     """
@@ -70,6 +71,8 @@ class RampFitStep(TMTStep):
                     )
                 log.info("%s: no %s reference (N/A): that correction is not applied", self.name, reftype)
                 continue
+            if reftype == "nonlin":
+                check_nonlin(reference)
             references[reftype] = reference
         log.info(
             "Fitting %d integration(s) of %d reads (%s, %s weighting)",
@@ -84,6 +87,7 @@ class RampFitStep(TMTStep):
             READOUT_MODES[mode],
             fowler_n=nfowler,
             jump_threshold=self.jump_threshold,
+            jump_false_alarm=self.jump_false_alarm,
             weighting=self.weighting,
             nthreads=self.nthreads,
         )
@@ -92,6 +96,23 @@ class RampFitStep(TMTStep):
             frame.meta.exposure.nfowler = nfowler
         frame.meta.cal_step.ramp_fit = "COMPLETE"
         return frame
+
+
+def check_nonlin(reference):
+    """Raise unless a nonlinearity reference has 2..16 coefficients per pixel (message starts with its file).
+
+    Parameters
+    ----------
+    reference : TMTNonlinModel
+        The reference.
+    """
+    shape = np.shape(reference.coeffs)
+    # one coefficient is an offset only: the corrected ramp would hold no signal
+    if len(shape) != 3 or not 2 <= shape[0] <= 16:
+        raise ValueError(
+            f"{file_label(reference)}: a nonlinearity reference needs COEFFS of shape (ncoeffs, ny, nx) with "
+            f"2..16 coefficients (c0 + c1 s + ...), this one has shape {shape}"
+        )
 
 
 def check_ramp(ramp, step_name):
