@@ -15,7 +15,7 @@ $(BIN)/activate:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Reinstall whenever the packaging or the C sources change.
-$(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py $(wildcard iris_readout/src/*.c iris_readout/include/*.h)
+$(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py $(wildcard iris_readout/src/*.c iris_readout/src/*.h iris_readout/src/*.inc iris_readout/include/*.h liger_iris_pipeline/readout/_build_ffi.py)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 

@@ -3,6 +3,7 @@
 import logging
 
 from ..lib.models import file_label
+from ..lib.observation import exposure_kind
 from ..stpipe import TMTStep
 from .combine_darks import combine_darks
 
@@ -28,7 +29,7 @@ class CombineDarksStep(TMTStep):
     def apply(self, models):
         """Combine Level 1 dark frames of one detector region and readout mode (see `TMTStep.apply`)."""
         for model in models:
-            if model.meta.exposure.type not in ("IRIS_DARK", None):
+            if model.meta.exposure.type is not None and exposure_kind(model) != "DARK":
                 raise ValueError(
                     f"{file_label(model)}: {self.name} combines dark exposures, this one has EXP_TYPE "
                     f"{model.meta.exposure.type}"

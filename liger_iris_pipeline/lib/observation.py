@@ -1,6 +1,6 @@
 """Observation categories (OBSTYPE, OBSNAME) of processed products."""
 
-__all__ = ["observation_category"]
+__all__ = ["exposure_kind", "observation_category"]
 
 
 def observation_category(model):
@@ -18,14 +18,36 @@ def observation_category(model):
         ``(None, None)`` when the exposure type has no imager category.
     """
     categories = {
-        "IRIS_IMAGE": ("SCI", "SCI"),
-        "IRIS_SKY": ("SCI", "SKY"),
-        "IRIS_DARK": ("CAL", "DRK"),
-        "IRIS_FLAT": ("CAL", "NFF"),
-        "IRIS_TELLURIC": ("CAL", "TEL"),
+        "IMAGE": ("SCI", "SCI"),
+        "SKY": ("SCI", "SKY"),
+        "DARK": ("CAL", "DRK"),
+        "FLAT": ("CAL", "NFF"),
+        "TELLURIC": ("CAL", "TEL"),
     }
-    obstype, kind = categories.get(model.meta.exposure.type, (None, None))
+    obstype, kind = categories.get(exposure_kind(model), (None, None))
     detector = model.meta.instrument.detector or "IMG1"
     if obstype is None or model.meta.instrument.mode == "IFS" or not detector.startswith("IMG"):
         return None, None
     return obstype, f"{detector}-{kind}"
+
+
+def exposure_kind(model):
+    """Return the kind of an exposure, EXP_TYPE without its instrument (``IRIS_DARK`` -> ``DARK``).
+
+    Parameters
+    ----------
+    model : TMTDataModel
+        Any exposure or product of one.
+
+    Returns
+    -------
+    str or None
+        ``IMAGE``, ``SKY``, ``DARK``, ``FLAT``, ``IFS_SKY``...; None without EXP_TYPE.
+    """
+    exposure_type = model.meta.exposure.type
+    instrument = model.meta.instrument.name
+    if not exposure_type:
+        return None
+    if instrument and exposure_type.startswith(instrument + "_"):
+        return exposure_type[len(instrument) + 1 :]
+    return exposure_type.split("_", 1)[-1]

@@ -12,6 +12,7 @@ from pathlib import Path
 from . import filters
 from .detector import CACHE_DETECTOR_SEED, make_detector
 from .exposure import simulate_dark_exposure, simulate_exposure, simulate_flat_exposure, simulate_sky_exposure
+from .instruments import INSTRUMENTS, instrument_model
 from .references import REFERENCE_TYPES, reference_model
 from .scene import Scene
 
@@ -23,7 +24,7 @@ DEFAULT_POINTING = (150.1, 2.2, 0.0)
 
 def simulate_dataset(
     output_dir,
-    size=4096,
+    size=None,
     nreads=10,
     n_science=1,
     n_sky=1,
@@ -34,9 +35,10 @@ def simulate_dataset(
     *,
     filter="Kbb",  # noqa: A002
     n_stars=100,
-    read_time=1.47,
+    read_time=None,
     pointing=DEFAULT_POINTING,
     detector_seed=CACHE_DETECTOR_SEED,
+    instrument="iris",
 ):
     """Simulate and write a data set with its truth.
 
@@ -53,8 +55,8 @@ def simulate_dataset(
     ----------
     output_dir : str or os.PathLike
         Directory (created if needed).
-    size : int
-        Detector side (pixels).
+    size : int, optional
+        Detector side (pixels); the instrument's imager detector by default.
     nreads : int
         Reads per integration (one integration per exposure).
     n_science, n_sky, n_darks, n_flats : int
@@ -69,13 +71,15 @@ def simulate_dataset(
     n_stars : int
         Point sources in the science field (one galaxy is added).
     read_time : float
-        Time between reads (s).
+        Time between reads (s); the instrument's by default.
     pointing : tuple of float
         ``(ra, dec, pa)`` of the science field (deg).
     detector_seed : int
         Seed of the detector. The default is the detector of the shipped CRDS cache, so the
         exposures reduce with its references; another seed is another physical detector
         (another DETSERNO), which needs references of its own.
+    instrument : str
+        ``iris`` (TMT) or ``liger`` (Keck): detector size, plate scale, telescope.
 
     Returns
     -------
@@ -86,9 +90,12 @@ def simulate_dataset(
     """
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    detector = make_detector((size, size), seed=detector_seed)
+    facts = instrument_model(instrument)
+    detector = make_detector(None if size is None else (size, size), seed=detector_seed, instrument=instrument)
+    size = detector.shape[1]
+    read_time = facts.read_time if read_time is None else read_time
     ra, dec, pa = pointing
-    field = size * filters.PLATE_SCALE
+    field = size * facts.plate_scale
     scene = Scene.random(n_stars, seed + 1, ra, dec, field=field)
     manifest = {"science": [], "sky": [], "dark": [], "flat": [], "truth": {}, "references": {}}
 
@@ -105,7 +112,7 @@ def simulate_dataset(
         manifest["truth"][path.name] = str(truth_path)
 
     common = {"nreads": nreads, "read_time": read_time, "subarray": subarray}
-    step = size / 16 * filters.PLATE_SCALE
+    step = size / 16 * facts.plate_scale
     dithers = [(0.0, 0.0), (step, step), (-step, step), (-step, -step), (step, -step)]
     for index in range(n_science):
         exposure = simulate_exposure(
@@ -177,10 +184,15 @@ def main(argv=None):
     """
     parser = argparse.ArgumentParser(
         prog="python -m liger_iris_pipeline.simulate",
-        description="Simulate IRIS imager Level 0 exposures, truth references and truth files.",
+        description="Simulate IRIS or Liger imager Level 0 exposures, truth references and truth files.",
     )
     parser.add_argument("--output", required=True, help="output directory")
-    parser.add_argument("--size", type=int, default=4096, help="detector side in pixels (default 4096)")
+    parser.add_argument(
+        "--instrument", default="iris", choices=sorted(INSTRUMENTS), help="instrument and telescope (default iris)"
+    )
+    parser.add_argument(
+        "--size", type=int, help="detector side in pixels (default: the instrument's, 4096 IRIS, 2048 Liger)"
+    )
     parser.add_argument("--nreads", type=int, default=10, help="reads per integration (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the scene and the noise (default 0)")
     parser.add_argument(
@@ -214,6 +226,7 @@ def main(argv=None):
         n_flats=args.n_flats,
         seed=args.seed,
         detector_seed=args.detector_seed,
+        instrument=args.instrument,
         subarray=tuple(args.subarray) if args.subarray else None,
         filter=args.filter,
     )

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..dqflags import pixel as _FLAGS
 from .geometry import region_slices
+from .instruments import instrument_model
 
 __all__ = ["CACHE_DETECTOR_SEED", "DetectorTruth", "make_detector"]
 
@@ -94,6 +95,7 @@ class DetectorTruth:
     detector_shape: tuple
     seed: int | None = None
     serial: str = "SIM-UNKNOWN"
+    instrument: str = "iris"
 
     @property
     def shape(self):
@@ -175,9 +177,10 @@ class DetectorTruth:
 
 
 def make_detector(
-    shape=(4096, 4096),
+    shape=None,
     seed=0,
     *,
+    instrument="iris",
     bias_level=12000.0,
     dark_current=0.025,
     hot_fraction=1.0e-3,
@@ -194,10 +197,13 @@ def make_detector(
 
     Parameters
     ----------
-    shape : tuple of int
-        ``(ny, nx)`` of the full detector.
+    shape : tuple of int, optional
+        ``(ny, nx)`` of the full detector; the instrument's imager detector by default.
     seed : int
         Seed of the random generator; the same seed gives the same detector.
+    instrument : str
+        ``iris`` or ``liger`` (see `instruments`): the default shape, the serial number and
+        the metadata of exposures and references.
     bias_level : float
         Mean reset level (raw DN). Per-channel, per-column, per-row and per-pixel
         structure is added and the result is kept within +-2000 DN of it.
@@ -229,6 +235,9 @@ def make_detector(
     DetectorTruth
         The full-frame truth.
     """
+    model = instrument_model(instrument)
+    if shape is None:
+        shape = model.detector_shape
     ny, nx = (int(value) for value in shape)
     if min(ny, nx) <= 2 * n_reference:
         raise ValueError(f"detector {nx}x{ny} is too small for a {n_reference}-pixel reference border")
@@ -335,5 +344,6 @@ def make_detector(
         subarray=(1, 1, nx, ny),
         detector_shape=(ny, nx),
         seed=seed,
-        serial=f"SIM-{seed}",
+        serial=f"{model.serial_prefix}-{seed}",
+        instrument=instrument.lower(),
     )

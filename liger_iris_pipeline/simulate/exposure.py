@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import filters
 from .detector import NO_RESPONSE
 from .geometry import region_slices
+from .instruments import instrument_model
 from .pointing import wcsinfo_for_pointing
 from .scene import Scene
 
@@ -55,11 +55,12 @@ _NEWTON_ITERATIONS = 2
 _BLOCK_PIXELS = 2**18  # ~1 MB float32 per block array: the per-read work stays in cache
 
 _OBSERVATION_KINDS = {
-    "IRIS_IMAGE": ("SCI", "IMG1-SCI"),
-    "IRIS_SKY": ("SCI", "IMG1-SKY"),
-    "IRIS_DARK": ("CAL", "IMG1-DRK"),
-    "IRIS_FLAT": ("CAL", "IMG1-NFF"),
+    "IMAGE": ("SCI", "IMG1-SCI"),
+    "SKY": ("SCI", "IMG1-SKY"),
+    "DARK": ("CAL", "IMG1-DRK"),
+    "FLAT": ("CAL", "IMG1-NFF"),
 }
+"""Exposure kind (EXP_TYPE after the instrument's prefix) -> (OBSTYPE, OBSNAME)."""
 
 _MAX_SUBARRAYS = 10
 
@@ -194,12 +195,12 @@ def simulate_exposure(
     detector,
     nreads=10,
     nints=1,
-    read_time=1.47,
+    read_time=None,
     readout_mode="UTR",
     nfowler=1,
     subarray=None,
     filter="Kbb",  # noqa: A002 - the FITS keyword's name
-    exposure_type="IRIS_IMAGE",
+    exposure_type="IMAGE",
     pointing=None,
     dither_arcsec=(0.0, 0.0),
     cosmic_ray_rate=None,
@@ -210,7 +211,7 @@ def simulate_exposure(
     subarrays=None,
     noiseless=False,
     linear=False,
-    plate_scale=filters.PLATE_SCALE,
+    plate_scale=None,
     program_id="SIM-0001",
     observation_id="001",
     exposure_number=1,
@@ -228,8 +229,8 @@ def simulate_exposure(
         Non-destructive reads per integration; read ``k`` happens at ``(k + 1) * read_time``.
     nints : int
         Integrations (each starts with a reset).
-    read_time : float
-        Time between reads (s).
+    read_time : float, optional
+        Time between reads (s); the instrument's by default.
     readout_mode : {'UTR', 'CDS', 'MCDS'}
         Sampling the ramp is meant for (READPATT); all reads are stored in every mode.
     nfowler : int
@@ -238,8 +239,8 @@ def simulate_exposure(
         ``(xstart, ystart, xsize, ysize)`` to read out, 1-based starts on ``detector``.
     filter : str
         Filter name (``'DARK'`` only for a scene without sources and with ``sky`` set).
-    exposure_type : {'IRIS_IMAGE', 'IRIS_SKY', 'IRIS_DARK', 'IRIS_FLAT'}
-        EXP_TYPE.
+    exposure_type : {'IMAGE', 'SKY', 'DARK', 'FLAT'}
+        Kind of exposure; EXP_TYPE is ``<INSTRUME>_<kind>`` (a full ``IRIS_IMAGE`` is accepted).
     pointing : tuple of float, optional
         ``(ra, dec, pa)`` in degrees; default ``(*scene.center, 0)``.
     dither_arcsec : tuple of float
@@ -263,8 +264,8 @@ def simulate_exposure(
         No Poisson noise and no read noise (and no cosmic rays unless a rate is given).
     linear : bool
         No nonlinearity: the raw signal is the linear signal.
-    plate_scale : float
-        Arcsec per pixel.
+    plate_scale : float, optional
+        Arcsec per pixel; the instrument's by default.
     program_id, observation_id : str
         PROGID and OBS_ID.
     exposure_number : int
@@ -281,9 +282,11 @@ def simulate_exposure(
     """
     from .. import datamodels
 
+    instrument = instrument_model(detector.instrument)
+    read_time = instrument.read_time if read_time is None else read_time
+    plate_scale = instrument.plate_scale if plate_scale is None else plate_scale
+    exposure_type = _exposure_type(exposure_type, instrument.name)
     _check_readout(nreads, nints, read_time, readout_mode, nfowler)
-    if exposure_type not in _OBSERVATION_KINDS:
-        raise ValueError(f"exposure_type {exposure_type!r} is not one of {', '.join(_OBSERVATION_KINDS)}")
     det = detector if subarray is None else detector.cut(subarray)
     if subarrays and not det.is_full_frame:
         raise ValueError("a SUBARR_MAP (subarrays=...) belongs to a full-frame readout")
@@ -295,7 +298,7 @@ def simulate_exposure(
         cosmic_ray_rate = 0.0 if noiseless else DEFAULT_COSMIC_RAY_RATE
 
     wcsinfo = wcsinfo_for_pointing(pointing, det.detector_shape, plate_scale, det.subarray, dither_arcsec)
-    scene_rate, star_xy, galaxy_xy = scene.render(wcsinfo, det.shape, filter, plate_scale)
+    scene_rate, star_xy, galaxy_xy = scene.render(wcsinfo, det.shape, filter, plate_scale, det.instrument)
     detector_rate = scene_rate * det.flat
     detector_rate += det.dark_rate
     read_times = (np.arange(nreads) + 1.0) * read_time
@@ -333,7 +336,7 @@ def simulate_exposure(
     truth = ExposureTruth(
         detector_rate=detector_rate,
         scene_rate=scene_rate,
-        sky_rate=scene.sky_rate(filter, plate_scale),
+        sky_rate=scene.sky_rate(filter, plate_scale, det.instrument),
         sources=_source_table(scene, star_xy),
         extended_sources=_extended_table(scene, galaxy_xy),
         cosmic_rays=cosmic_rays,
@@ -349,7 +352,7 @@ def simulate_exposure(
 
 
 def simulate_dark_exposure(detector, **kwargs):
-    """Simulate a dark: no light, EXP_TYPE ``IRIS_DARK``, filter ``DARK``.
+    """Simulate a dark: no light, EXP_TYPE ``<INSTRUME>_DARK``, filter ``DARK``.
 
     Parameters
     ----------
@@ -364,7 +367,7 @@ def simulate_dark_exposure(detector, **kwargs):
     truth : ExposureTruth
     """
     kwargs.setdefault("target_name", "DARK")
-    return simulate_exposure(Scene(sky=0.0), detector, filter="DARK", exposure_type="IRIS_DARK", **kwargs)
+    return simulate_exposure(Scene(sky=0.0), detector, filter="DARK", exposure_type="DARK", **kwargs)
 
 
 def simulate_flat_exposure(detector, lamp_rate=1000.0, filter="Kbb", **kwargs):  # noqa: A002
@@ -388,11 +391,11 @@ def simulate_flat_exposure(detector, lamp_rate=1000.0, filter="Kbb", **kwargs): 
         ``sky_rate`` holds the lamp rate.
     """
     kwargs.setdefault("target_name", "FLAT LAMP")
-    return simulate_exposure(Scene(sky=lamp_rate), detector, filter=filter, exposure_type="IRIS_FLAT", **kwargs)
+    return simulate_exposure(Scene(sky=lamp_rate), detector, filter=filter, exposure_type="FLAT", **kwargs)
 
 
 def simulate_sky_exposure(detector, filter="Kbb", sky=None, center=(0.0, 0.0), **kwargs):  # noqa: A002
-    """Simulate a sky exposure: the filter's sky background and no sources (``IRIS_SKY``).
+    """Simulate a sky exposure: the filter's sky background and no sources (``<INSTRUME>_SKY``).
 
     Parameters
     ----------
@@ -413,7 +416,7 @@ def simulate_sky_exposure(detector, filter="Kbb", sky=None, center=(0.0, 0.0), *
     truth : ExposureTruth
     """
     kwargs.setdefault("target_name", "SKY")
-    return simulate_exposure(Scene(center=center, sky=sky), detector, filter=filter, exposure_type="IRIS_SKY", **kwargs)
+    return simulate_exposure(Scene(center=center, sky=sky), detector, filter=filter, exposure_type="SKY", **kwargs)
 
 
 def subarray_map(subarrays, shape):
@@ -627,13 +630,14 @@ def _set_metadata(
     end = start + TimeDelta(duration, format="sec")
     mid = start + TimeDelta(duration / 2.0, format="sec")
 
-    meta.telescope = "TMT"
+    instrument = instrument_model(det.instrument)
+    meta.telescope = instrument.telescope
     meta.processing_level = 0
-    meta.obstype, meta.obsname = _OBSERVATION_KINDS[exposure_type]
+    meta.obstype, meta.obsname = _OBSERVATION_KINDS[exposure_type.split("_", 1)[1]]
     meta.program = {"id": program_id}
     meta.target = {"name": target_name, "ra": float(pointing[0]) % 360.0, "dec": float(pointing[1])}
     meta.instrument = {
-        "name": "IRIS",
+        "name": instrument.name,
         "detector": "IMG1",
         "detector_serial": det.serial,
         "mode": "IMAGER",
@@ -665,6 +669,15 @@ def _set_metadata(
     }
     meta.wcsinfo = dict(wcsinfo)
     meta.subarray = det.subarray_metadata(subarray_id)
+
+
+def _exposure_type(requested, instrument_name):
+    """Return the EXP_TYPE of an exposure kind (``IMAGE``) or check a full one (``IRIS_IMAGE``)."""
+    prefix, _, kind = requested.rpartition("_")
+    if kind not in _OBSERVATION_KINDS or prefix not in ("", instrument_name):
+        known = ", ".join(f"{instrument_name}_{name}" for name in _OBSERVATION_KINDS)
+        raise ValueError(f"exposure_type {requested!r} is not one of {', '.join(_OBSERVATION_KINDS)} or {known}")
+    return f"{instrument_name}_{kind}"
 
 
 def _source_table(scene, star_xy):

@@ -1,4 +1,4 @@
-"""IRIS imager filters, sky background and diffraction-limited PSF width.
+"""Imager filters, sky background and diffraction-limited PSF width (IRIS and Liger).
 
 Units: wavelengths in micron, angles in arcsec, rates in DN/s per pixel at the nominal
 gain `NOMINAL_GAIN` (e-/DN).
@@ -13,14 +13,10 @@ of their broad band scaled by their bandwidth, and filters that straddle several
 
 import math
 
-PLATE_SCALE = 0.004
-"""IRIS imager plate scale (arcsec/pixel)."""
+from .instruments import instrument_model
 
-TELESCOPE_DIAMETER = 30.0
-"""TMT primary mirror diameter (m), for the diffraction-limited PSF width."""
-
-COLLECTING_AREA = 630.0
-"""TMT collecting area (m^2)."""
+PLATE_SCALE = instrument_model("iris").plate_scale
+"""IRIS imager plate scale (arcsec/pixel), the default of the functions here."""
 
 THROUGHPUT = 0.3
 """Total throughput (atmosphere, telescope, AO system, instrument, detector QE)."""
@@ -107,7 +103,7 @@ def _check_filter(name):
     return FILTERS[name]
 
 
-def sky_rate(filter_name, plate_scale=PLATE_SCALE):
+def sky_rate(filter_name, plate_scale=PLATE_SCALE, instrument="iris"):
     """Return the sky background of a filter.
 
     Parameters
@@ -116,6 +112,8 @@ def sky_rate(filter_name, plate_scale=PLATE_SCALE):
         One of `FILTERS`.
     plate_scale : float
         Pixel size (arcsec).
+    instrument : str
+        ``iris`` or ``liger``: the telescope's collecting area.
 
     Returns
     -------
@@ -132,17 +130,19 @@ def sky_rate(filter_name, plate_scale=PLATE_SCALE):
             # Photon flux of a flat F_nu spectrum: integral of F_nu / (h lambda) d lambda.
             photons += zero_point * _JANSKY / _PLANCK * math.log(b / a) * 10 ** (-0.4 * mag)
         lower_edge = upper_edge
-    electrons = photons * COLLECTING_AREA * THROUGHPUT * plate_scale**2
+    electrons = photons * instrument_model(instrument).collecting_area * THROUGHPUT * plate_scale**2
     return electrons / NOMINAL_GAIN
 
 
-def psf_fwhm(filter_name):
+def psf_fwhm(filter_name, instrument="iris"):
     """Return the diffraction-limited FWHM (1.03 lambda/D) of the PSF core.
 
     Parameters
     ----------
     filter_name : str
         One of `FILTERS`; its centre wavelength is used.
+    instrument : str
+        ``iris`` or ``liger``: the telescope's diameter D.
 
     Returns
     -------
@@ -150,4 +150,4 @@ def psf_fwhm(filter_name):
         FWHM in arcsec.
     """
     centre, _width = _check_filter(filter_name)
-    return math.degrees(1.03 * centre * 1e-6 / TELESCOPE_DIAMETER) * 3600.0
+    return math.degrees(1.03 * centre * 1e-6 / instrument_model(instrument).telescope_diameter) * 3600.0

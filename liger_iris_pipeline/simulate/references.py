@@ -1,6 +1,6 @@
 """Truth reference files: the calibration data a perfect calibration program would derive.
 
-Every model carries the metadata CRDS selects on (telescope TMT, instrument IRIS,
+Every model carries the metadata CRDS selects on (telescope and instrument of the detector,
 detector IMG1, imager mode, subarray) plus REFTYPE, USEAFTER, PEDIGREE ``SIMULATION``,
 DESCRIP and AUTHOR, and the DQ_DEF table.
 
@@ -16,6 +16,7 @@ DESCRIP and AUTHOR, and the DQ_DEF table.
 
 from ..dqflags import pixel as _FLAGS
 from .detector import DO_NOT_USE, NO_RESPONSE
+from .instruments import instrument_model
 
 __all__ = ["REFERENCE_TYPES", "reference_model", "reference_models"]
 
@@ -118,8 +119,9 @@ def reference_model(detector, reftype, subarray=None, useafter="2024-01-01T00:00
         model = datamodels.TMTGainModel(data=np.array(det.gain), dq=mask)
 
     meta = model.meta
-    meta.telescope = "TMT"
-    meta.instrument.name = "IRIS"
+    instrument = instrument_model(det.instrument)
+    meta.telescope = instrument.telescope
+    meta.instrument.name = instrument.name
     meta.instrument.detector = "IMG1"
     meta.instrument.detector_serial = det.serial
     meta.instrument.mode = "IMAGER"

@@ -165,13 +165,13 @@ class Scene:
             )
         return cls(center=(ra, dec), ra=star_ra, dec=star_dec, flux=star_flux, extended=galaxies, **kwargs)
 
-    def sky_rate(self, filter_name, plate_scale=filters.PLATE_SCALE):
-        """Return the uniform background (DN/s per pixel) in a filter."""
+    def sky_rate(self, filter_name, plate_scale=filters.PLATE_SCALE, instrument="iris"):
+        """Return the uniform background (DN/s per pixel) in a filter, seen by an instrument."""
         if self.sky is not None:
             return float(self.sky)
-        return filters.sky_rate(filter_name, plate_scale)
+        return filters.sky_rate(filter_name, plate_scale, instrument)
 
-    def render(self, wcsinfo, shape, filter_name, plate_scale=filters.PLATE_SCALE):
+    def render(self, wcsinfo, shape, filter_name, plate_scale=filters.PLATE_SCALE, instrument="iris"):
         """Return the rate image of the scene and the pixel positions of its sources.
 
         Parameters
@@ -184,6 +184,8 @@ class Scene:
             Filter; sets the PSF width and (if ``sky`` is None) the sky.
         plate_scale : float
             Arcsec per pixel.
+        instrument : str
+            ``iris`` or ``liger``: the telescope (PSF width, sky).
 
         Returns
         -------
@@ -197,7 +199,7 @@ class Scene:
         rate = np.zeros(shape, dtype=np.float32)
         star_xy = np.array(world_to_pixel(wcsinfo, self.ra, self.dec)).reshape(2, -1)
         if self.ra.size:
-            sigma = filters.psf_fwhm(filter_name) / plate_scale * _SIGMA_PER_FWHM
+            sigma = filters.psf_fwhm(filter_name, instrument) / plate_scale * _SIGMA_PER_FWHM
             for x, y, flux in zip(star_xy[0], star_xy[1], self.flux, strict=True):
                 _add_gaussian(rate, x, y, sigma, flux * (1.0 - self.halo_fraction))
                 if self.halo_fraction > 0:
@@ -225,7 +227,7 @@ class Scene:
             direction = np.array([float(tip[0]) - x, float(tip[1]) - y])
             direction /= np.hypot(*direction)
             _add_sersic(rate, x, y, galaxy, galaxy.r_eff / plate_scale, direction)
-        rate += np.float32(self.sky_rate(filter_name, plate_scale))
+        rate += np.float32(self.sky_rate(filter_name, plate_scale, instrument))
         return rate, star_xy, galaxy_xy
 
 

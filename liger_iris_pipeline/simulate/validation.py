@@ -87,7 +87,11 @@ def compare_with_truth(frame, truth, aperture_sigmas=4.0, bright_snr=100.0):
     TruthComparison
     """
     ny, nx = frame.data.shape
-    sigma = filters.psf_fwhm(truth.filter_name) / frame.meta.instrument.plate_scale * _GAUSSIAN_FWHM_TO_SIGMA
+    sigma = (
+        filters.psf_fwhm(truth.filter_name, frame.meta.instrument.name)
+        / frame.meta.instrument.plate_scale
+        * _GAUSSIAN_FWHM_TO_SIGMA
+    )
     radius = aperture_sigmas * sigma
     enclosed = 1.0 - math.exp(-(aperture_sigmas**2) / 2.0)
     bad = (frame.dq & FLAGS["DO_NOT_USE"]) != 0
