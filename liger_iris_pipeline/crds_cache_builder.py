@@ -141,7 +141,7 @@ def planned_references(path, context=None):
     path : str or Path
         Cache root (with ``mappings/tmt`` and ``config/tmt``).
     context : str, optional
-        A ``.pmap`` name; default the cache's operational context.
+        A ``.pmap`` name; default the cache's context (``latest_context``, what crds 14 uses).
 
     Returns
     -------
@@ -149,13 +149,17 @@ def planned_references(path, context=None):
         ``(reference file name, filekind, {parkey: value}, useafter)``, useafter as
         ``YYYY-MM-DDThh:mm:ss``; a file named by several rmap entries is listed once.
     """
-    from crds.core import heavy_client, rmap
+    from crds.core import rmap
+
+    from .crds_plugin.diagnose import check_cache, read_server_config
 
     register()
     path = Path(path)
     with _crds_path(path):
         if context is None:
-            context = heavy_client.get_config_info(OBSERVATORY).operational_context
+            info = read_server_config(path)
+            context = info.get("latest_context", info.get("operational_context"))
+        check_cache(context)  # the cache and the context's mappings load, or one line says why not
         pmap = rmap.load_mapping(str(path / "mappings" / OBSERVATORY / context))
         planned = {}
         for filekind, rmapping in sorted(pmap.get_imap(INSTRUMENT).selections.items()):
@@ -283,7 +287,7 @@ def build(path=None, size=4096, context=None, force=False, log=print):
     size : int
         Detector size (pixels per side) of the full-frame references.
     context : str, optional
-        ``.pmap`` name; default the cache's operational context.
+        ``.pmap`` name; default the cache's context (``latest_context``).
     force : bool
         Rebuild files that already exist.
     log : callable
@@ -436,7 +440,9 @@ def main(argv=None):
         "--path", type=Path, help="cache root (default: $CRDS_PATH or the checkout's crds_cache/)"
     )
     build_parser.add_argument("--size", type=int, default=4096, help="detector size in pixels per side (default 4096)")
-    build_parser.add_argument("--context", help="context (.pmap) whose references to build (default: operational)")
+    build_parser.add_argument(
+        "--context", help="context (.pmap) whose references to build (default: the cache's latest_context)"
+    )
     build_parser.add_argument("--force", action="store_true", help="rebuild references that already exist")
     new_parser = commands.add_parser("reference", help="write one new reference file, to ingest into a context")
     new_parser.add_argument("reftype", choices=REFERENCE_TYPES, help="reference type")
