@@ -4,6 +4,7 @@
  *   iris_readout -s utr|cds|mcds [-n N] [-j threshold] [-a false_alarm]
  *                [-t threads] [-u] [-r read_noise] [-g gain] [-S saturation]
  *                [--nonlin F] [--saturation F] [--readnoise F] [--gain F]
+ *                [--mask F]
  *                [-f] in.fits -o out.fits
  *
  * Input: primary HDU (header), image HDU SCI of unsigned 16-bit samples
@@ -55,13 +56,14 @@ static const char *usage =
     "  --saturation F   saturation reference (SCI, raw DN)\n"
     "  --readnoise F    read-noise reference (SCI, DN per read)\n"
     "  --gain F         gain reference (SCI, e-/DN)\n"
+    "  --mask F         bad-pixel mask (DQ, OR-ed into the output DQ)\n"
     "  -f               replace an existing out.fits (also --clobber)\n"
     "Reference files cover the ramp's region (SUBSTRT1/2 of both files).\n";
 
-enum { REF_NONLIN, REF_SAT, REF_RN, REF_GAIN, NREF };
+enum { REF_NONLIN, REF_SAT, REF_RN, REF_GAIN, REF_MASK, NREF };
 static const char *ref_option[NREF] = {"--nonlin", "--saturation",
-                                       "--readnoise", "--gain"};
-static const char *ref_ext[NREF] = {"COEFFS", "SCI", "SCI", "SCI"};
+                                       "--readnoise", "--gain", "--mask"};
+static const char *ref_ext[NREF] = {"COEFFS", "SCI", "SCI", "SCI", "DQ"};
 
 /* Everything allocated or opened, released by cleanup(). */
 typedef struct job {
@@ -416,13 +418,14 @@ static int read_reference(job *j, int k, long nx, long ny, long sx, long sy)
     if (k == REF_NONLIN)
         j->ref_nc = nc;
     count = (size_t)naxes[0] * (size_t)naxes[1] * (size_t)nc;
+    /* 4 bytes per value: float, or uint32 for the mask */
     j->ref[k] = malloc(count * sizeof(float));
     if (!j->ref[k]) {
         fail(path, "%s", "out of memory");
         goto out;
     }
-    if (fits_read_img(f, TFLOAT, 1, (LONGLONG)count, NULL, j->ref[k], NULL,
-                      &st)) {
+    if (fits_read_img(f, k == REF_MASK ? TUINT : TFLOAT, 1, (LONGLONG)count,
+                      NULL, j->ref[k], NULL, &st)) {
         fits_fail(path, ref_ext[k], st);
         goto out;
     }
@@ -487,7 +490,8 @@ static int write_primary(job *j, const iris_readout_params *p, long nints)
     const char *patt = p->mode == IRIS_MODE_UTR   ? "UTR"
                        : p->mode == IRIS_MODE_CDS ? "CDS" : "MCDS";
     const char *model = "IRISImageModel", *done = "COMPLETE";
-    const char *refkey[NREF] = {"R_NONLIN", "R_SATURA", "R_READNO", "R_GAIN"};
+    const char *refkey[NREF] = {"R_NONLIN", "R_SATURA", "R_READNO", "R_GAIN",
+                                "R_MASK"};
     const char *base = strrchr(j->out_path, '/');
     long fowler = p->mode == IRIS_MODE_MCDS ? p->fowler_n : 1, level = 1;
     base = base ? base + 1 : j->out_path;
@@ -509,6 +513,10 @@ static int write_primary(job *j, const iris_readout_params *p, long nints)
                     "Number of integrations in the exposure", &st);
     fits_update_key(j->out, TSTRING, "S_RAMP", (void *)done,
                     "Ramp fitting (iris_readout command)", &st);
+    if (j->ref_path[REF_MASK])
+        fits_update_key(j->out, TSTRING, "S_DQINIT", (void *)done,
+                        "Data quality initialisation (iris_readout --mask)",
+                        &st);
     for (k = 0; k < NREF; ++k) {
         const char *name;
         if (!j->ref_path[k])
@@ -749,6 +757,16 @@ int main(int argc, char **argv)
         j.err[q] = sqrtf(j.cvp[q] + j.cvr[q]);
         if (j.pixeldq)
             j.cdq[q] |= j.pixeldq[q];
+    }
+    /* the mask as the pipeline's dq_init applies it: OR-ed into the DQ */
+    if (j.ref[REF_MASK]) {
+        const uint32_t *m = (const uint32_t *)(void *)j.ref[REF_MASK];
+        long yy, xx;
+        for (yy = 0; yy < ny; ++yy)
+            for (xx = 0; xx < nx; ++xx)
+                j.cdq[(size_t)yy * (size_t)nx + (size_t)xx] |=
+                    m[(size_t)(yy + j.ref_y0) * (size_t)j.ref_nx +
+                      (size_t)(xx + j.ref_x0)];
     }
 
     /* ---- output, via a temporary file in the output's folder */
