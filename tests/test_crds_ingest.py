@@ -1,8 +1,12 @@
-"""docs/crds_ingest.rst runs as written: certify, insert_reference, newcontext, checksum, bestrefs by date."""
+"""docs/crds_ingest.rst runs as written: certify, insert_reference, newcontext, checksum, bestrefs by date,
+the switch of the cache's context, and ``tmt-crds-cache ingest`` of a master dark made by the calibration
+pipeline; docs/crds.rst's ``crds://`` examples run too."""
 
 from pathlib import Path
 
 from crds_helpers import REPO, build_tiny_cache, crds_env, run
+
+from liger_iris_pipeline.crds_plugin.diagnose import read_server_config
 
 PAGE = REPO / "docs" / "crds_ingest.rst"
 
@@ -27,8 +31,9 @@ def test_ingest_page_commands_run(tmp_path):
     workdir = tmp_path / "work"
     workdir.mkdir()
     env = crds_env(cache, workdir)
+    del env["CRDS_OBSERVATORY"]  # the page does not set it: the plugin does, for a tmt-only cache
     steps = console_blocks(PAGE.read_text())
-    assert len(steps) >= 10
+    assert len(steps) >= 20
     # One shell, so the page's `export` carries over; a marker line separates each command's output.
     script = "set -e\n" + "".join(f"echo '@@step {i}'\n{command}\n" for i, (command, _) in enumerate(steps))
     output = run(script, env, workdir).stdout
@@ -37,5 +42,7 @@ def test_ingest_page_commands_run(tmp_path):
         for line in expected:
             assert line in chunks[str(i)], f"{command!r}: expected {line!r} in\n{chunks[str(i)]}"
     # The copy was modified, the source cache was not.
-    assert (workdir / "crds_cache" / "mappings" / "tmt" / "tmt_0002.pmap").exists()
+    assert (workdir / "crds_cache" / "mappings" / "tmt" / "tmt_0003.pmap").exists()
+    assert read_server_config(workdir / "crds_cache")["latest_context"] == "tmt_0003.pmap"
     assert not Path(cache / "mappings" / "tmt" / "tmt_0002.pmap").exists()
+    assert read_server_config(cache)["latest_context"] == "tmt_0001.pmap"
