@@ -197,3 +197,30 @@ def test_bad_inputs_raise_clear_errors(detector, references):
         RampFitStep.call(ramp, **{**ramp_fit_overrides(references), "override_readnoise": "N/A"})
     with pytest.raises(TypeError, match="must be a TMTRampModel or IRISImageModel"):
         DQInitStep.call(references["GAIN"], override_mask=references["MASK"])
+
+
+def test_one_coefficient_nonlinearity_reference_is_named(tmp_path, detector, references):
+    ramp, _ = sim.simulate_dark_exposure(detector, nreads=4, pointing=POINTING, seed=1)
+    bad = references["NONLIN"].copy()
+    bad.coeffs = np.ascontiguousarray(bad.coeffs[:1])
+    path = tmp_path / "nonlin_one_coeff.fits"
+    bad.save(path)
+    overrides = {**ramp_fit_overrides(references), "override_nonlin": str(path)}
+    with pytest.raises(ValueError, match=r"nonlin_one_coeff.fits: a nonlinearity reference needs COEFFS .* 2..16"):
+        RampFitStep.call(ramp, **overrides)
+
+
+@pytest.mark.parametrize("bad", [np.nan, 0.0, -2.0, np.inf])
+def test_damaged_gain_reference_marks_pixels_do_not_use(detector, references, bad):
+    ramp, _ = sim.simulate_dark_exposure(detector, nreads=5, pointing=POINTING, seed=2)
+    gain = references["GAIN"].copy()
+    gain.data[10:12, 20:25] = bad
+    rn = references["READNOISE"].copy()
+    rn.data[30, 30] = np.nan
+    overrides = {**ramp_fit_overrides(references), "override_gain": gain, "override_readnoise": rn}
+    frame = RampFitStep.call(ramp, **overrides)
+    block = frame.dq[10:12, 20:25]
+    assert ((block & FLAGS["DO_NOT_USE"]) != 0).all() and ((block & FLAGS["NO_GAIN_VALUE"]) != 0).all()
+    assert np.isnan(frame.data[10:12, 20:25]).all() and np.isnan(frame.err[10:12, 20:25]).all()
+    assert frame.dq[30, 30] & FLAGS["UNRELIABLE_ERROR"] and frame.dq[30, 30] & FLAGS["DO_NOT_USE"]
+    assert np.isnan(frame.data[30, 30])

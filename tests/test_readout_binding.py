@@ -205,3 +205,89 @@ def test_threads_identical():
     two = fit_ramp(data, times, read_noise=9.0, saturation=30000.0, nthreads=2)
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+NO_GAIN_VALUE, UNRELIABLE_ERROR, NO_SAT_CHECK, AD_FLOOR = 1 << 19, 1 << 8, 1 << 21, 1 << 6
+
+
+def bright_noisy_frame(rng, shape=(40, 50), nreads=10):
+    times = 1.5 * np.arange(1, nreads + 1)
+    rates = np.full(shape[0] * shape[1], 2000.0)
+    data = noisy_ramps(rng, rates, times, read_noise=9.0, gain=2.0).reshape(nreads, *shape)
+    return data, times
+
+
+@pytest.mark.parametrize("bad", [np.nan, 0.0, -1.0, np.inf])
+def test_invalid_gain_is_not_fitted(bad):
+    """A NaN gain used to give 30 % false jumps and pulls of sd 6.7 on bright pixels: now DO_NOT_USE."""
+    data, times = bright_noisy_frame(np.random.default_rng(3))
+    gain = np.full(data.shape[1:], 2.0, np.float32)
+    gain[::3, ::4] = bad
+    res = fit_ramp(data, times, read_noise=9.0, gain=gain)
+    bad_pix = ~np.isfinite(gain) | (gain <= 0)
+    assert ((res.dq[bad_pix] & (DO_NOT_USE | NO_GAIN_VALUE)) == DO_NOT_USE | NO_GAIN_VALUE).all()
+    for arr in (res.rate, res.var_poisson, res.var_rnoise):
+        assert np.isnan(arr[bad_pix]).all() and np.isfinite(arr[~bad_pix]).all()
+    assert (res.dq[~bad_pix] & (DO_NOT_USE | NO_GAIN_VALUE)).sum() == 0
+    # the good pixels keep a correct noise model: few false jumps, unit pulls
+    assert ((res.dq[~bad_pix] & JUMP_DET) != 0).mean() < 0.005
+    pull = (res.rate[~bad_pix] - 2000.0) / np.sqrt(res.var_poisson[~bad_pix] + res.var_rnoise[~bad_pix])
+    assert 0.85 < pull.std() < 1.15
+
+
+@pytest.mark.parametrize("bad", [np.nan, -1.0, np.inf])
+def test_invalid_read_noise_is_not_fitted(bad):
+    data, times = bright_noisy_frame(np.random.default_rng(4))
+    rn = np.full(data.shape[1:], 9.0, np.float32)
+    rn[1::5, 2::3] = bad
+    res = fit_ramp(data, times, read_noise=rn, gain=2.0)
+    bad_pix = ~(rn >= 0) | np.isinf(rn)
+    assert ((res.dq[bad_pix] & (DO_NOT_USE | UNRELIABLE_ERROR)) == DO_NOT_USE | UNRELIABLE_ERROR).all()
+    assert np.isnan(res.rate[bad_pix]).all() and np.isnan(res.var_rnoise[bad_pix]).all()
+    assert (res.dq[~bad_pix] & DO_NOT_USE).sum() == 0
+
+
+def test_nan_saturation_and_nonlinearity_are_flagged_and_fitted():
+    times = 1.5 * np.arange(1, 9)
+    data = linear(times, 40.0, (6, 8))
+    sat = np.full((6, 8), 60000.0, np.float32)
+    sat[2, 3] = np.nan
+    coeffs = np.zeros((3, 6, 8), np.float32)
+    coeffs[1] = 1.0
+    coeffs[2, 4, 5] = np.nan
+    res = fit_ramp(data, times, read_noise=5.0, saturation=sat, nonlin_coeffs=coeffs)
+    assert res.dq[2, 3] == NO_SAT_CHECK and res.dq[4, 5] == NO_LIN_CORR
+    np.testing.assert_allclose(res.rate, 40.0, rtol=1e-5)
+
+
+def test_one_nonlinearity_coefficient_is_refused():
+    times = 1.5 * np.arange(1, 6)
+    data = linear(times, 40.0, (4, 4))
+    with pytest.raises(IrisReadoutError, match="ncoeffs=1: a nonlinearity reference needs 2..16"):
+        fit_ramp(data, times, nonlin_coeffs=np.zeros((1, 4, 4), np.float32))
+
+
+def test_reads_at_the_adc_floor():
+    times = 1.5 * np.arange(1, 8)
+    data = linear(times, 40.0, (3, 4), bias=10.0)
+    data[0, 1, 1] = 0  # first read on the floor: fitted from the others
+    data[:, 2, 2] = 0  # every read on the floor: nothing to fit
+    res = fit_ramp(data, times, read_noise=5.0)
+    assert res.dq[1, 1] == AD_FLOOR and res.n_usable[1, 1] == len(times) - 1
+    np.testing.assert_allclose(res.rate[1, 1], 40.0, rtol=1e-5)
+    assert res.dq[2, 2] == AD_FLOOR | DO_NOT_USE and np.isnan(res.rate[2, 2])
+    assert (res.dq[0] == 0).all()
+
+
+def test_dq_bits_agree_with_the_c_header():
+    """Every IRIS_DQ_* of iris_readout.h has the value of the same name in dqflags.pixel."""
+    import re
+    from pathlib import Path
+
+    from liger_iris_pipeline.dqflags import pixel
+
+    header = Path(__file__).resolve().parent.parent / "iris_readout" / "include" / "iris_readout.h"
+    found = re.findall(r"#define IRIS_DQ_(\w+)\s+\((?:1u << (\d+))\)", header.read_text())
+    assert len(found) == 32
+    for name, bit in found:
+        assert pixel[name] == 1 << int(bit), name

@@ -47,7 +47,8 @@ extern "C" {
 #define IRIS_READOUT_VERSION_MINOR 1
 #define IRIS_READOUT_VERSION_PATCH 0
 
-/* Data-quality bits (values of the JWST DQ table). */
+/* Data-quality bits: the names and values of liger_iris_pipeline.dqflags
+ * (the JWST table, bit 29 being OUTSIDE_SUBARRAY). */
 #define IRIS_DQ_GOOD             0u
 #define IRIS_DQ_DO_NOT_USE       (1u << 0)
 #define IRIS_DQ_SATURATED        (1u << 1)
@@ -78,9 +79,11 @@ extern "C" {
 #define IRIS_DQ_OPEN             (1u << 26)
 #define IRIS_DQ_ADJ_OPEN         (1u << 27)
 #define IRIS_DQ_FLUX_ESTIMATED   (1u << 28)
-#define IRIS_DQ_MSA_FAILED_OPEN  (1u << 29)
+#define IRIS_DQ_OUTSIDE_SUBARRAY (1u << 29) /* as dqflags.py; JWST: MSA_FAILED_OPEN */
 #define IRIS_DQ_OTHER_BAD_PIXEL  (1u << 30)
 #define IRIS_DQ_REFERENCE_PIXEL  (1u << 31)
+/* the JWST name of bit 29, kept for source compatibility */
+#define IRIS_DQ_MSA_FAILED_OPEN  IRIS_DQ_OUTSIDE_SUBARRAY
 
 /* Status codes.  IRIS_OK is zero; every error is positive. */
 typedef enum iris_status {
