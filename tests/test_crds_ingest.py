@@ -46,3 +46,24 @@ def test_ingest_page_commands_run(tmp_path):
     assert read_server_config(workdir / "crds_cache")["latest_context"] == "tmt_0003.pmap"
     assert not Path(cache / "mappings" / "tmt" / "tmt_0002.pmap").exists()
     assert read_server_config(cache)["latest_context"] == "tmt_0001.pmap"
+
+
+def test_crds_page_crds_names_example_runs(tmp_path):
+    """docs/crds.rst: ``crds diff`` and ``crds certify`` with ``crds://`` names, without CRDS_OBSERVATORY."""
+    cache = build_tiny_cache(tmp_path / "source_cache")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    env = crds_env(cache, workdir)
+    del env["CRDS_OBSERVATORY"]
+    steps = console_blocks((REPO / "docs" / "crds.rst").read_text())
+    assert [command.split()[:2] for command, _ in steps if command.startswith("crds ")] == [
+        ["crds", "diff"],
+        ["crds", "certify"],
+        ["crds", "certify"],
+    ]
+    script = "set -e\n" + "".join(f"echo '@@step {i}'\n{command}\n" for i, (command, _) in enumerate(steps))
+    output = run(script, env, workdir).stdout
+    chunks = dict(chunk.split("\n", 1) for chunk in output.split("@@step ")[1:])
+    for i, (command, expected) in enumerate(steps):
+        for line in expected:
+            assert line in chunks[str(i)], f"{command!r}: expected {line!r} in\n{chunks[str(i)]}"
