@@ -26,14 +26,18 @@ def console_blocks(text):
     return steps
 
 
-def test_ingest_page_commands_run(tmp_path):
+def run_page(page, tmp_path):
+    """Run a page's console commands in one shell on a copy of a tiny cache; check their expected output.
+
+    Returns ``(source cache, work directory, [(command, expected lines)])``. ``CRDS_OBSERVATORY``
+    is not set: the plugin sets it for a cache of tmt mappings only.
+    """
     cache = build_tiny_cache(tmp_path / "source_cache")
     workdir = tmp_path / "work"
     workdir.mkdir()
     env = crds_env(cache, workdir)
-    del env["CRDS_OBSERVATORY"]  # the page does not set it: the plugin does, for a tmt-only cache
-    steps = console_blocks(PAGE.read_text())
-    assert len(steps) >= 20
+    del env["CRDS_OBSERVATORY"]
+    steps = console_blocks(page.read_text())
     # One shell, so the page's `export` carries over; a marker line separates each command's output.
     script = "set -e\n" + "".join(f"echo '@@step {i}'\n{command}\n" for i, (command, _) in enumerate(steps))
     output = run(script, env, workdir).stdout
@@ -41,6 +45,12 @@ def test_ingest_page_commands_run(tmp_path):
     for i, (command, expected) in enumerate(steps):
         for line in expected:
             assert line in chunks[str(i)], f"{command!r}: expected {line!r} in\n{chunks[str(i)]}"
+    return cache, workdir, steps
+
+
+def test_ingest_page_commands_run(tmp_path):
+    cache, workdir, steps = run_page(PAGE, tmp_path)
+    assert len(steps) >= 20
     # The copy was modified, the source cache was not.
     assert (workdir / "crds_cache" / "mappings" / "tmt" / "tmt_0003.pmap").exists()
     assert read_server_config(workdir / "crds_cache")["latest_context"] == "tmt_0003.pmap"
@@ -49,21 +59,10 @@ def test_ingest_page_commands_run(tmp_path):
 
 
 def test_crds_page_crds_names_example_runs(tmp_path):
-    """docs/crds.rst: ``crds diff`` and ``crds certify`` with ``crds://`` names, without CRDS_OBSERVATORY."""
-    cache = build_tiny_cache(tmp_path / "source_cache")
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    env = crds_env(cache, workdir)
-    del env["CRDS_OBSERVATORY"]
-    steps = console_blocks((REPO / "docs" / "crds.rst").read_text())
+    """docs/crds.rst: ``crds diff`` and ``crds certify`` with ``crds://`` names."""
+    _, _, steps = run_page(REPO / "docs" / "crds.rst", tmp_path)
     assert [command.split()[:2] for command, _ in steps if command.startswith("crds ")] == [
         ["crds", "diff"],
         ["crds", "certify"],
         ["crds", "certify"],
     ]
-    script = "set -e\n" + "".join(f"echo '@@step {i}'\n{command}\n" for i, (command, _) in enumerate(steps))
-    output = run(script, env, workdir).stdout
-    chunks = dict(chunk.split("\n", 1) for chunk in output.split("@@step ")[1:])
-    for i, (command, expected) in enumerate(steps):
-        for line in expected:
-            assert line in chunks[str(i)], f"{command!r}: expected {line!r} in\n{chunks[str(i)]}"
