@@ -18,7 +18,7 @@ difference (``--stcal-rn cds``, its convention: it divides a difference by
 It is skipped with a message if it does not import.
 
 usage: python benchmarks/bench_jumps.py [--reads 3 4 5 6 10 30] [--clean 200000]
-       [--jumps 20000] [--stcal-rn cds|read] [--seed 1]
+       [--jumps 20000] [--stcal-rn cds|read] [--seed 1] [--rn 5] [--gain 2]
 """
 
 import argparse
@@ -104,8 +104,11 @@ def main(argv=None):
     parser.add_argument("--jumps", type=int, default=20000, help="jump pixels per population and size")
     parser.add_argument("--stcal-rn", choices=("cds", "read"), default="cds")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rn", type=float, default=5.0, help="read noise, DN per read")
+    parser.add_argument("--gain", type=float, default=2.0, help="e-/DN")
     parser.add_argument("--skip-stcal", action="store_true")
     args = parser.parse_args(argv)
+    globals().update(RN=args.rn, GAIN=args.gain)  # read by the cube generator and both detectors
     npc = max(args.clean // WIDTH, 1) * WIDTH
     npj = max(args.jumps // (2 * WIDTH), 1) * 2 * WIDTH
     probe = make_cube(3, WIDTH, np.random.default_rng(0), False)[0]

@@ -137,8 +137,8 @@ typedef struct iris_readout_params {
      * other K-1 differences| exceeds T_K times the noise of that comparison.
      * T_K = min(jump_threshold, z), z the two-sided normal quantile for which
      * K tests (1 for K = 2) give a false-alarm probability jump_false_alarm
-     * per clean pixel (Bonferroni): 3.5 sigma at K = 2, 4.0 at K = 3,
-     * 4.3 at K = 9, 4.6 at K = 29.  jump_threshold <= 0 disables jump
+     * per clean pixel (Bonferroni): 3.54 sigma at K = 2, 3.82 at K = 3,
+     * 4.08 at K = 9, 4.35 at K = 29.  jump_threshold <= 0 disables jump
      * detection; default 5 (a cap that matters only beyond ~700 reads). */
     double jump_threshold;
     double read_noise;  /* DN per read where no read-noise map; default 0 */

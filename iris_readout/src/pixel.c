@@ -7,6 +7,7 @@
  * the processing; fit.c is an exact shortcut of it for ordinary pixels.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
@@ -25,19 +26,42 @@ static double sample_at(const iris_pixel_in *in, size_t k)
     return NAN;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of the sorted s[0..k-1] without one element of value v (k >= 2). */
+static double median_without(const double *s, size_t k, double v)
+{
+    size_t m = k - 1, h;
+    if (m % 2) {
+        h = (m - 1) / 2;
+        return v <= s[h] ? s[h + 1] : s[h];
+    }
+    h = m / 2 - 1; /* the remaining middle pair is rem[h], rem[h + 1] */
+    if (v <= s[h])
+        return 0.5 * (s[h + 1] + s[h + 2]);
+    if (v <= s[h + 1])
+        return 0.5 * (s[h] + s[h + 2]);
+    return 0.5 * (s[h] + s[h + 1]);
+}
+
 /*
  * Leave-one-out jump test on the m usable corrected reads.  Each active
  * two-point difference d_j is compared with the mean of the other K-1
  * active ones: e_j = (K d_j - S) / (K - 1), S the sum of the K active
  * differences.  Its variance is exact for the noise model (read noise R
  * per read, shared by neighbouring differences; Poisson noise of the rate
- * estimate `rate` on each interval), so e_j / sigma_j is a standard normal
- * under the null.  The worst |e_j| / sigma_j above thr[K] (a threshold that
- * grows with K: see iris_jump_thresholds) is removed and the test repeated.
- * The rate of the Poisson term is the median of the active differences
- * (their mean for K = 2, where the median is the mean anyway), clipped at 0.
- * brk[j] = 1 marks a jump between reads j and j+1.  Returns the number of
- * jumps; *rate_out receives the final rate estimate.
+ * on each interval), so e_j / sigma_j is a standard normal under the null.
+ * The rate of the Poisson term is the median of the OTHER differences,
+ * clipped at 0: a jump must not inflate the noise it is compared with
+ * (for K = 2 that is the smaller difference when testing the larger).  The
+ * worst |e_j| / sigma_j above thr[K] (see iris_jump_thresholds) is removed
+ * and the test repeated.  brk[j] = 1 marks a jump between reads j and j+1.
+ * Returns the number of jumps; *rate_out receives the median of the
+ * differences left.
  */
 static size_t detect_jumps(const double *y, const double *t, size_t m,
                            double rn2eff, double inv_gain, const double *thr,
@@ -52,7 +76,7 @@ static size_t detect_jumps(const double *y, const double *t, size_t m,
     }
     for (;;) {
         size_t na = 0, worst = nd, prev = nd;
-        double sum = 0.0, var_s = 0.0, worst_score = 0.0, r, kk;
+        double sum = 0.0, worst_score = 0.0, kk, ra = 0.0, rb = 0.0;
         for (j = 0; j < nd; ++j)
             if (!s->brk[j]) {
                 tmp[na++] = d[j];
@@ -60,43 +84,55 @@ static size_t detect_jumps(const double *y, const double *t, size_t m,
             }
         if (na < 2)
             break;
-        /* K = 2: the smaller difference, since a jump in the larger one
-         * would inflate the Poisson term of a rate-0 pixel (the test then
-         * misses jumps); the median otherwise */
-        med = na == 2 ? (tmp[0] < tmp[1] ? tmp[0] : tmp[1])
-                      : iris_median(tmp, na);
-        r = (med > 0.0 ? med : 0.0) * inv_gain;
-        /* Var(S): variances plus twice the covariance of active neighbours
-         * (they share a read: -R / (dt_i dt_{i+1})) */
+        qsort(tmp, na, sizeof *tmp, cmp_double);
+        med = na % 2 ? tmp[na / 2] : 0.5 * (tmp[na / 2 - 1] + tmp[na / 2]);
+        /* Var(S) = ra + r * rb: read-noise part (variances plus twice the
+         * covariance -R / (dt_i dt_{i+1}) of active neighbours) and the
+         * Poisson part per unit rate/gain */
         for (j = 0; j < nd; ++j) {
             if (s->brk[j])
                 continue;
-            var_s += 2.0 * rn2eff / (dt[j] * dt[j]) + r / dt[j];
+            ra += 2.0 * rn2eff / (dt[j] * dt[j]);
+            rb += 1.0 / dt[j];
             if (prev + 1 == j)
-                var_s -= 2.0 * rn2eff / (dt[prev] * dt[j]);
+                ra -= 2.0 * rn2eff / (dt[prev] * dt[j]);
             prev = j;
         }
         kk = (double)na;
         for (j = 0; j < nd; ++j) {
-            double v_j, c_js, var_e, score;
+            double r, a_j, c_j, var_e, score;
             if (s->brk[j])
                 continue;
-            v_j = 2.0 * rn2eff / (dt[j] * dt[j]) + r / dt[j];
-            c_js = v_j; /* Cov(d_j, S) */
+            r = median_without(tmp, na, d[j]);
+            r = r > 0.0 ? r : 0.0;
+            /* The rate estimate is noisy, and low exactly when d_j stands
+             * out from the others by chance: raise it by its own standard
+             * error (median of K-1 differences: 1.25 sd / sqrt(K-1)) so
+             * that pixels with signal keep the false-alarm probability.
+             * Not for K = 2, where the one other difference is the rate. */
+            if (na > 2)
+                r += 1.2533 * sqrt(r * inv_gain / dt[j] / (kk - 1.0));
+            r *= inv_gain;
+            /* Var(d_j) and Cov(d_j, S), read-noise parts */
+            a_j = 2.0 * rn2eff / (dt[j] * dt[j]);
+            c_j = a_j;
             if (j > 0 && !s->brk[j - 1])
-                c_js -= rn2eff / (dt[j - 1] * dt[j]);
+                c_j -= rn2eff / (dt[j - 1] * dt[j]);
             if (j + 1 < nd && !s->brk[j + 1])
-                c_js -= rn2eff / (dt[j] * dt[j + 1]);
-            var_e = kk * kk * v_j - 2.0 * kk * c_js + var_s;
+                c_j -= rn2eff / (dt[j] * dt[j + 1]);
+            /* Var(K d_j - S); the Poisson parts of Var(d_j) and
+             * Cov(d_j, S) are both r / dt_j */
+            var_e = kk * kk * a_j - 2.0 * kk * c_j + ra +
+                    r * ((kk * kk - 2.0 * kk) / dt[j] + rb);
             if (!(var_e > 0.0))
                 continue;
+            /* |K d_j - S| / sd is the same ratio as |e_j| / sigma_j */
             score = fabs(kk * d[j] - sum) / sqrt(var_e);
             if (score > worst_score) {
                 worst_score = score;
                 worst = j;
             }
         }
-        /* score is |K d_j - S| / sd, the same ratio as e_j / sigma_j */
         if (worst == nd || worst_score <= thr[na])
             break;
         s->brk[worst] = 1;
