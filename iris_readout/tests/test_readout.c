@@ -317,6 +317,104 @@ static void test_jump(void)
     free(f);
 }
 
+/* Few reads: 10 sigma jumps are found, clean pixels rarely flagged; the
+ * false-alarm parameter, one-coefficient references and the ADC floor. */
+static void test_jump_few_reads(void)
+{
+    enum { NP = 4000 };
+    static uint16_t d[3 * NP];
+    static float coeffs[NP];
+    double t[3] = {1.5, 3.0, 4.5};
+    /* sigma of a difference: read noise and 30 DN of signal (gain 1) */
+    const double rn = 6.0, sig = sqrt(2.0 * rn * rn + 20.0 * 1.5);
+    frame *f = frame_new();
+    iris_readout_params p;
+    iris_refs r;
+    iris_error e;
+    size_t i, k, njump = 0, nclean = 0, tried = 0;
+    float *big_rate;
+    /* half clean, half with a 10 sigma jump before read 1 or read 2 */
+    for (i = 0; i < NP; ++i) {
+        size_t at = 1 + i % 2;
+        for (k = 0; k < 3; ++k) {
+            double v = 2000.0 + 20.0 * t[k] + rn * grand();
+            if (i % 4 >= 2 && k >= at)
+                v += 10.0 * sig;
+            d[k * NP + i] = (uint16_t)lround(v);
+        }
+    }
+    /* both kernels see all of them: 4000 pixels in rows of 1000 */
+    iris_readout_params_default(&p);
+    p.read_noise = rn;
+    big_rate = calloc(NP, sizeof *big_rate);
+    {
+        static uint32_t dq[NP];
+        iris_outputs out = {big_rate, NULL, NULL, dq, NULL};
+        iris_ramp ramp = {d, IRIS_DTYPE_UINT16, 3, 4, NP / 4, t};
+        CHECK(iris_readout_fit_once(&ramp, NULL, &p, &out, &e) == IRIS_OK,
+              "%s", e.message);
+        for (i = 0; i < NP; ++i) {
+            int jump = i % 4 >= 2;
+            tried += jump;
+            njump += jump && (dq[i] & IRIS_DQ_JUMP_DET);
+            nclean += !jump && (dq[i] & IRIS_DQ_JUMP_DET);
+        }
+    }
+    /* the comparison has sd sqrt(3) sigma: 5.8 sd against 3.54 -> 98.8 % */
+    CHECK(njump >= tried * 96 / 100, "3 reads: %zu of %zu jumps", njump, tried);
+    CHECK(nclean <= 3, "3 reads: %zu of %zu clean pixels flagged", nclean,
+          NP - tried);
+    free(big_rate);
+
+    /* the false-alarm probability must be a probability */
+    p.jump_false_alarm = 0.0;
+    CHECK(fit(d, IRIS_DTYPE_UINT16, 3, 1, 8, t, NULL, &p, f, &e) ==
+              IRIS_ERR_PARAM && strstr(e.message, "jump_false_alarm"),
+          "false alarm 0: %s", e.message);
+    p.jump_false_alarm = 0.7;
+    CHECK(fit(d, IRIS_DTYPE_UINT16, 3, 1, 8, t, NULL, &p, f, &e) ==
+              IRIS_ERR_PARAM, "false alarm 0.7 accepted");
+    iris_readout_params_default(&p);
+    p.read_noise = rn;
+
+    /* one nonlinearity coefficient is a broken reference */
+    iris_refs_default(&r);
+    r.ref_ny = 1;
+    r.ref_nx = 8;
+    r.ncoeffs = 1;
+    r.nonlin = coeffs;
+    CHECK(fit(d, IRIS_DTYPE_UINT16, 3, 1, 8, t, &r, &p, f, &e) ==
+              IRIS_ERR_PARAM && strstr(e.message, "ncoeffs=1"),
+          "ncoeffs 1: %s", e.message);
+
+    /* reads at 0 DN: not used, AD_FLOOR; a 16-pixel row reaches the vector
+     * kernel */
+    for (i = 0; i < 16; ++i)
+        for (k = 0; k < 3; ++k)
+            d[k * 16 + i] = (uint16_t)(100 + 40 * k);
+    d[0 * 16 + 3] = 0;
+    d[1 * 16 + 9] = 0;
+    d[0 * 16 + 12] = d[1 * 16 + 12] = d[2 * 16 + 12] = 0;
+    p.jump_threshold = 0.0;
+    CHECK(fit(d, IRIS_DTYPE_UINT16, 3, 1, 16, t, NULL, &p, f, &e) == IRIS_OK,
+          "%s", e.message);
+    for (i = 0; i < 16; ++i) {
+        if (i == 3 || i == 9) {
+            CHECK(f->dq[i] == IRIS_DQ_AD_FLOOR && f->nu[i] == 2 &&
+                      CLOSE(f->rate[i], 40.0 / 1.5, 1e-5, 0),
+                  "floor pixel %zu: dq %x nu %u rate %g", i, f->dq[i],
+                  f->nu[i], f->rate[i]);
+        } else if (i == 12) {
+            CHECK(f->dq[i] == (IRIS_DQ_AD_FLOOR | IRIS_DQ_DO_NOT_USE) &&
+                      isnan(f->rate[i]), "all floor: dq %x", f->dq[i]);
+        } else {
+            CHECK(f->dq[i] == 0 && CLOSE(f->rate[i], 40.0 / 1.5, 1e-5, 0),
+                  "pixel %zu: dq %x rate %g", i, f->dq[i], f->rate[i]);
+        }
+    }
+    free(f);
+}
+
 static void test_nan_samples(void)
 {
     enum { N = 8 };
@@ -760,6 +858,7 @@ int main(void)
     test_rnoise_formula();
     test_saturation();
     test_jump();
+    test_jump_few_reads();
     test_nan_samples();
     test_nonlinearity();
     test_subarray_refs();
