@@ -298,9 +298,14 @@ def build(path=None, size=4096, context=None, force=False, log=print):
     list of Path
         The files written (files kept from an earlier build are not listed).
     """
+    path = Path(path) if path is not None else cache_path()
+    with _crds_path(path):  # the calibration pipelines' steps look for a cache: this one
+        return _build(path, size, context, force, log)
+
+
+def _build(path, size, context, force, log):
     from . import simulate
 
-    path = Path(path) if path is not None else cache_path()
     refdir = path / "references" / OBSERVATORY / INSTRUMENT
     todo = [item for item in planned_references(path, context) if force or not (refdir / item[0]).exists()]
     if not todo:
@@ -333,8 +338,10 @@ def seed(path, log=print):
     """Give a new or empty directory the configuration and mappings of a TMT cache.
 
     They are copied from the source checkout's ``crds_cache/`` (its ``config/tmt`` and every
-    mapping of ``mappings/tmt``), written under temporary names and renamed, ``server_config``
-    last, so an interrupted seed leaves no half cache behind.
+    mapping of ``mappings/tmt``) or, without a checkout, generated (the first context,
+    `liger_iris_pipeline.crds_plugin.generate.write_first_context`). Every file is written under
+    a temporary name and renamed, ``server_config`` last, so an interrupted seed leaves no cache
+    that looks complete.
 
     Parameters
     ----------
@@ -346,13 +353,13 @@ def seed(path, log=print):
     Raises
     ------
     CrdsSetupError
-        The directory already holds part of a cache, or there is no checkout cache to copy.
+        The directory already holds part of a cache.
     """
     import shutil
 
     from .crds_plugin import CHECKOUT_CACHE
     from .crds_plugin.diagnose import CrdsSetupError
-    from .lib.output import writing
+    from .crds_plugin.generate import write_first_context
 
     path = Path(path)
     source = Path(CHECKOUT_CACHE)
@@ -363,17 +370,51 @@ def seed(path, log=print):
             f"{path}: an incomplete TMT CRDS cache (has {'config' if config.exists() else 'mappings'}/{OBSERVATORY}, "
             f"not both); remove it, or restore the missing part"
         )
-    if not (source / "mappings" / OBSERVATORY).is_dir():
-        raise CrdsSetupError(
-            f"{path}: no TMT CRDS cache there, and no source checkout cache ({source}) to start one from; "
-            "copy the crds_cache/ folder of a liger_iris_pipeline checkout"
-        )
-    for folder, pattern in ((mappings, "*map"), (config, "*")):
-        folder.mkdir(parents=True, exist_ok=True)
-        for file in sorted((source / folder.relative_to(path)).glob(pattern), key=lambda p: p.name == "server_config"):
-            with writing(folder / file.name) as temporary:
-                shutil.copyfile(file, temporary)
-    log(f"new TMT CRDS cache in {path} (mappings of {source})")
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".seeding-", dir=path) as staging:
+        staging = Path(staging)
+        if (source / "mappings" / OBSERVATORY).is_dir():
+            shutil.copytree(source / "mappings" / OBSERVATORY, staging / "mappings", ignore=_not_mappings)
+            shutil.copytree(source / "config" / OBSERVATORY, staging / "config")
+            origin = f"mappings of {source}"
+        else:
+            written = write_first_context(staging / "mappings")
+            (staging / "config").mkdir()
+            (staging / "config" / "ref_cache_subdir_mode").write_text("instrument\n")
+            (staging / "config" / "server_config").write_text(_server_config_text(written[0].name))
+            origin = "first context generated"
+        for part, folder in (("mappings", mappings), ("config", config)):
+            folder.mkdir(parents=True)
+            for file in sorted((staging / part).iterdir(), key=lambda p: p.name == "server_config"):
+                os.replace(file, folder / file.name)
+    log(f"new TMT CRDS cache in {path} ({origin})")
+
+
+def _not_mappings(folder, names):
+    return [name for name in names if not name.endswith((".pmap", ".imap", ".rmap"))]
+
+
+def _server_config_text(context):
+    """Return the ``server_config`` of a new serverless cache whose context is `context`."""
+    import pprint
+
+    import crds
+
+    info = {
+        "observatory": OBSERVATORY,
+        "operational_context": context,
+        "edit_context": context,
+        "latest_context": context,
+        "bad_files_list": [],
+        "bad_files": "",
+        "last_synced": "2024-01-01 00:00:00",
+        "force_remote_mode": False,
+        "effective_mode": "local",
+        "crds_version": {"str": crds.__version__},
+        "reference_url": {},
+        "mapping_url": {},
+    }
+    return pprint.pformat(info, sort_dicts=False) + "\n"
 
 
 def check(path=None, context=None):

@@ -227,3 +227,34 @@ def test_ingest_calibration_pipeline_products(small_reduction, tmp_path, monkeyp
     # Ingesting the same files again makes the next versions.
     output = run(f"tmt-crds-cache ingest --path {cache} {dark}", env, tmp_path).stdout
     assert "tmt_0003.pmap (tmt_iris_0003.imap, tmt_iris_dark_0003.rmap) is now the context" in output
+
+
+def test_first_context_generated_is_the_checkout_one(tmp_path):
+    from crds_helpers import SOURCE_CACHE
+
+    from liger_iris_pipeline.crds_plugin.generate import write_first_context
+
+    written = write_first_context(tmp_path)
+    for path in written:
+        assert path.read_text() == (SOURCE_CACHE / "mappings" / "tmt" / path.name).read_text(), path.name
+    assert sorted(p.name for p in written) == sorted(
+        p.name
+        for p in (SOURCE_CACHE / "mappings" / "tmt").iterdir()
+        if p.name.endswith("_0001.pmap") or p.name.endswith("_0001.imap") or p.name.endswith("_0001.rmap")
+    )
+
+
+def test_build_without_a_checkout_generates_the_first_context(tmp_path):
+    target = tmp_path / "cache"
+    code = (
+        "import liger_iris_pipeline.crds_plugin as p\np.CHECKOUT_CACHE = '/nonexistent/crds_cache'\n"
+        "from liger_iris_pipeline.crds_cache_builder import main\n"
+        f"raise SystemExit(main(['build', '--path', {str(target)!r}, '--size', '32']))"
+    )
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("CRDS_")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
+    assert result.returncode == 0, result.stderr
+    assert f"new TMT CRDS cache in {target} (first context generated)" in result.stdout
+    status, out, err = tmt_crds_cache("check", "--path", target)
+    assert status == 0, err
+    assert diagnose.read_server_config(target)["latest_context"] == "tmt_0001.pmap"

@@ -276,3 +276,82 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+FIRST_USEAFTER = "2024-01-01 00:00:00"
+"""USEAFTER of the first context's references."""
+
+FIRST_DETECTOR = "IMG1"
+"""Detector of the first context's references (the simulator's cache detector)."""
+
+
+def _dict_selector(selections):
+    return "{\n" + "".join(f"    {key!r} : {value!r},\n" for key, value in sorted(selections.items())) + "}"
+
+
+def _mapping_text(header, selector):
+    lines = ["header = {"]
+    lines += [f"    {key!r} : {value!r}," for key, value in sorted(header.items())]
+    return "\n".join([*lines, "}", "", f"selector = {selector}", ""])
+
+
+def write_first_context(folder):
+    """Write the first context of a TMT cache (``tmt_0001.pmap``, its imap and one rmap per type).
+
+    The same rules as the checkout's ``crds_cache/mappings/tmt`` (a test keeps them equal): every
+    type selects the ``FIRST_DETECTOR`` reference ``tmt_iris_<type>_0001.fits`` from
+    ``FIRST_USEAFTER``, with any subarray, readout mode, filter and pupil. For a cache started
+    without a source checkout (``tmt-crds-cache build --path DIR``).
+
+    Parameters
+    ----------
+    folder : str or Path
+        The cache's ``mappings/tmt`` folder (created).
+
+    Returns
+    -------
+    list of Path
+        The files written, with their sha1sums.
+    """
+    from crds.core import rmap
+
+    from . import register
+
+    register()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    common = {"derived_from": "created by liger_iris_pipeline", "observatory": OBSERVATORY.upper(), "sha1sum": ""}
+    imap_name = f"{OBSERVATORY}_{INSTRUMENT}_0001.imap"
+    texts = {
+        f"{OBSERVATORY}_0001.pmap": _mapping_text(
+            {**common, "mapping": "PIPELINE", "name": f"{OBSERVATORY}_0001.pmap", "parkey": ("META.INSTRUMENT.NAME",)},
+            _dict_selector({INSTRUMENT.upper(): imap_name}),
+        )
+    }
+    selections = {}
+    for filekind, (_, description, match_keys) in sorted(TYPES.items()):
+        name = f"{OBSERVATORY}_{INSTRUMENT}_{filekind}_0001.rmap"
+        selections[filekind.upper()] = name
+        values = tuple(FIRST_DETECTOR if key == "META.INSTRUMENT.DETECTOR" else "N/A" for key in match_keys)
+        header = {
+            **common,
+            "filekind": filekind.upper(),
+            "instrument": INSTRUMENT.upper(),
+            "mapping": "REFERENCE",
+            "name": name,
+            "parkey": parkey(filekind),
+            "suffix": filekind,
+            "text_descr": description,
+        }
+        reference = f"{OBSERVATORY}_{INSTRUMENT}_{filekind}_0001.fits"
+        use_after = f"UseAfter({{\n        {FIRST_USEAFTER!r} : {reference!r},\n    }})"
+        texts[name] = _mapping_text(header, f"Match({{\n    {values!r} : {use_after},\n}})")
+    imap_header = {**common, "instrument": INSTRUMENT.upper(), "mapping": "INSTRUMENT", "name": imap_name}
+    texts[imap_name] = _mapping_text({**imap_header, "parkey": ("REFTYPE",)}, _dict_selector(selections))
+    written = []
+    for name, text in texts.items():
+        path = folder / name
+        path.write_text(text)
+        rmap.load_mapping(str(path), ignore_checksum=True).write(str(path))  # fills in the sha1sum
+        written.append(path)
+    return written
