@@ -8,7 +8,7 @@ DEMO_SIZE ?= 4096
 DEMO_NREADS ?= 10
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-c test-python lint docs clean
+.PHONY: demo test test-fast test-c test-python lint docs clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ test-c: $(VENV)/.installed
 	fi
 	$(MAKE) -C iris_readout test PYTHON=$(abspath $(BIN))/python
 
+PYTEST = cd tests && ../$(BIN)/python -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml
+
 test-python: $(VENV)/.installed
-	cd tests && ../$(BIN)/python -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml .
+	$(PYTEST) .
+
+# The edit-test loop (under two minutes): every test but the end-to-end and documentation runs.
+test-fast: test-c
+	$(PYTEST) -m "not slow" .
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -1,5 +1,6 @@
 """Build hooks: compile the cffi extension of the iris_readout C library; install the CRDS plugin's .pth."""
 
+import re
 from pathlib import Path
 
 from setuptools import setup
@@ -8,6 +9,20 @@ from setuptools.command.build_py import build_py
 HERE = Path(__file__).parent
 FFI_BUILDER = HERE / "liger_iris_pipeline" / "readout" / "_build_ffi.py"
 CRDS_PTH = HERE / "liger_iris_pipeline" / "crds_plugin" / "liger_iris_pipeline_crds.pth"
+
+
+def library_version():
+    """Return the version of the package: the iris_readout C library's, from its header.
+
+    One number for both, so the version the Python package reports is the version of the C
+    library it was built with.
+    """
+    header = (HERE / "iris_readout" / "include" / "iris_readout.h").read_text()
+    parts = [
+        re.search(rf"#define IRIS_READOUT_VERSION_{name} (\d+)", header).group(1)
+        for name in ("MAJOR", "MINOR", "PATCH")
+    ]
+    return ".".join(parts)
 
 
 class BuildPyWithPth(build_py):
@@ -25,6 +40,7 @@ class BuildPyWithPth(build_py):
 
 
 setup(
+    version=library_version(),
     cmdclass={"build_py": BuildPyWithPth},
     cffi_modules=[f"{FFI_BUILDER.relative_to(HERE)}:ffibuilder"] if FFI_BUILDER.exists() else [],
 )

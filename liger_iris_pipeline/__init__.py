@@ -5,8 +5,12 @@ stays fast: ``liger_iris_pipeline.ProcessImagerL2Pipeline`` imports stpipe only 
 """
 
 import importlib
+import importlib.metadata
 
-__version__ = "0.1.0"
+try:
+    __version__ = importlib.metadata.version(__name__)
+except importlib.metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "unknown"
 
 _SUBMODULES = ("datamodels", "simulate", "readout", "associations", "pipeline", "dqflags")
 

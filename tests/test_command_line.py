@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
 
 from liger_iris_pipeline import datamodels, demo, simulate
 from liger_iris_pipeline.stpipe.tmtrun import cfg_files
@@ -206,6 +207,18 @@ def test_checksum_of_a_header_edited_behind_astropy_names_the_fix(small_reductio
     rate.write_bytes(bytes(data))
     with pytest.raises(datamodels.DataModelError, match=r"CHECKSUM of HDU 0 \(PRIMARY\) does not match.*checksum=True"):
         datamodels.open(rate)
-    with fits.open(rate, mode="update", checksum=True):
-        pass
+    # The fix the message gives: astropy warns once about the old sums, then writes new ones.
+    with pytest.warns(AstropyUserWarning, match="Checksum verification failed"):
+        with fits.open(rate, mode="update", checksum=True):
+            pass
     assert datamodels.open(rate).meta.target.name == "EDITED"
+
+
+def test_one_version_for_the_package_and_the_c_library():
+    header = (Path(__file__).parents[1] / "iris_readout" / "include" / "iris_readout.h").read_text()
+    declared = ".".join(
+        line.split()[2] for line in header.splitlines() if line.startswith("#define IRIS_READOUT_VERSION_")
+    )
+    result = subprocess.run([BIN / "tmtrun", "--version"], capture_output=True, text=True, check=True)
+    versions = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert versions["liger_iris_pipeline"] == versions["iris_readout"] == declared

@@ -103,7 +103,8 @@ def test_built_references_have_full_headers(tiny_cache):
         ):
             assert keyword in header, f"{path.name}: {keyword}"
         assert header["REFTYPE"].lower() == path.name.split("_")[2]
-        assert "ASDF" not in fits.open(path)
+        with fits.open(path) as hdulist:
+            assert "ASDF" not in hdulist
 
 
 def test_crds_cli_on_the_cache(tiny_cache, tmp_path):

@@ -4,6 +4,7 @@ non-finite inputs come out flagged. Every damaged file is made here from good on
 import hashlib
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ DO_NOT_USE = FLAGS["DO_NOT_USE"]
 
 
 def digest(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def listing(folder):

@@ -386,3 +386,16 @@ def test_import_is_lazy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_reference_type_registry_and_models_agree():
+    from liger_iris_pipeline.datamodels import TMTReferenceFileModel
+    from liger_iris_pipeline.reference_types import REFERENCE_TYPES
+
+    for entry in REFERENCE_TYPES.values():
+        model_class = dm.MODEL_CLASSES[entry.model]
+        assert issubclass(model_class, TMTReferenceFileModel)
+        assert model_class.schema_url.endswith(f"tmt_{entry.name}.schema")
+        assert len(entry.keyword) <= 8 and entry.keyword.startswith("R_")
+    reference_models = {name for name, cls in dm.MODEL_CLASSES.items() if issubclass(cls, TMTReferenceFileModel)}
+    assert reference_models == {entry.model for entry in REFERENCE_TYPES.values()}

@@ -1,6 +1,10 @@
 """The README's demo runs end to end on a small detector."""
 
+import pytest
+
 from liger_iris_pipeline import datamodels, demo
+
+pytestmark = pytest.mark.slow
 
 
 def test_demo_reduces_and_checks_truth(tmp_path, capsys, monkeypatch):

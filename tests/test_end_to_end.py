@@ -16,6 +16,8 @@ from liger_iris_pipeline.crds_cache_builder import SEED, build
 from liger_iris_pipeline.dqflags import pixel as FLAGS
 from liger_iris_pipeline.simulate.validation import compare_with_truth
 
+pytestmark = pytest.mark.slow
+
 SIZE = 256
 REPO = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent

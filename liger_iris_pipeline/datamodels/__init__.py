@@ -15,6 +15,9 @@ from .models import (
 )
 from .open_model import MODEL_CLASSES, open  # noqa: A004
 
+# Reference types registered without a class of their own (see models._registered_reference_models).
+globals().update({name: MODEL_CLASSES[name] for name in MODEL_CLASSES if name not in globals()})
+
 __all__ = [
     "MODEL_CLASSES",
     "DataModelError",

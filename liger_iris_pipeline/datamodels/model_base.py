@@ -282,10 +282,15 @@ def header_metadata(path, model_class):
     -------
     dict
     """
+    import warnings
+
     from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
 
     values = {}
-    with fits.open(path, memmap=False) as hdulist:
+    # Only headers are read here; a truncated data part is reported by the full read (read_fits_file).
+    with warnings.catch_warnings(), fits.open(path, memmap=False) as hdulist:
+        warnings.simplefilter("ignore", AstropyUserWarning)
         for index, hdu in enumerate(hdulist):
             _check_cards(hdu, index, path)
         for (extname, keyword), meta_path in keyword_paths(model_class).items():
@@ -334,11 +339,20 @@ def read_fits_file(path, model_class):
 
     hdulist = None
     try:
+        # astropy only warns about truncated files, padding and bad cards; here each is an error,
+        # raised once the file is open so that astropy closes what it opened.
+        with warnings.catch_warnings(record=True) as complaints:
+            warnings.simplefilter("always", AstropyUserWarning)
+            warnings.simplefilter("always", VerifyWarning)
+            hdulist = fits.open(path, memmap=False, lazy_load_hdus=False)
+        complaints = [
+            item.message for item in complaints if issubclass(item.category, (AstropyUserWarning, VerifyWarning))
+        ]
+        if complaints:
+            raise complaints[0]
         with warnings.catch_warnings():
-            # astropy only warns about truncated files, padding and bad cards; here each is an error.
             warnings.simplefilter("error", AstropyUserWarning)
             warnings.simplefilter("error", VerifyWarning)
-            hdulist = fits.open(path, memmap=False, lazy_load_hdus=False)
             file_size = path.stat().st_size
             for index, hdu in enumerate(hdulist):
                 info = hdu.fileinfo()
@@ -359,7 +373,7 @@ def read_fits_file(path, model_class):
         if hdulist is not None:
             hdulist.close()
         raise
-    except (OSError, ValueError, VerifyError, AstropyUserWarning) as exc:
+    except (OSError, ValueError, VerifyError, AstropyUserWarning, VerifyWarning) as exc:
         if hdulist is not None:
             hdulist.close()
         raise DataModelError(f"{path}: not a readable FITS file ({_one_line(exc)})") from exc
@@ -391,12 +405,20 @@ def _check_cards(hdu, index, path):
 
 def _check_sums(hdu, index, path):
     """Raise `DataModelError` if an HDU's CHECKSUM or DATASUM does not match its content."""
-    if "DATASUM" in hdu.header and hdu.verify_datasum() == 0:
+    import warnings
+
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)  # astropy's warning becomes the error below
+        datasum_ok = "DATASUM" not in hdu.header or hdu.verify_datasum() != 0
+        checksum_ok = "CHECKSUM" not in hdu.header or hdu.verify_checksum() != 0
+    if not datasum_ok:
         raise DataModelError(
             f"{path}: corrupt FITS file: DATASUM of HDU {index} ({hdu.name}) does not match: "
             "its data changed after the file was written"
         )
-    if "CHECKSUM" in hdu.header and hdu.verify_checksum() == 0:
+    if not checksum_ok:
         raise DataModelError(
             f"{path}: corrupt FITS file: CHECKSUM of HDU {index} ({hdu.name}) does not match: its header changed "
             "after the file was written; if it was edited on purpose, update the checksums "

@@ -121,3 +121,32 @@ class TMTGainModel(TMTReferenceFileModel):
 
     schema_url = schema_uri("tmt_gain")
     default_arrays = ("dq",)
+
+
+def _registered_reference_models():
+    """Return the model classes of registered reference types that have no class above.
+
+    A reference type in `liger_iris_pipeline.reference_types` needs only its schema,
+    ``schemas/tmt_<type>.schema.yaml``: its class is made here.
+    """
+    from ..reference_types import REFERENCE_TYPES
+
+    made = {}
+    for entry in REFERENCE_TYPES.values():
+        if entry.model not in globals():
+            made[entry.model] = type(
+                entry.model,
+                (TMTReferenceFileModel,),
+                {
+                    "__doc__": f"{entry.description} (``{entry.name}`` reference).",
+                    "__module__": __name__,
+                    "schema_url": schema_uri(f"tmt_{entry.name}"),
+                    "default_arrays": (),
+                },
+            )
+    return made
+
+
+_REGISTERED = _registered_reference_models()
+globals().update(_REGISTERED)
+__all__ += sorted(_REGISTERED)

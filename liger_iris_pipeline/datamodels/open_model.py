@@ -74,10 +74,15 @@ def declared_model_type(path):
         return model_type
     if not magic.startswith(b"SIMPLE  ="):
         raise DataModelError(f"{path}: neither a FITS nor an ASDF file")
+    import warnings
+
     from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
 
     try:
-        with fits.open(path, memmap=False) as hdulist:
+        # Only the primary header is read here; a damaged data part is reported by the full read.
+        with warnings.catch_warnings(), fits.open(path, memmap=False) as hdulist:
+            warnings.simplefilter("ignore", AstropyUserWarning)
             header = hdulist[0].header
     except Exception as exc:
         raise DataModelError(f"{path}: not a readable FITS file ({exc})") from exc
