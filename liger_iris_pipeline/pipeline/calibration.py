@@ -41,12 +41,12 @@ class ProcessFlatfieldL2(TMTPipeline):
     )
     step_defs = {"dark_current": DarkCurrentStep, "normalize": NormalizeStep}
 
-    def process(self, input):  # noqa: A002 - stpipe's argument name
+    def process(self, step_input):
         """Make the flat.
 
         Parameters
         ----------
-        input : str, IRISImageModel, list, or association (``.json``)
+        step_input : str, IRISImageModel, list, or association (``.json``)
             Flat-lamp Level 1 frames of one filter.
 
         Returns
@@ -54,7 +54,7 @@ class ProcessFlatfieldL2(TMTPipeline):
         TMTFlatModel
             Suffix ``flat``.
         """
-        products = input_products(input)
+        products = input_products(step_input)
         frames = [self.dark_current.run(product.science) for product in products]
         combined = frames[0] if len(frames) == 1 else combine_frames(frames, self.nsigma)[0]
         normalized = self.normalize.run(combined)
@@ -78,12 +78,12 @@ class MasterDarkPipeline(TMTPipeline):
     names_products_by_model = combines_inputs = True
     step_defs = {"combine_darks": CombineDarksStep}
 
-    def process(self, input):  # noqa: A002 - stpipe's argument name
+    def process(self, step_input):
         """Make the dark.
 
         Parameters
         ----------
-        input : str, IRISImageModel, list, or association (``.json``)
+        step_input : str, IRISImageModel, list, or association (``.json``)
             Dark Level 1 frames of one detector region and readout mode.
 
         Returns
@@ -91,7 +91,7 @@ class MasterDarkPipeline(TMTPipeline):
         TMTDarkModel
             Suffix ``dark``.
         """
-        products = input_products(input)
+        products = input_products(step_input)
         dark = self.combine_darks.run([product.science for product in products])
         dark.meta.filename = _name_output(self, products)
         return dark

@@ -14,12 +14,12 @@ class Detector1Pipeline(TMTPipeline):
     class_alias = "detector1"
     step_defs = {"dq_init": DQInitStep, "ramp_fit": RampFitStep}
 
-    def process(self, input):  # noqa: A002 - stpipe's argument name
+    def process(self, step_input):
         """Run the Level 1 steps.
 
         Parameters
         ----------
-        input : str or TMTRampModel
+        step_input : str or TMTRampModel
             Level 0 ramp.
 
         Returns
@@ -29,7 +29,7 @@ class Detector1Pipeline(TMTPipeline):
         """
         from .. import datamodels
 
-        ramp = datamodels.open(input) if not isinstance(input, datamodels.TMTDataModel) else input
+        ramp = datamodels.open(step_input) if not isinstance(step_input, datamodels.TMTDataModel) else step_input
         ramp = self.dq_init.run(ramp)
         frame = self.ramp_fit.run(ramp)
         frame.meta.obstype, frame.meta.obsname = observation_category(frame)

@@ -38,12 +38,12 @@ class ProcessImagerL2Pipeline(TMTPipeline):
         "flat_field": FlatFieldStep,
     }
 
-    def process(self, input):  # noqa: A002 - stpipe's argument name
+    def process(self, step_input):
         """Calibrate every product of the input.
 
         Parameters
         ----------
-        input : str, IRISImageModel, list, or association (``.json``)
+        step_input : str, IRISImageModel, list, or association (``.json``)
             Level 1 frames; an association adds background members to each science frame.
 
         Returns
@@ -52,7 +52,7 @@ class ProcessImagerL2Pipeline(TMTPipeline):
             Level 2 frames (suffix ``cal``), one per product.
         """
         self.output_use_model = self.names_products_by_model
-        results = [self.calibrate(product) for product in input_products(input)]
+        results = [self.calibrate(product) for product in input_products(step_input)]
         return results[0] if len(results) == 1 else results
 
     def calibrate(self, product):

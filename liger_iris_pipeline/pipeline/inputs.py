@@ -15,12 +15,12 @@ def _product_name(item):
     return _TMTMixin.remove_suffix(Path(name or "product").name.split(".")[0])[0]
 
 
-def input_products(input):  # noqa: A002 - stpipe's argument name
+def input_products(step_input):
     """Return the products a pipeline input stands for.
 
     Parameters
     ----------
-    input : str, os.PathLike, TMTDataModel, or list of them
+    step_input : str, os.PathLike, TMTDataModel, or list of them
         A file or model (one product without background members), a list of them (one product
         each), or a ``.json`` association (its products, with their background members).
 
@@ -29,7 +29,7 @@ def input_products(input):  # noqa: A002 - stpipe's argument name
     list of Level2Product
         Members are paths or models.
     """
-    if isinstance(input, (str, os.PathLike)) and os.fspath(input).endswith(".json"):
-        return load_asn(input)
-    items = input if isinstance(input, (list, tuple)) else [input]
+    if isinstance(step_input, (str, os.PathLike)) and os.fspath(step_input).endswith(".json"):
+        return load_asn(step_input)
+    items = step_input if isinstance(step_input, (list, tuple)) else [step_input]
     return [Level2Product(_product_name(item), item, []) for item in items]
