@@ -174,3 +174,20 @@ def test_existing_output_is_kept_without_f(cli, ramp_copy, tmp_path):
     assert run(cli, "-f", "-s", "utr", ramp_copy, "-o", out).returncode == 0
     with fits.open(out, checksum=True) as hdul:
         assert hdul[0].header["DATAMODL"] == "IRISImageModel"
+
+
+def test_subarray_map_is_carried_over(cli, small_reduction, tmp_path):
+    ramp = datamodels.open(small_reduction["ramps"]["science"])
+    ny, nx = ramp.data.shape[-2:]
+    sub = np.zeros((ny, nx), np.uint16)
+    sub[10:20, 5:30] = 1
+    ramp.subarr_map = sub
+    source = tmp_path / "sub_uncal.fits"
+    ramp.save(source)
+    ramp.close()
+    out = tmp_path / "sub_rate.fits"
+    result = run(cli, "-s", "utr", "-r", "5", source, "-o", out)
+    assert result.returncode == 0, result.stderr
+    frame = datamodels.open(out)
+    np.testing.assert_array_equal(frame.subarr_map, sub)
+    frame.close()

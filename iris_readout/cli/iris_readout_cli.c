@@ -15,8 +15,8 @@
  * Output: a Level 1 product as the pipeline's IRISImageModel writes it:
  * the primary header of the ramp with DATAMODL, PROCLEVL = 1, READPATT,
  * NFOWLER, S_RAMP; SCI (DN/s, with the ramp's WCS keywords), ERR (DN/s),
- * VAR_POISSON, VAR_RNOISE, VAR_FLAT ((DN/s)**2) and DQ (uint32), each HDU
- * with CHECKSUM and DATASUM.  Integrations are combined by inverse variance.
+ * VAR_POISSON, VAR_RNOISE, VAR_FLAT ((DN/s)**2), DQ (uint32) and the
+ * ramp's SUBARR_MAP if it has one, each HDU with CHECKSUM and DATASUM.  Integrations are combined by inverse variance.
  *
  * Safety: no input or reference file is ever written.  The output must not
  * be any of them (same path, symbolic or hard link: compared by device and
@@ -803,6 +803,17 @@ int main(int argc, char **argv)
                     "(DN/s)**2", 0) ||
         write_image(&j, ULONG_IMG, TUINT, nx, ny, j.cdq, "DQ", NULL, 0))
         goto done;
+    /* the subarray map travels with the frame (image2's parse_subarray_map
+     * reads it) */
+    if (fits_movnam_hdu(j.in, IMAGE_HDU, "SUBARR_MAP", 0, &st) == 0) {
+        if (fits_copy_hdu(j.in, j.out, 0, &st)) {
+            fits_fail(j.out_path, "SUBARR_MAP", st);
+            goto done;
+        }
+    } else {
+        st = 0;
+        fits_clear_errmsg();
+    }
     /* CHECKSUM and DATASUM of every HDU, last, over the final contents */
     fits_get_num_hdus(j.out, &nhdu, &st);
     for (k = 1; k <= nhdu && !st; ++k) {
