@@ -360,6 +360,7 @@ def seed(path, log=print):
     from .crds_plugin import CHECKOUT_CACHE
     from .crds_plugin.diagnose import CrdsSetupError
     from .crds_plugin.generate import write_first_context
+    from .crds_plugin.ingest import server_config_text
 
     path = Path(path)
     source = Path(CHECKOUT_CACHE)
@@ -381,7 +382,7 @@ def seed(path, log=print):
             written = write_first_context(staging / "mappings")
             (staging / "config").mkdir()
             (staging / "config" / "ref_cache_subdir_mode").write_text("instrument\n")
-            (staging / "config" / "server_config").write_text(_server_config_text(written[0].name))
+            (staging / "config" / "server_config").write_text(server_config_text(written[0].name))
             origin = "first context generated"
         for part, folder in (("mappings", mappings), ("config", config)):
             folder.mkdir(parents=True)
@@ -392,29 +393,6 @@ def seed(path, log=print):
 
 def _not_mappings(folder, names):
     return [name for name in names if not name.endswith((".pmap", ".imap", ".rmap"))]
-
-
-def _server_config_text(context):
-    """Return the ``server_config`` of a new serverless cache whose context is `context`."""
-    import pprint
-
-    import crds
-
-    info = {
-        "observatory": OBSERVATORY,
-        "operational_context": context,
-        "edit_context": context,
-        "latest_context": context,
-        "bad_files_list": [],
-        "bad_files": "",
-        "last_synced": "2024-01-01 00:00:00",
-        "force_remote_mode": False,
-        "effective_mode": "local",
-        "crds_version": {"str": crds.__version__},
-        "reference_url": {},
-        "mapping_url": {},
-    }
-    return pprint.pformat(info, sort_dicts=False) + "\n"
 
 
 def check(path=None, context=None):

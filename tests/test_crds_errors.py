@@ -209,3 +209,21 @@ def test_python_api_raises_the_same_message_and_logs_nothing_on_stderr(
     with pytest.raises(ReferenceFileError, match=r"CRDS_PATH=.*nowhere: no such directory"):
         Detector1Pipeline.call(ramp)
     assert "CRDS - " not in capfd.readouterr().err
+
+
+def test_damaged_server_config_is_named_and_rewritten(small_reduction, cache_copy, tmp_path):
+    config = cache_copy / "config" / "tmt" / "server_config"
+    config.write_text("{'observatory': 'tmt',\n")
+    line = one_line(*tmtrun(small_reduction["ramps"]["science"], tmp_path, cache=cache_copy))
+    assert line == (
+        f"{small_reduction['ramps']['science']}: {config}: not a CRDS server_config dictionary ('{{' was never "
+        f"closed (<unknown>, line 1)); restore it, or write a new one with `tmt-crds-cache context --path "
+        f"{cache_copy} tmt_NNNN.pmap`"
+    )
+    result = subprocess.run(
+        [str(BIN / "tmt-crds-cache"), "context", "--path", str(cache_copy), "tmt_0001.pmap"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and result.stdout == "tmt_0001.pmap\n", result.stderr
+    assert "latest_context" in config.read_text()

@@ -57,10 +57,15 @@ def read_server_config(path):
     except FileNotFoundError:
         raise CrdsSetupError(f"{config}: no such file; {Path(path)} is not a complete TMT CRDS cache") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise CrdsSetupError(f"{config}: not a CRDS server_config dictionary ({' '.join(str(exc).split())})") from None
+        reason = " ".join(str(exc).split())
+        raise CrdsSetupError(f"{config}: not a CRDS server_config dictionary ({reason}); {_rewrite(path)}") from None
     if not isinstance(info, dict):
-        raise CrdsSetupError(f"{config}: not a CRDS server_config dictionary")
+        raise CrdsSetupError(f"{config}: not a CRDS server_config dictionary; {_rewrite(path)}")
     return info
+
+
+def _rewrite(path):
+    return f"restore it, or write a new one with `tmt-crds-cache context --path {path} tmt_NNNN.pmap`"
 
 
 def context_source(path, context=None):
@@ -78,10 +83,10 @@ def context_source(path, context=None):
     tuple
         ``(pmap name, description of where it comes from)``.
     """
-    info = read_server_config(path)
-    config = f"{Path(path) / 'config' / OBSERVATORY / 'server_config'}"
     if context:
         return context, "requested"
+    info = read_server_config(path)
+    config = f"{Path(path) / 'config' / OBSERVATORY / 'server_config'}"
     requested = os.environ.get("CRDS_CONTEXT", "").strip()
     if requested and requested.lower() not in SYMBOLIC_LATEST:
         if requested.lower() == f"{OBSERVATORY}-edit":

@@ -10,6 +10,7 @@ cache's context (``latest_context``, the key crds 14 reads, with ``operational_c
 nothing the cache selects has changed; any failure removes every file the ingest wrote.
 """
 
+import ast
 import os
 import pprint
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 from . import INSTRUMENT, OBSERVATORY, REFERENCE_TYPES, configure_environment
 from .diagnose import CrdsSetupError, check_cache, quiet, read_server_config
 
-__all__ = ["IngestError", "ingest", "set_context"]
+__all__ = ["IngestError", "ingest", "server_config_text", "set_context"]
 
 CONTEXT_KEYS = ("latest_context", "operational_context", "edit_context")
 """The server_config entries naming the cache's context: crds 14 selects with ``latest_context``."""
@@ -46,6 +47,8 @@ def _next_name(prefix, extension, *folders, taken=()):
 def set_context(path, context):
     """Make a context the cache's context, atomically (``server_config`` written aside, then renamed).
 
+    A ``server_config`` that does not load is replaced by a new cache's, naming `context`.
+
     Parameters
     ----------
     path : str or Path
@@ -64,12 +67,38 @@ def set_context(path, context):
     if not (path / "mappings" / OBSERVATORY / context).is_file():
         available = ", ".join(sorted(p.name for p in (path / "mappings" / OBSERVATORY).glob("*.pmap")))
         raise CrdsSetupError(f"{path}: no CRDS context {context} in mappings/{OBSERVATORY} (it has: {available})")
+    config = path / "config" / OBSERVATORY / "server_config"
+    try:
+        info = read_server_config(path)
+    except CrdsSetupError:  # unreadable: start again from a new cache's
+        config.parent.mkdir(parents=True, exist_ok=True)
+        info = ast.literal_eval(server_config_text(context))
     with _cache_env(path):
         check_cache(context)
-    info = read_server_config(path)
     info.update(dict.fromkeys(CONTEXT_KEYS, context))
-    with writing(path / "config" / OBSERVATORY / "server_config") as temporary:
+    with writing(config) as temporary:
         Path(temporary).write_text(pprint.pformat(info, sort_dicts=False) + "\n")
+
+
+def server_config_text(context):
+    """Return the ``server_config`` of a new serverless cache whose context is `context`."""
+    import crds
+
+    info = {
+        "observatory": OBSERVATORY,
+        "operational_context": context,
+        "edit_context": context,
+        "latest_context": context,
+        "bad_files_list": [],
+        "bad_files": "",
+        "last_synced": "2024-01-01 00:00:00",
+        "force_remote_mode": False,
+        "effective_mode": "local",
+        "crds_version": {"str": crds.__version__},
+        "reference_url": {},
+        "mapping_url": {},
+    }
+    return pprint.pformat(info, sort_dicts=False) + "\n"
 
 
 class _cache_env:  # noqa: N801 - used as a context manager, like contextlib's
