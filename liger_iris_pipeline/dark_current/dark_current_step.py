@@ -1,13 +1,9 @@
 """`DarkCurrentStep`: subtract the dark rate from a count-rate frame."""
 
-import logging
-
 from ..stpipe import TMTStep
 from .dark_sub import subtract_dark
 
 __all__ = ["DarkCurrentStep"]
-
-log = logging.getLogger(__name__)
 
 
 class DarkCurrentStep(TMTStep):
@@ -22,8 +18,4 @@ class DarkCurrentStep(TMTStep):
     reference_file_types = ["dark"]
 
     def apply(self, model, dark):
-        """Subtract the dark from the step's copy of the frame (see `TMTStep.apply`)."""
-        flagged = subtract_dark(model, dark)
-        if flagged:
-            log.warning("%d good pixels have a non-finite dark: flagged UNRELIABLE_DARK | DO_NOT_USE", flagged)
-        return model
+        subtract_dark(model, dark)

@@ -89,4 +89,7 @@ def subtract_dark(science, dark):
     science.dq |= dark_dq
     science.dq[~usable] |= NAN_DARK_FLAGS
     update_err(science)
-    return int(np.count_nonzero(was_usable & ~usable))
+    lost = int(np.count_nonzero(was_usable & ~usable))
+    if lost:
+        log.warning("%d good pixels have a non-finite dark: flagged UNRELIABLE_DARK | DO_NOT_USE", lost)
+    return lost

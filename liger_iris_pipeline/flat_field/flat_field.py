@@ -9,12 +9,16 @@
   ``ERR`` recomputed; the flat's DQ OR-ed in.
 """
 
+import logging
+
 import numpy as np
 
 from ..dqflags import pixel as FLAGS
 from ..lib.masks import DO_NOT_USE
 from ..lib.subarray import reference_slices
 from ..lib.variance import update_err
+
+log = logging.getLogger(__name__)
 
 __all__ = ["apply_flat"]
 
@@ -61,4 +65,7 @@ def apply_flat(science, flat):
     science.var_rnoise /= square
     science.var_flat = (np.square(science.data) * np.square(error) / square).astype(np.float32)
     update_err(science)
-    return int(np.count_nonzero(bad))
+    count = int(np.count_nonzero(bad))
+    if count:
+        log.info("%d pixels have no valid flat value: flagged NO_FLAT_FIELD | DO_NOT_USE, not divided", count)
+    return count

@@ -1,13 +1,9 @@
 """`FlatFieldStep`: divide a count-rate frame by the flat field."""
 
-import logging
-
 from ..stpipe import TMTStep
 from .flat_field import apply_flat
 
 __all__ = ["FlatFieldStep"]
-
-log = logging.getLogger(__name__)
 
 
 class FlatFieldStep(TMTStep):
@@ -21,8 +17,4 @@ class FlatFieldStep(TMTStep):
     reference_file_types = ["flat"]
 
     def apply(self, model, flat):
-        """Flat-field the step's copy of the frame (see `TMTStep.apply`)."""
-        bad = apply_flat(model, flat)
-        if bad:
-            log.info("%d pixels have no valid flat value: flagged NO_FLAT_FIELD | DO_NOT_USE, not divided", bad)
-        return model
+        apply_flat(model, flat)

@@ -102,32 +102,12 @@ def open_image(init, step_name, role="input", copy=True):
 
 
 def file_label(model):
-    """Return the name of a model for messages: its file name, else its class name.
-
-    Parameters
-    ----------
-    model : stdatamodels.DataModel
-        Any model.
-
-    Returns
-    -------
-    str
-    """
+    """Return a model's file name for the start of a message, else ``<its class>``."""
     return getattr(model.meta, "filename", None) or f"<{type(model).__name__}>"
 
 
 def model_name(model):
-    """Return a name for a model in messages: its file name, else its class name.
-
-    Parameters
-    ----------
-    model : stdatamodels.DataModel
-        Any model.
-
-    Returns
-    -------
-    str
-    """
+    """Return ``<class> <file name>`` (or the class alone) to describe a model in a message."""
     filename = getattr(model.meta, "filename", None)
     return f"{type(model).__name__} {filename}" if filename else type(model).__name__
 

@@ -393,6 +393,8 @@ class TMTStep(_TMTMixin, Step):
             result = self.apply(model, *more, **references)
         except StepSkipped as skipped:
             return self._skipped(model, str(skipped))
+        if result is None:
+            result = model
         setattr(result.meta.cal_step, self.class_alias, "COMPLETE")
         return result
 
@@ -410,8 +412,8 @@ class TMTStep(_TMTMixin, Step):
 
         Returns
         -------
-        TMTDataModel
-            The product.
+        TMTDataModel or None
+            The product; None when it is ``model``, changed in place.
 
         Raises
         ------
