@@ -8,6 +8,14 @@ os.environ.setdefault("STPIPE_DISABLE_CRDS_STEPPARS", "true")
 
 
 @pytest.fixture(scope="session")
+def det():
+    """A 128x128 simulated detector (seed 1), shared by the Level 2 step tests."""
+    from level1_helpers import detector
+
+    return detector()
+
+
+@pytest.fixture(scope="session")
 def small_reduction(tmp_path_factory):
     """A 64x64 CRDS cache of the simulator's cache detector, and Level 0 and Level 1 files reduced with it.
 

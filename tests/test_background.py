@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from level1_helpers import detector, good, level1_from_truth, science_frame
+from level1_helpers import good, level1_from_truth, science_frame
 
 from liger_iris_pipeline import simulate as sim
 from liger_iris_pipeline.background import BackgroundStep
@@ -11,11 +11,6 @@ from liger_iris_pipeline.flat_field import FlatFieldStep
 from liger_iris_pipeline.lib.combine import combine_frames
 
 SKY = 40.0
-
-
-@pytest.fixture(scope="module")
-def det():
-    return detector()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from level1_helpers import detector, good, science_frame
+from level1_helpers import good, science_frame
 
 from liger_iris_pipeline import datamodels
 from liger_iris_pipeline import simulate as sim
@@ -10,11 +10,6 @@ from liger_iris_pipeline.dark_current import DarkCurrentStep
 from liger_iris_pipeline.dark_current.dark_sub import subtract_dark
 from liger_iris_pipeline.dqflags import pixel as FLAGS
 from liger_iris_pipeline.lib.subarray import SubarrayError
-
-
-@pytest.fixture(scope="module")
-def det():
-    return detector()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from level1_helpers import detector, good, science_frame
+from level1_helpers import good, science_frame
 
 from liger_iris_pipeline import datamodels
 from liger_iris_pipeline import simulate as sim
@@ -11,11 +11,6 @@ from liger_iris_pipeline.dqflags import pixel as FLAGS
 from liger_iris_pipeline.flat_field import FlatFieldStep
 
 BAD = FLAGS["NO_FLAT_FIELD"] | FLAGS["DO_NOT_USE"]
-
-
-@pytest.fixture(scope="module")
-def det():
-    return detector()
 
 
 @pytest.fixture(scope="module")

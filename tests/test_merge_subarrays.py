@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
-from level1_helpers import detector, science_frame
+from level1_helpers import science_frame
 
 from liger_iris_pipeline import datamodels
 from liger_iris_pipeline.assign_wcs import AssignWcsStep
@@ -15,11 +15,6 @@ from liger_iris_pipeline.parse_subarray_map import ParseSubarrayMapStep
 
 SUBARRAYS = [(11, 21, 16, 8), (61, 41, 8, 24), (100, 100, 20, 20)]
 OUTSIDE = FLAGS["OUTSIDE_SUBARRAY"] | FLAGS["DO_NOT_USE"]
-
-
-@pytest.fixture(scope="module")
-def det():
-    return detector()
 
 
 @pytest.fixture(scope="module")

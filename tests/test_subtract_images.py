@@ -2,16 +2,11 @@
 
 import numpy as np
 import pytest
-from level1_helpers import detector, good, science_frame
+from level1_helpers import good, science_frame
 
 from liger_iris_pipeline.dqflags import pixel as FLAGS
 from liger_iris_pipeline.lib.subarray import SubarrayError
 from liger_iris_pipeline.subtract_images import SubtractImagesStep
-
-
-@pytest.fixture(scope="module")
-def det():
-    return detector()
 
 
 def test_difference_of_two_exposures_is_consistent_with_truth(det):
