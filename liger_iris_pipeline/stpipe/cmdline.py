@@ -2,7 +2,7 @@
 
 ``tmtrun`` runs steps through `step_from_cmdline`; a step run by ``strun`` or ``tmtrun`` reports
 its failures as one line (see `liger_iris_pipeline.lib.errors`), which it knows to do through
-`under_command_line`. ``tests/test_tmtrun.py`` pins the stpipe behaviour both rely on.
+`under_command_line`. ``tests/test_stpipe_contract.py`` pins the stpipe behaviour both rely on.
 """
 
 import contextlib
