@@ -76,7 +76,7 @@ static size_t detect_jumps(const double *y, const double *t, size_t m,
     }
     for (;;) {
         size_t na = 0, worst = nd, prev = nd;
-        double sum = 0.0, worst_score = 0.0, kk, ra = 0.0, rb = 0.0;
+        double sum = 0.0, worst_score = 0.0, kk, ra = 0.0, rb = 0.0, rc = 0.0;
         for (j = 0; j < nd; ++j)
             if (!s->brk[j]) {
                 tmp[na++] = d[j];
@@ -94,13 +94,14 @@ static size_t detect_jumps(const double *y, const double *t, size_t m,
                 continue;
             ra += 2.0 * rn2eff / (dt[j] * dt[j]);
             rb += 1.0 / dt[j];
+            rc += 1.0 / (dt[j] * dt[j]);
             if (prev + 1 == j)
                 ra -= 2.0 * rn2eff / (dt[prev] * dt[j]);
             prev = j;
         }
         kk = (double)na;
         for (j = 0; j < nd; ++j) {
-            double r, a_j, c_j, var_e, score;
+            double r, a_j, c_j, var_e, score, z, k3, thr_up;
             if (s->brk[j])
                 continue;
             r = median_without(tmp, na, d[j]);
@@ -126,8 +127,27 @@ static size_t detect_jumps(const double *y, const double *t, size_t m,
                     r * ((kk * kk - 2.0 * kk) / dt[j] + rb);
             if (!(var_e > 0.0))
                 continue;
-            /* |K d_j - S| / sd is the same ratio as |e_j| / sigma_j */
-            score = fabs(kk * d[j] - sum) / sqrt(var_e);
+            /* (K d_j - S) / sd is the same ratio as e_j / sigma_j */
+            z = (kk * d[j] - sum) / sqrt(var_e);
+            score = fabs(z);
+            if (z > 0.0 && r > 0.0) {
+                /* Poisson counts are skewed: their upper tail is longer
+                 * than a normal one, and few counts per interval flag
+                 * clean pixels.  Raise the threshold of upward deviations
+                 * by the Cornish-Fisher term gamma (T^2 - 1) / 6, gamma the
+                 * skewness of K d_j - S (third cumulant: r/g^2 per interval
+                 * per dt^2); the downward tail is shorter, so the two-sided
+                 * false-alarm probability stays at most alpha.  Zero for
+                 * dark pixels and for K = 2. */
+                const double t = thr[na];
+                k3 = r * inv_gain *
+                     ((kk - 1.0) * (kk - 1.0) * (kk - 1.0) / (dt[j] * dt[j]) -
+                      (rc - 1.0 / (dt[j] * dt[j])));
+                if (k3 > 0.0 && isfinite(t)) {
+                    thr_up = t + k3 / (var_e * sqrt(var_e)) * (t * t - 1.0) / 6.0;
+                    score = z * t / thr_up; /* > t exactly when z > thr_up */
+                }
+            }
             if (score > worst_score) {
                 worst_score = score;
                 worst = j;
