@@ -84,7 +84,19 @@ static size_t detect_jumps(const double *y, const double *t, size_t m,
             }
         if (na < 2)
             break;
-        qsort(tmp, na, sizeof *tmp, cmp_double);
+        if (na <= 64) {
+            /* insertion sort: few values, nearly in order (a ramp's
+             * differences scatter about one rate) */
+            size_t a, b;
+            for (a = 1; a < na; ++a) {
+                double v = tmp[a];
+                for (b = a; b > 0 && tmp[b - 1] > v; --b)
+                    tmp[b] = tmp[b - 1];
+                tmp[b] = v;
+            }
+        } else {
+            qsort(tmp, na, sizeof *tmp, cmp_double);
+        }
         med = na % 2 ? tmp[na / 2] : 0.5 * (tmp[na / 2 - 1] + tmp[na / 2]);
         /* Var(S) = ra + r * rb: read-noise part (variances plus twice the
          * covariance -R / (dt_i dt_{i+1}) of active neighbours) and the
