@@ -182,7 +182,7 @@ def test_output_file_round_trip(tmp_path, detector, references):
 def test_bad_inputs_raise_clear_errors(detector, references):
     ramp, _ = sim.simulate_dark_exposure(detector, nreads=4, pointing=POINTING, seed=1)
     frame = datamodels.IRISImageModel((4, 4))
-    with pytest.raises(TypeError, match=r"must be a Level 0 ramp \(TMTRampModel\), this is a IRISImageModel"):
+    with pytest.raises(TypeError, match=r"must be a TMTRampModel \(Level 0 ramp\), this is a IRISImageModel"):
         RampFitStep.call(frame, **ramp_fit_overrides(references))
     short = ramp.copy()
     short.read_times = short.read_times[:2]

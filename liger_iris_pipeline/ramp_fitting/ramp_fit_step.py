@@ -12,13 +12,6 @@ __all__ = ["RampFitStep"]
 
 log = logging.getLogger(__name__)
 
-_REFERENCE_MODELS = {
-    "nonlin": "TMTNonlinModel",
-    "saturation": "TMTSaturationModel",
-    "readnoise": "TMTReadnoiseModel",
-    "gain": "TMTGainModel",
-}
-
 
 class RampFitStep(TMTStep):
     """Combine the reads of each integration into a count rate, with errors and DQ.
@@ -30,6 +23,9 @@ class RampFitStep(TMTStep):
 
     class_alias = "ramp_fit"
     reference_file_types = ["nonlin", "saturation", "readnoise", "gain"]
+    # Without read noise and gain there are no errors: apply refuses rather than skipping the step.
+    optional_reference_types = ("nonlin", "saturation", "readnoise", "gain")
+    input_model = ("TMTRampModel",)
 
     spec = """
     readout_mode = option('header', 'UTR', 'CDS', 'MCDS', default='header')  # Sampling: 'header' uses READPATT
@@ -40,47 +36,27 @@ class RampFitStep(TMTStep):
     nthreads = integer(min=0, default=0)  # Threads of the C pass; 0 uses all cores
     """
 
-    def process(self, input):  # noqa: A002 - stpipe's argument name
-        """Fit the ramp.
-
-        Parameters
-        ----------
-        input : str or TMTRampModel
-            Level 0 ramp, normally after `DQInitStep`.
-
-        Returns
-        -------
-        IRISImageModel
-            Level 1 frame (suffix ``rate``).
-        """
-        from .. import datamodels
-
-        ramp = datamodels.open(input) if not isinstance(input, datamodels.TMTDataModel) else input
-        check_ramp(ramp, self.name)
+    def apply(self, ramp, nonlin, saturation, readnoise, gain):
+        """Fit the ramp, normally after `DQInitStep` (see `TMTStep.apply`); returns the Level 1 frame."""
+        check_ramp(ramp)
+        for reftype, reference in (("readnoise", readnoise), ("gain", gain)):
+            if reference is None:
+                raise ValueError(
+                    f"{file_label(ramp)}: {self.name} needs a {reftype} reference to compute the errors; "
+                    f"override_{reftype} is N/A"
+                )
+        references = {"readnoise": readnoise, "gain": gain}
+        for reftype, reference in (("nonlin", nonlin), ("saturation", saturation)):
+            if reference is None:
+                log.info("%s: no %s reference (N/A): that correction is not applied", self.name, reftype)
+            else:
+                references[reftype] = reference
+        if nonlin is not None:
+            check_nonlin(nonlin)
         nints, nreads = ramp.data.shape[:2]
         mode = self.readout_mode if self.readout_mode != "header" else ramp.meta.exposure.readout_mode or "UTR"
         nfowler = self.nfowler or ramp.meta.exposure.nfowler or 1
-        references = {}
-        for reftype, class_name in _REFERENCE_MODELS.items():
-            reference = self.reference_model(ramp, reftype, getattr(datamodels, class_name))
-            if reference is None:
-                if reftype in ("readnoise", "gain"):
-                    raise ValueError(
-                        f"{file_label(ramp)}: {self.name} needs a {reftype} reference to compute the errors; "
-                        f"override_{reftype} is N/A"
-                    )
-                log.info("%s: no %s reference (N/A): that correction is not applied", self.name, reftype)
-                continue
-            if reftype == "nonlin":
-                check_nonlin(reference)
-            references[reftype] = reference
-        log.info(
-            "Fitting %d integration(s) of %d reads (%s, %s weighting)",
-            nints,
-            nreads,
-            mode,
-            self.weighting,
-        )
+        log.info("Fitting %d integration(s) of %d reads (%s, %s weighting)", nints, nreads, mode, self.weighting)
         frame = fit_exposure(
             ramp,
             references,
@@ -94,7 +70,6 @@ class RampFitStep(TMTStep):
         frame.meta.exposure.readout_mode = mode
         if mode == "MCDS":
             frame.meta.exposure.nfowler = nfowler
-        frame.meta.cal_step.ramp_fit = "COMPLETE"
         return frame
 
 
@@ -115,23 +90,15 @@ def check_nonlin(reference):
         )
 
 
-def check_ramp(ramp, step_name):
-    """Raise unless a model is a Level 0 ramp that can be fitted: its message starts with the file.
+def check_ramp(ramp):
+    """Raise unless a Level 0 ramp can be fitted: its message starts with the file.
 
     Parameters
     ----------
-    ramp : TMTDataModel
+    ramp : TMTRampModel
         The input.
-    step_name : str
-        For messages.
     """
-    from .. import datamodels
-
     where = file_label(ramp)
-    if not isinstance(ramp, datamodels.TMTRampModel):
-        raise TypeError(
-            f"{where}: the input of {step_name} must be a Level 0 ramp (TMTRampModel), this is a {type(ramp).__name__}"
-        )
     nints, nreads = ramp.data.shape[:2]
     if nreads < 2:
         raise ValueError(f"{where}: a ramp needs at least 2 reads per integration to measure a rate, it has {nreads}")
