@@ -90,7 +90,8 @@ def test_unmatched_parkeys_error_names_type_values_and_context(crds_cache_env):
 
 
 def test_date_before_first_reference_error(crds_cache_env):
-    with pytest.raises(ReferenceFileError, match=r"no DARK rule in tmt_iris_dark_0001.rmap .*tmt_0001.pmap.* covers DATE-OBS='2020-01-01'"):
+    expected = r"no DARK rule in tmt_iris_dark_0001.rmap .*tmt_0001.pmap.* covers DATE-OBS='2020-01-01'"
+    with pytest.raises(ReferenceFileError, match=expected):
         DarkAndFlatStep().run(science_model(date="2020-01-01"))
 
 
