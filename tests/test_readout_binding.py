@@ -4,6 +4,9 @@ Data are generated here with a seeded numpy generator (Poisson signal, Gaussian
 read noise, uint16 quantisation), independent of the project's simulator.
 """
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -279,15 +282,153 @@ def test_reads_at_the_adc_floor():
     assert (res.dq[0] == 0).all()
 
 
-def test_dq_bits_agree_with_the_c_header():
-    """Every IRIS_DQ_* of iris_readout.h has the value of the same name in dqflags.pixel."""
-    import re
-    from pathlib import Path
+HEADER = Path(__file__).resolve().parent.parent / "iris_readout" / "include" / "iris_readout.h"
 
+
+def _lib():
+    from liger_iris_pipeline.readout._iris_readout_ffi import ffi, lib
+
+    return ffi, lib
+
+
+def test_dq_bits_agree_with_the_c_header():
+    """The DQ table of iris_readout.h and dqflags.pixel: the same names with the same values.
+
+    Both ways: every IRIS_DQ_* of the header (its text and its compiled value)
+    is a dqflags.pixel flag of that value, and every dqflags.pixel flag is an
+    IRIS_DQ_* of the header; the only extra header name is the JWST alias of
+    bit 29.
+    """
     from liger_iris_pipeline.dqflags import pixel
 
-    header = Path(__file__).resolve().parent.parent / "iris_readout" / "include" / "iris_readout.h"
-    found = re.findall(r"#define IRIS_DQ_(\w+)\s+\((?:1u << (\d+))\)", header.read_text())
-    assert len(found) == 32
-    for name, bit in found:
+    _, lib = _lib()
+    text = HEADER.read_text()
+    declared = re.findall(r"^#define IRIS_DQ_(\w+)\s", text, flags=re.M)
+    assert len(declared) == len(set(declared)) == 34
+    aliases = {"MSA_FAILED_OPEN": "OUTSIDE_SUBARRAY"}
+    compiled = {name: getattr(lib, "IRIS_DQ_" + name) for name in declared}
+    assert set(compiled) == set(pixel) | set(aliases)
+    for name, value in compiled.items():
+        assert value == pixel[aliases.get(name, name)], name
+    # the header's own text: 1u << bit, or 0u for GOOD
+    bits = dict(re.findall(r"#define IRIS_DQ_(\w+)\s+\(1u << (\d+)\)", text))
+    assert len(bits) == 32
+    for name, bit in bits.items():
         assert pixel[name] == 1 << int(bit), name
+    assert re.search(r"#define IRIS_DQ_GOOD\s+0u\b", text) and pixel["GOOD"] == 0
+
+
+def _declarations(text):
+    """Functions, structs, enums, enumerators (with values) and #define constants of C text."""
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    functions = set(re.findall(r"\b(iris_\w+)\s*\([^;{]*\)\s*;", text))
+    structs = set(re.findall(r"\bstruct\s+(iris_\w+)", text))
+    enums = set(re.findall(r"\benum\s+(iris_\w+)", text))
+    enumerators = {}
+    for body in re.findall(r"\benum\s+iris_\w+\s*\{(.*?)\}", text, flags=re.S):
+        enumerators.update((n, int(v)) for n, v in re.findall(r"(IRIS_\w+)\s*=\s*(\d+)", body))
+    defines = set(re.findall(r"^#define[ \t]+(IRIS_\w+)[ \t]+\S", text, flags=re.M))
+    return functions, structs, enums, enumerators, defines
+
+
+def test_cdef_is_derived_from_the_header():
+    """The cffi cdef comes from iris_readout.h: every declaration of the header is in the binding."""
+    from liger_iris_pipeline.readout import _build_ffi
+
+    text = HEADER.read_text()
+    assert _build_ffi.CDEF == _build_ffi.cdef_from_header(text)
+    functions, structs, enums, enumerators, defines = _declarations(text)
+    cdef_functions, cdef_structs, cdef_enums, cdef_enumerators, _ = _declarations(_build_ffi.CDEF)
+    assert functions == cdef_functions and {"iris_workspace_nthreads", "iris_readout_fit_once"} <= functions
+    assert structs == cdef_structs and enums == cdef_enums and enumerators == cdef_enumerators
+    assert set(re.findall(r"^#define (IRIS_\w+) \.\.\.$", _build_ffi.CDEF, flags=re.M)) == defines
+    # the compiled module has them all, with the header's values
+    ffi, lib = _lib()
+    for name in functions:
+        assert callable(getattr(lib, name)), name
+    for name, value in enumerators.items():
+        assert getattr(lib, name) == value, name
+    for name in structs - {"iris_workspace"}:  # the workspace is opaque
+        assert ffi.sizeof("struct " + name) > 0, name
+    version = ".".join(str(getattr(lib, f"IRIS_READOUT_VERSION_{p}")) for p in ("MAJOR", "MINOR", "PATCH"))
+    assert version == readout.version()
+
+
+def test_cdef_builder_is_strict():
+    """Directives the builder does not understand fail the build instead of being dropped silently."""
+    from liger_iris_pipeline.readout._build_ffi import cdef_from_header
+
+    header = (
+        '#ifndef G\n#define G\n#include <stddef.h>\n#ifdef __cplusplus\nextern "C" {\n#endif\n'
+        "#define IRIS_A (1u << 3) /* c */\nint iris_f(int x); // c\n#ifdef __cplusplus\n}\n#endif\n#endif\n"
+    )
+    assert cdef_from_header(header) == "#define IRIS_A ...\nint iris_f(int x);\n"
+    for bad in ("#if FOO\nint a;\n#endif\n", "#define IRIS_F(x) x\n", "#pragma once\n", "#ifdef __cplusplus\n"):
+        with pytest.raises(ValueError):
+            cdef_from_header(bad)
+
+
+def test_ramp_fitter_reuses_one_workspace(monkeypatch):
+    """A RampFitter creates its C workspace once and gives fit_ramp's results on every reuse."""
+    from liger_iris_pipeline.readout import RampFitter, binding
+
+    created = []
+    real_create = binding._workspace_create
+
+    def counting_create(*args):
+        ws = real_create(*args)
+        created.append(ws)
+        return ws
+
+    monkeypatch.setattr(binding, "_workspace_create", counting_create)
+    rng = np.random.default_rng(11)
+    times = 1.5 * np.arange(1, 9)
+    shape = (8, 30, 40)
+    ramps = [noisy_ramps(rng, rng.uniform(0, 1500, 30 * 40), times).reshape(shape) for _ in range(3)]
+    for ramp in ramps:
+        ramp[3:, 5, 7] += 500  # a jump: the scalar path too
+    rn = np.full(shape[1:], 9.0, np.float32)
+    config = dict(read_noise=rn, gain=2.0, saturation=15000.0, nthreads=2)
+    expected = [fit_ramp(ramp, times, **config) for ramp in ramps]
+    assert len(created) == 3  # fit_ramp: one fitter, hence one workspace, per call
+    assert all(exp.dq[5, 7] & JUMP_DET for exp in expected)
+    created.clear()
+    out = RampFitResult(*(np.empty(shape[1:], d) for d in (np.float32,) * 3 + (np.uint32, np.uint16)))
+    with RampFitter(shape, **config) as fitter:
+        assert fitter.nthreads >= 1 and not fitter.closed
+        for _ in range(2):  # the integrations, then the same frames again
+            for ramp, exp in zip(ramps, expected, strict=True):
+                for res in (fitter.fit(ramp, times), fitter.fit(ramp, times, out=out)):
+                    for a, b in zip(res, exp, strict=True):
+                        np.testing.assert_array_equal(a, b)
+    assert len(created) == 1
+    assert fitter.closed
+    with pytest.raises(ValueError, match="closed"):
+        fitter.fit(ramps[0], times)
+    fitter.close()  # idempotent
+
+
+def test_ramp_fitter_workspace_limits_and_finalizer():
+    """Fewer reads and any row length reuse the workspace, more reads are refused; garbage collection frees it."""
+    import gc
+    import weakref
+
+    from liger_iris_pipeline.readout import RampFitter
+
+    times = np.arange(1.0, 11.0)
+    data = linear(times, 10.0, (6, 7))
+    fitter = RampFitter(data.shape)
+    small = np.ascontiguousarray(data[:4, :, :5])
+    np.testing.assert_array_equal(fitter.fit(small, times[:4]).rate, fit_ramp(small, times[:4]).rate)
+    wide = linear(times, 10.0, (6, 40))  # rows of any length: more blocks per row
+    np.testing.assert_array_equal(fitter.fit(wide, times).rate, fit_ramp(wide, times).rate)
+    longer = np.arange(1.0, 13.0)
+    with pytest.raises(IrisReadoutError) as info:
+        fitter.fit(linear(longer, 10.0, (6, 7)), longer)
+    assert info.value.code == _lib()[1].IRIS_ERR_WORKSPACE
+    del info  # its traceback holds the fitter
+    finalizer = fitter._finalizer
+    ref = weakref.ref(fitter)
+    del fitter
+    gc.collect()
+    assert ref() is None and not finalizer.alive

@@ -2,14 +2,15 @@
 
 Importing this package is cheap and works even when the compiled extension
 is absent; the extension is loaded on first use of :func:`fit_ramp`,
-:func:`combine_integrations` or :func:`version` (an ImportError then says
-how to build it).
+:class:`RampFitter`, :func:`combine_integrations` or :func:`version` (an
+ImportError then says how to build it).
 """
 
 __all__ = [
     "CombinedResult",
     "IrisReadoutError",
     "RampFitResult",
+    "RampFitter",
     "combine_integrations",
     "fit_ramp",
     "sum_reads",

@@ -8,6 +8,7 @@ file, for development::
 """
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,54 +17,73 @@ from cffi import FFI
 
 _ROOT = Path(__file__).resolve().parents[2]
 _C = _ROOT / "iris_readout"
+HEADER = _C / "include" / "iris_readout.h"
+
+# "#define IRIS_NAME value": an integer constant of the header
+_DEFINE = re.compile(r"#\s*define\s+(IRIS_\w+)\s+\S")
+_DIRECTIVE = re.compile(r"#\s*(\w+)\s*(.*)$")
 
 
-CDEF = """
-typedef enum iris_status {
-    IRIS_OK = 0, IRIS_ERR_NULL_POINTER = 1, IRIS_ERR_BAD_SIZE = 2,
-    IRIS_ERR_TOO_FEW_READS = 3, IRIS_ERR_READ_TIMES = 4, IRIS_ERR_GEOMETRY = 5,
-    IRIS_ERR_FOWLER_N = 6, IRIS_ERR_MODE = 7, IRIS_ERR_DTYPE = 8,
-    IRIS_ERR_WEIGHTING = 9, IRIS_ERR_PARAM = 10, IRIS_ERR_WORKSPACE = 11,
-    IRIS_ERR_NO_MEMORY = 12
-} iris_status;
-typedef struct iris_error { iris_status code; char message[256]; } iris_error;
-typedef enum iris_mode { IRIS_MODE_UTR = 0, IRIS_MODE_CDS = 1, IRIS_MODE_MCDS = 2 } iris_mode;
-typedef enum iris_weighting { IRIS_WEIGHT_OPTIMAL = 0, IRIS_WEIGHT_UNWEIGHTED = 1 } iris_weighting;
-typedef enum iris_dtype { IRIS_DTYPE_UINT16 = 0, IRIS_DTYPE_INT32 = 1, IRIS_DTYPE_FLOAT32 = 2 } iris_dtype;
-typedef struct iris_readout_params {
-    iris_mode mode; iris_weighting weighting; int fowler_n; double jump_threshold;
-    double read_noise; double gain; double saturation; int nthreads;
-    double jump_false_alarm;
-} iris_readout_params;
-typedef struct iris_ramp {
-    const void *data; iris_dtype dtype; size_t nreads, ny, nx; const double *read_times;
-} iris_ramp;
-typedef struct iris_refs {
-    size_t ref_ny, ref_nx, offset_y, offset_x, ncoeffs;
-    const float *nonlin, *zero_level, *saturation, *read_noise, *gain;
-    const uint32_t *mask;
-} iris_refs;
-typedef struct iris_outputs {
-    float *rate, *var_poisson, *var_rnoise; uint32_t *dq; uint16_t *n_usable;
-} iris_outputs;
-typedef struct iris_workspace iris_workspace;
+def cdef_from_header(text):
+    """Return the cffi ``cdef`` of the public header ``text``: its declarations, unchanged.
 
-const char *iris_readout_version(void);
-const char *iris_status_string(iris_status code);
-void iris_readout_params_default(iris_readout_params *p);
-void iris_refs_default(iris_refs *r);
-iris_workspace *iris_workspace_create(size_t max_nreads, size_t max_nx, int nthreads, iris_error *err);
-void iris_workspace_free(iris_workspace *ws);
-iris_status iris_readout_fit(iris_workspace *ws, const iris_ramp *ramp, const iris_refs *refs,
-                             const iris_readout_params *params, const iris_outputs *out,
-                             iris_error *err);
-iris_status iris_readout_sum_reads(const uint16_t *data, size_t nreads, size_t npix,
-                                   uint32_t *out, int nthreads, iris_error *err);
-iris_status iris_readout_combine_integrations(
-    size_t nints, size_t npix, const float *rate, const float *var_poisson,
-    const float *var_rnoise, const uint32_t *dq, float *rate_out,
-    float *var_poisson_out, float *var_rnoise_out, uint32_t *dq_out, iris_error *err);
-"""
+    A small, strict transformation, so that the binding can never drift from
+    the header: comments are removed; ``#include``, the include guard and the
+    ``#ifdef __cplusplus`` blocks (``extern "C"``) are dropped; ``#define
+    IRIS_NAME value`` becomes ``#define IRIS_NAME ...``, for which cffi takes
+    the integer value from the compiled header (no expression is re-typed or
+    evaluated here).  Any other preprocessor directive raises ValueError: a
+    header this cannot turn into a cdef fails the build loudly.
+
+    Parameters
+    ----------
+    text : str
+        Contents of ``iris_readout.h``.
+
+    Returns
+    -------
+    str
+        Declarations for ``FFI.cdef``.
+    """
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    text = text.replace("\\\n", " ")
+    lines = []
+    stack = []  # one entry per open #if: whether its lines are kept
+    guard = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        directive = _DIRECTIVE.match(stripped)
+        if directive is None:
+            if stripped and all(stack):
+                lines.append(line.rstrip())
+            continue
+        name, rest = directive.group(1), directive.group(2).strip()
+        if name in ("if", "ifdef", "ifndef"):
+            if not all(stack) or (name == "ifdef" and rest == "__cplusplus"):
+                stack.append(False)
+            elif name == "ifndef" and guard is None and not stack:
+                guard = rest
+                stack.append(True)
+            else:
+                raise ValueError(f"iris_readout.h line {number}: #{name} {rest} is not understood by the cdef builder")
+        elif name == "endif":
+            if not stack:
+                raise ValueError(f"iris_readout.h line {number}: #endif without #if")
+            stack.pop()
+        elif not all(stack) or name == "include" or (name == "define" and rest == guard):
+            continue
+        elif name == "define" and _DEFINE.match(stripped):
+            lines.append(f"#define {_DEFINE.match(stripped).group(1)} ...")
+        else:
+            raise ValueError(f"iris_readout.h line {number}: #{name} {rest} is not understood by the cdef builder")
+    if stack:
+        raise ValueError("iris_readout.h: #if without #endif")
+    return "\n".join(lines) + "\n"
+
+
+# derived from the header at build time: never a hand-kept copy
+CDEF = cdef_from_header(HEADER.read_text())
 
 
 def make_ffi(absolute=False):
@@ -81,7 +101,7 @@ def make_ffi(absolute=False):
         sources=sorted(path(p) for p in (_C / "src").glob("*.c")),
         include_dirs=[path(_C / "include")],
         depends=[
-            path(_C / "include" / "iris_readout.h"),
+            path(HEADER),
             path(_C / "src" / "internal.h"),
             path(_C / "src" / "kernel.inc"),
         ],
