@@ -1,8 +1,13 @@
 /*
- * Argument checking, workspace, and the block kernel of iris_readout_fit().
+ * iris_readout_fit(): argument checking, the workspace (creation, per-call
+ * weight and threshold tables), the jump-screen constants, and the split of
+ * the frame into blocks and their dispatch to the block kernel.
  *
  * The frame is cut into blocks (a run of pixels of one row) handed to the
- * threads; kernel.inc processes a block.  Each pixel's result depends on
+ * threads.  The block kernel itself is kernel.inc, compiled once per
+ * instruction set (kernel_base.c, kernel_avx2.c; the widest one the CPU runs
+ * is chosen here at run time); the pixels it cannot finish go to the scalar
+ * reference algorithm of pixel.c.  Each pixel's result depends on
  * that pixel only, so the output is identical for any number of threads.
  */
 #include <float.h>
@@ -31,7 +36,7 @@ static void *alloc_floats(size_t count, size_t size)
     return aligned_alloc(64, bytes ? bytes : 64);
 }
 
-static void free_scratch(thread_scratch *s)
+static void free_scratch(iris_thread_scratch *s)
 {
     free(s->y);
     free(s->coef);
@@ -52,7 +57,7 @@ static void free_scratch(thread_scratch *s)
     free(s->px.brk);
 }
 
-static int alloc_scratch(thread_scratch *s, size_t n, size_t b)
+static int alloc_scratch(iris_thread_scratch *s, size_t n, size_t b)
 {
     memset(s, 0, sizeof *s);
     s->y = alloc_floats(n * b, sizeof(float)); /* or uint16 (kernel.inc) */
@@ -361,9 +366,9 @@ iris_status iris_readout_fit(iris_workspace *ws, const iris_ramp *ramp,
                              const iris_outputs *out, iris_error *err)
 {
     /* the widest kernel this CPU runs */
-    void (*kernel)(const fit_ctx *, thread_scratch *, size_t, size_t,
-                   size_t) = iris_process_block_base;
-    fit_ctx c;
+    void (*kernel)(const iris_fit_ctx *, iris_thread_scratch *, size_t,
+                   size_t, size_t) = iris_process_block_base;
+    iris_fit_ctx c;
     size_t nbpr, nblocks, k;
     long blk;
 #ifdef _OPENMP
@@ -413,9 +418,9 @@ iris_status iris_readout_fit(iris_workspace *ws, const iris_ramp *ramp,
 #endif
     {
 #ifdef _OPENMP
-        thread_scratch *s = &ws->ts[omp_get_thread_num()];
+        iris_thread_scratch *s = &ws->ts[omp_get_thread_num()];
 #else
-        thread_scratch *s = &ws->ts[0];
+        iris_thread_scratch *s = &ws->ts[0];
 #endif
 #pragma omp for schedule(dynamic, 1)
         for (blk = 0; blk < (long)nblocks; ++blk) {

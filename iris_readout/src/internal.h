@@ -93,8 +93,9 @@ void iris_fit_pixel(const iris_pixel_in *in, iris_pixel_scratch *s,
 /* Block geometry: blocks are padded to a multiple of this (>= any CW). */
 #define IRIS_BLOCK_ALIGN 16
 
-/* Per-thread scratch of the block kernel (sizes: see fit.c). */
-typedef struct thread_scratch {
+/* Per-thread scratch of the block kernel (kernel.inc); allocated by
+ * alloc_scratch() in fit.c, which gives the sizes. */
+typedef struct iris_thread_scratch {
     float *y;      /* nreads x block, chunk-major; uint16 for uint16 input */
     float *coef;   /* IRIS_MAX_NCOEFFS x block; NaN rows replaced by identity */
     float *thr;    /* saturation threshold (+inf = none) */
@@ -103,7 +104,7 @@ typedef struct thread_scratch {
     int32_t *nbad; /* unusable reads, or a reason for the scalar path */
     size_t *slow;  /* block pixels queued for the scalar path */
     iris_pixel_scratch px;
-} thread_scratch;
+} iris_thread_scratch;
 
 struct iris_workspace {
     size_t max_nreads, block;
@@ -116,11 +117,12 @@ struct iris_workspace {
     double sum_c2[IRIS_NPOWER], q[IRIS_NPOWER];
     /* the same in single precision, padded for per-lane lookup */
     float sum_c2_f[IRIS_WT_STRIDE], q_f[IRIS_WT_STRIDE];
-    thread_scratch *ts;
+    iris_thread_scratch *ts;
 };
 
-/* Everything a block needs, set up once per call. */
-typedef struct fit_ctx {
+/* Everything a block needs, set up once per call by iris_readout_fit() (fit.c)
+ * and read by the block kernel (kernel.inc). */
+typedef struct iris_fit_ctx {
     const iris_ramp *ramp;
     const iris_refs *refs; /* NULL or with at least one array */
     const iris_readout_params *p;
@@ -135,17 +137,17 @@ typedef struct fit_ctx {
      * threshold T_{n-1}, and lower bounds over j of the variance of
      * K d_j - S per unit read variance (fvar) and per unit rate/gain (gvar) */
     float jthr, fvar, gvar;
-} fit_ctx;
+} iris_fit_ctx;
 
 /* Fit pixels [x0, x0+len) of row y (kernel.inc, one build per ISA). */
-void iris_process_block_base(const fit_ctx *c, thread_scratch *s, size_t y,
-                             size_t x0, size_t len);
+void iris_process_block_base(const iris_fit_ctx *c, iris_thread_scratch *s,
+                             size_t y, size_t x0, size_t len);
 /* IRIS_BASE_KERNEL_ONLY: build without the AVX2 kernel (tests use it to
  * exercise the portable kernel on AVX2 machines). */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(IRIS_BASE_KERNEL_ONLY)
 #define IRIS_HAVE_AVX2_KERNEL 1
-void iris_process_block_avx2(const fit_ctx *c, thread_scratch *s, size_t y,
-                             size_t x0, size_t len);
+void iris_process_block_avx2(const iris_fit_ctx *c, iris_thread_scratch *s,
+                             size_t y, size_t x0, size_t len);
 #endif
 
 #endif

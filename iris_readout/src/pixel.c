@@ -1,10 +1,11 @@
 /*
  * The reference algorithm for one pixel, in double precision.
  *
- * The block kernel in fit.c handles the common case (every read usable, no
- * jump candidate, valid references) with vectorised single-precision loops;
- * every other pixel comes here.  This file is therefore the definition of
- * the processing; fit.c is an exact shortcut of it for ordinary pixels.
+ * The block kernel (kernel.inc, dispatched by fit.c) handles the common case
+ * (every read usable, no jump candidate, valid references) with vectorised
+ * single-precision loops; every other pixel comes here.  This file is
+ * therefore the definition of the processing; the block kernel is an exact
+ * shortcut of it for ordinary pixels.
  */
 #include <math.h>
 #include <stdlib.h>
