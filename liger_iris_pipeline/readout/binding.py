@@ -148,10 +148,10 @@ def _workspace_create(ffi, lib, max_nreads, max_nx, nthreads):
 class RampFitter:
     """A reusable ramp fitter: one C workspace and one configuration for an exposure.
 
-    The C library's workspace (``iris_workspace``, per-thread scratch memory)
-    is allocated once here, for ramps of at most ``shape``'s number of reads
-    (rows of any length), and reused by every :meth:`fit` (every integration, every frame of
-    that size); the processing parameters and the per-pixel reference maps are
+    The C library's workspace (``iris_workspace``, per-thread scratch memory
+    and tables) is allocated once here, sized for ``shape``, and reused by
+    every :meth:`fit`: every integration of an exposure, every frame of a
+    sequence.  The processing parameters and the per-pixel reference maps are
     validated and converted once.  The workspace is freed by :meth:`close`, at
     the end of a ``with`` block, or when the fitter is garbage-collected,
     whichever comes first.  One fit runs at a time per fitter (a lock; the C
@@ -168,7 +168,8 @@ class RampFitter:
     nonlin_coeffs, saturation, read_noise, gain, mask, zero_level, offset
         Per-pixel references (arrays) or scalar defaults, as for
         :func:`fit_ramp`; arrays are converted to float32 / uint32 once and
-        kept (not copied when already of that type and C-contiguous).
+        kept.  An array already of that type and C-contiguous is not copied
+        but borrowed: changing it in place changes later fits.
     nthreads : int
         Threads of the workspace; 0 uses all OpenMP threads.
 
@@ -204,8 +205,6 @@ class RampFitter:
             raise ValueError(f"mode must be one of {sorted(_MODES)}, got {mode!r}")
         if weighting not in _WEIGHTINGS:
             raise ValueError(f"weighting must be one of {sorted(_WEIGHTINGS)}, got {weighting!r}")
-        if int(nthreads) < 0:
-            raise ValueError(f"nthreads must be >= 0, got {nthreads}")
         self.shape = shape
         ffi, lib = _ffi_lib()
         self._ffi, self._lib = ffi, lib
