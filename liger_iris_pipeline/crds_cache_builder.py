@@ -2,7 +2,9 @@
 
 Full-frame references are hundreds of megabytes, too large for git: the repository keeps the
 mappings (``crds_cache/mappings/tmt``) and this command builds every reference they name,
-deterministically (fixed simulator seed), into ``crds_cache/references/tmt/iris/``::
+deterministically (fixed simulator seed), into ``crds_cache/references/tmt/<instrument>/``
+(IRIS at 4096x4096 and Liger at 2048x2048 pixels, each instrument's simulated detector;
+``--size N`` makes every instrument's references N x N)::
 
     tmt-crds-cache build                  # the package's cache (CRDS_PATH or the checkout's crds_cache/)
     tmt-crds-cache build --path DIR --size 64 --context tmt_0002.pmap --force
@@ -19,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .crds_plugin import INSTRUMENT, OBSERVATORY, REFERENCE_TYPES, cache_path, register
+from .crds_plugin import INSTRUMENTS, OBSERVATORY, REFERENCE_TYPES, cache_path, register
 from .lib.errors import run_command
 from .simulate.detector import CACHE_DETECTOR_SEED as SEED
 
@@ -98,6 +100,7 @@ def calibration_references(detector, truth, useafter):
     """
     from . import simulate
     from .pipeline import Detector1Pipeline, MasterDarkPipeline, ProcessFlatfieldL2
+    from .simulate.instruments import instrument_model
 
     ramp_fit = {f"override_{name.lower()}": truth[name] for name in ("NONLIN", "SATURATION", "READNOISE", "GAIN")}
     level1 = Detector1Pipeline(steps={"dq_init": {"override_mask": truth["MASK"]}, "ramp_fit": ramp_fit})
@@ -112,7 +115,7 @@ def calibration_references(detector, truth, useafter):
     darks = level1_frames(simulate.simulate_dark_exposure, nreads=DARK_NREADS)
     dark = MasterDarkPipeline(steps={"combine_darks": reference}).run(darks)
     del darks
-    lamp_rate = FLAT_LAMP_FILL / (FLAT_NREADS * 1.47)
+    lamp_rate = FLAT_LAMP_FILL / (FLAT_NREADS * instrument_model(detector.instrument).read_time)
     flats = level1_frames(simulate.simulate_flat_exposure, nreads=FLAT_NREADS, lamp_rate=lamp_rate)
     flat = ProcessFlatfieldL2(**reference, steps={"dark_current": {"override_dark": dark}}).run(flats)
     flat.meta.instrument.filter = _ANY
@@ -146,8 +149,9 @@ def planned_references(path, context=None):
     Returns
     -------
     list of tuple
-        ``(reference file name, filekind, {parkey: value}, useafter)``, useafter as
-        ``YYYY-MM-DDThh:mm:ss``; a file named by several rmap entries is listed once.
+        ``(reference file name, instrument, filekind, {parkey: value}, useafter)``, instrument
+        lower case, useafter as ``YYYY-MM-DDThh:mm:ss``; a file named by several rmap entries is
+        listed once.
     """
     from crds.core import rmap
 
@@ -162,20 +166,22 @@ def planned_references(path, context=None):
         check_cache(context)  # the cache and the context's mappings load, or one line says why not
         pmap = rmap.load_mapping(str(path / "mappings" / OBSERVATORY / context))
         planned = {}
-        for filekind, rmapping in sorted(pmap.get_imap(INSTRUMENT).selections.items()):
-            if not hasattr(rmapping, "todict"):
-                continue  # an N/A type: nothing to build
-            match_keys = rmapping.parkey[0]
-            for *values, useafter, filename in rmapping.todict()["selections"]:
-                planned.setdefault(
-                    filename,
-                    (
+        for instrument in sorted(pmap.selections):
+            for filekind, rmapping in sorted(pmap.get_imap(instrument.lower()).selections.items()):
+                if not hasattr(rmapping, "todict"):
+                    continue  # an N/A type: nothing to build
+                match_keys = rmapping.parkey[0]
+                for *values, useafter, filename in rmapping.todict()["selections"]:
+                    planned.setdefault(
                         filename,
-                        filekind.lower(),
-                        dict(zip(match_keys, values, strict=True)),
-                        useafter.replace(" ", "T"),
-                    ),
-                )
+                        (
+                            filename,
+                            instrument.lower(),
+                            filekind.lower(),
+                            dict(zip(match_keys, values, strict=True)),
+                            useafter.replace(" ", "T"),
+                        ),
+                    )
     return list(planned.values())
 
 
@@ -200,7 +206,7 @@ def write_reference_file(model, path):
     kept.writeto(path, overwrite=True, checksum=True)
 
 
-def new_reference(reftype, output, useafter, size=4096, parkeys=None):
+def new_reference(reftype, output, useafter, size=None, parkeys=None, instrument="iris"):
     """Write one reference file of a type for ingestion into a context (see ``docs/crds_ingest.rst``).
 
     Parameters
@@ -208,18 +214,18 @@ def new_reference(reftype, output, useafter, size=4096, parkeys=None):
     reftype : str
         Reference type, e.g. ``dark``.
     output : str or Path
-        Output file; name it ``tmt_iris_<type>_<serial>.fits``.
+        Output file; name it ``tmt_<instrument>_<type>_<serial>.fits``.
     useafter : str
         USEAFTER, ``YYYY-MM-DDThh:mm:ss``.
-    size : int
-        Detector size in pixels per side.
+    size : int, optional
+        Detector size in pixels per side; default the instrument's detector.
     parkeys : dict, optional
         ``{parkey: value}`` selection values (e.g. ``{"META.EXPOSURE.READOUT_MODE": "CDS"}``);
         the detector defaults to IMG1.
+    instrument : str
+        ``iris`` or ``liger``.
     """
-    from . import simulate
-
-    model = source_reference_models(simulate.make_detector(shape=(size, size), seed=SEED), useafter)[reftype.upper()]
+    model = source_reference_models(_detector(instrument, size), useafter)[reftype.upper()]
     _apply_selection(model, {"META.INSTRUMENT.DETECTOR": "IMG1", **(parkeys or {})})
     model.meta.author = AUTHOR
     write_reference_file(model, output)
@@ -277,15 +283,24 @@ def _apply_selection(model, parkeys):
             # The schema has no N/A for this keyword: the rule ignores it, whatever the file says.
 
 
-def build(path=None, size=4096, context=None, force=False, log=print):
+def _detector(instrument, size):
+    """Return the simulated detector the references of an instrument are made from."""
+    from . import simulate
+
+    return simulate.make_detector(None if size is None else (size, size), seed=SEED, instrument=instrument)
+
+
+def build(path=None, size=None, context=None, force=False, log=print):
     """Build the references a context names that are not in the cache yet.
 
     Parameters
     ----------
     path : str or Path, optional
         Cache root; default `liger_iris_pipeline.crds_plugin.cache_path`.
-    size : int
-        Detector size (pixels per side) of the full-frame references.
+    size : int, optional
+        Detector size (pixels per side) of every instrument's full-frame references; default
+        each instrument's detector (`liger_iris_pipeline.simulate.instruments`: IRIS 4096,
+        Liger 2048).
     context : str, optional
         ``.pmap`` name; default the cache's context (``latest_context``).
     force : bool
@@ -304,33 +319,33 @@ def build(path=None, size=4096, context=None, force=False, log=print):
 
 
 def _build(path, size, context, force, log):
-    from . import simulate
-
-    refdir = path / "references" / OBSERVATORY / INSTRUMENT
-    todo = [item for item in planned_references(path, context) if force or not (refdir / item[0]).exists()]
-    if not todo:
-        return []
-    refdir.mkdir(parents=True, exist_ok=True)
-    detector = simulate.make_detector(shape=(size, size), seed=SEED)
-    models_by_date = {}
+    references = path / "references" / OBSERVATORY
+    todo = [
+        item for item in planned_references(path, context) if force or not (references / item[1] / item[0]).exists()
+    ]
     written = []
-    # Files appear under their final name only when complete: a killed build leaves no truncated reference.
-    with tempfile.TemporaryDirectory(prefix=".building-", dir=refdir) as staging:
-        for filename, filekind, parkeys, useafter in todo:
-            start = time.perf_counter()
-            if useafter not in models_by_date:
-                models_by_date[useafter] = source_reference_models(detector, useafter)
-            model = models_by_date[useafter][filekind.upper()]
-            _apply_selection(model, parkeys)
-            model.meta.author = AUTHOR
-            staged = Path(staging) / filename
-            write_reference_file(model, staged)
-            os.replace(staged, refdir / filename)
-            written.append(refdir / filename)
-            log(
-                f"built {refdir / filename} ({(refdir / filename).stat().st_size / 2**20:.1f} MiB, "
-                f"{time.perf_counter() - start:.1f} s)"
-            )
+    for instrument in sorted({item[1] for item in todo}):
+        refdir = references / instrument
+        refdir.mkdir(parents=True, exist_ok=True)
+        detector = _detector(instrument, size)
+        models_by_date = {}
+        # Files appear under their final name only when complete: a killed build leaves no truncated reference.
+        with tempfile.TemporaryDirectory(prefix=".building-", dir=refdir) as staging:
+            for filename, _, filekind, parkeys, useafter in (item for item in todo if item[1] == instrument):
+                start = time.perf_counter()
+                if useafter not in models_by_date:
+                    models_by_date[useafter] = source_reference_models(detector, useafter)
+                model = models_by_date[useafter][filekind.upper()]
+                _apply_selection(model, parkeys)
+                model.meta.author = AUTHOR
+                staged = Path(staging) / filename
+                write_reference_file(model, staged)
+                os.replace(staged, refdir / filename)
+                written.append(refdir / filename)
+                log(
+                    f"built {refdir / filename} ({(refdir / filename).stat().st_size / 2**20:.1f} MiB, "
+                    f"{time.perf_counter() - start:.1f} s)"
+                )
     return written
 
 
@@ -422,11 +437,12 @@ def check(path=None, context=None):
     with _cache_env(path):
         _, context = check_cache(context)
         planned = planned_references(path, context)
-    refdir = path / "references" / OBSERVATORY / INSTRUMENT
-    missing = [name for name, *_ in planned if not (refdir / name).is_file()]
+    references = path / "references" / OBSERVATORY
+    missing = [references / instrument / name for name, instrument, *_ in planned]
+    missing = [file for file in missing if not file.is_file()]
     if missing:
         raise CrdsSetupError(
-            f"{refdir / missing[0]}: missing ({len(missing)} of the {len(planned)} references CRDS context {context} "
+            f"{missing[0]}: missing ({len(missing)} of the {len(planned)} references CRDS context {context} "
             f"names are); build them with `tmt-crds-cache build --path {path}`"
         )
     return context, len(planned)
@@ -458,7 +474,11 @@ def main(argv=None):
     build_parser.add_argument(
         "--path", type=Path, help="cache root (default: $CRDS_PATH or the checkout's crds_cache/)"
     )
-    build_parser.add_argument("--size", type=int, default=4096, help="detector size in pixels per side (default 4096)")
+    build_parser.add_argument(
+        "--size",
+        type=int,
+        help="detector size in pixels per side, every instrument (default: each instrument's, IRIS 4096, Liger 2048)",
+    )
     build_parser.add_argument(
         "--context", help="context (.pmap) whose references to build (default: the cache's latest_context)"
     )
@@ -466,8 +486,15 @@ def main(argv=None):
     new_parser = commands.add_parser("reference", help="write one new reference file, to ingest into a context")
     new_parser.add_argument("reftype", choices=REFERENCE_TYPES, help="reference type")
     new_parser.add_argument("--useafter", required=True, help="USEAFTER, YYYY-MM-DDThh:mm:ss")
-    new_parser.add_argument("--output", type=Path, required=True, help="output file, tmt_iris_<type>_<serial>.fits")
-    new_parser.add_argument("--size", type=int, default=4096, help="detector size in pixels per side (default 4096)")
+    new_parser.add_argument(
+        "--instrument", choices=INSTRUMENTS, default="iris", help="instrument of the reference (default iris)"
+    )
+    new_parser.add_argument(
+        "--output", type=Path, required=True, help="output file, tmt_<instrument>_<type>_<serial>.fits"
+    )
+    new_parser.add_argument(
+        "--size", type=int, help="detector size in pixels per side (default: the instrument's, IRIS 4096, Liger 2048)"
+    )
     new_parser.add_argument(
         "--set",
         metavar="PARKEY=VALUE",
@@ -494,7 +521,7 @@ def main(argv=None):
 
 def _run(args):
     """Run one sub-command."""
-    from .crds_plugin.diagnose import read_server_config
+    from .crds_plugin.diagnose import given_path
 
     if args.command == "reference":
         parkeys = {}
@@ -503,13 +530,24 @@ def _run(args):
                 raise ValueError(f"--set {item}: expected PARKEY=VALUE")
             key, value = item.split("=", 1)
             parkeys[key] = value
-        new_reference(args.reftype, args.output, args.useafter, size=args.size, parkeys=parkeys)
+        new_reference(
+            args.reftype, args.output, args.useafter, size=args.size, parkeys=parkeys, instrument=args.instrument
+        )
         print(f"wrote {args.output}")
         return 0
     if args.command == "path":
         print(cache_path())
         return 0
     path = args.path or cache_path()
+    # A --path is named as such in messages, not as the CRDS_PATH the command sets internally.
+    with given_path(path) if args.path else contextlib.nullcontext():
+        return _run_on_cache(args, path)
+
+
+def _run_on_cache(args, path):
+    """Run a sub-command working on the cache at `path`."""
+    from .crds_plugin.diagnose import read_server_config
+
     if args.command == "check":
         context, count = check(path, args.context)
         print(f"{path}: CRDS context {context} loads, its {count} reference files are in the cache")

@@ -9,7 +9,15 @@ Plain data only: the CRDS plugin imports this module at interpreter start-up.
 
 from dataclasses import dataclass
 
-__all__ = ["DETECTOR_PARKEYS", "REFERENCE_TYPES", "ReferenceType", "reference_type"]
+__all__ = [
+    "DETECTOR_PARKEYS",
+    "INSTRUMENTS",
+    "REFERENCE_TYPES",
+    "UNTYPED_REF_FILES",
+    "ReferenceType",
+    "instrument_types",
+    "reference_type",
+]
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,7 @@ class ReferenceType:
     keyword: str
     parkeys: tuple
     description: str
-    instruments: tuple = ("iris",)
+    instruments: tuple = ("iris", "liger")
 
 
 DETECTOR_PARKEYS = ("META.INSTRUMENT.DETECTOR",)
@@ -75,6 +83,29 @@ REFERENCE_TYPES = {
     )
 }
 """Reference type name -> `ReferenceType`, in the order steps use them."""
+
+
+INSTRUMENTS = tuple(sorted({instrument for entry in REFERENCE_TYPES.values() for instrument in entry.instruments}))
+"""Instruments (lower case) with references in CRDS: each has its own imap and rmaps."""
+
+UNTYPED_REF_FILES = {"distortion": "R_DISTOR"}
+"""``meta.ref_file.<name>`` entries (-> FITS keyword) steps record although CRDS has no such type yet
+(``assign_wcs`` writes ``N/A``); a registry entry of the same name replaces one."""
+
+
+def instrument_types(instrument):
+    """Return the registry entries of the types an instrument has references of, in registry order.
+
+    Parameters
+    ----------
+    instrument : str
+        Instrument name, any case.
+
+    Returns
+    -------
+    list of ReferenceType
+    """
+    return [entry for entry in REFERENCE_TYPES.values() if instrument.lower() in entry.instruments]
 
 
 def reference_type(name):

@@ -76,22 +76,26 @@ def run(command, env, cwd, check=True):
     return result
 
 
-def build_tiny_cache(destination):
-    """Copy the repository's mappings to `destination` and build their references at 64x64."""
+def build_tiny_cache(destination, size=64):
+    """Copy the repository's mappings to `destination` and build their references (every instrument's) at `size`."""
     from liger_iris_pipeline.crds_cache_builder import build
 
     copy_cache(destination)
-    build(destination, size=64, log=lambda line: None)
+    build(destination, size=size, log=lambda line: None)
     return destination
 
 
 def science_model(date="2024-06-01", time="00:00:00", **values):
-    """Return a small IRISImageModel with the metadata CRDS selects on (override any by keyword)."""
+    """Return a small IRISImageModel with the metadata CRDS selects on (override any by keyword).
+
+    ``instrument="LIGER"`` makes it a Liger frame (INSTRUME and TELESCOP).
+    """
     from liger_iris_pipeline import datamodels
 
     model = datamodels.IRISImageModel((64, 64))
     meta = model.meta
-    meta.instrument.name = "IRIS"
+    meta.instrument.name = values.get("instrument", "IRIS")
+    meta.telescope = {"IRIS": "TMT", "LIGER": "KECK"}[meta.instrument.name]
     meta.instrument.detector = values.get("detector", "IMG1")
     meta.instrument.filter = values.get("filter", "Kbb")
     meta.instrument.pupil = values.get("pupil", "CLEAR")

@@ -11,9 +11,13 @@ import pytest
 from astropy.io import fits
 from crds_helpers import crds_env, run
 
-from liger_iris_pipeline.crds_plugin import diagnose, ingest
+from liger_iris_pipeline.crds_plugin import INSTRUMENTS, diagnose, ingest
+from liger_iris_pipeline.crds_plugin.generate import first_context_types
 
 BIN = Path(sys.executable).parent
+
+N_REFERENCES = sum(len(first_context_types(instrument)) for instrument in INSTRUMENTS)
+"""References the first context names: every type of every instrument."""
 
 
 def tmt_crds_cache(*args, env=None):
@@ -41,6 +45,7 @@ def snapshot(root):
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exists", [False, True], ids=["new", "empty"])
 def test_build_makes_a_complete_cache_in_a_new_or_empty_directory(tmp_path, exists):
     target = tmp_path / "cache"
@@ -48,25 +53,31 @@ def test_build_makes_a_complete_cache_in_a_new_or_empty_directory(tmp_path, exis
         target.mkdir()
     status, out, err = tmt_crds_cache("build", "--path", target, "--size", "32")
     assert status == 0, err
-    assert "7 reference file(s) built" in out
+    assert f"{N_REFERENCES} reference file(s) built" in out
     status, out, err = tmt_crds_cache("check", "--path", target)
     assert status == 0, err
-    assert out == f"{target}: CRDS context tmt_0001.pmap loads, its 7 reference files are in the cache\n"
+    assert out == f"{target}: CRDS context tmt_0001.pmap loads, its {N_REFERENCES} reference files are in the cache\n"
+    assert sorted(p.name for p in (target / "references" / "tmt").iterdir()) == ["iris", "liger"]
     assert not [p for p in target.rglob("*") if p.name.startswith(".")]
 
 
 def test_failures_are_one_line(small_reduction, tmp_path):
     missing = tmp_path / "nowhere"
-    assert failure(*tmt_crds_cache("check", "--path", missing)).startswith(f"CRDS_PATH={missing}: no such directory")
+    # --path is named as the path given, not as the CRDS_PATH the command sets internally.
+    assert failure(*tmt_crds_cache("check", "--path", missing)) == (
+        f"the CRDS cache {missing}: no such directory; give the --path of a TMT CRDS cache, "
+        f"or make one there with `tmt-crds-cache build --path {missing}`"
+    )
     partial = tmp_path / "partial"
     shutil.copytree(small_reduction["cache"] / "config", partial / "config")
     assert failure(*tmt_crds_cache("build", "--path", partial)).startswith(
-        f"CRDS_PATH={partial}: not a TMT CRDS cache (no mappings/tmt)"
+        f"the CRDS cache {partial}: not a TMT CRDS cache (no mappings/tmt)"
     )
     cache = shutil.copytree(small_reduction["cache"], tmp_path / "cache")
     (cache / "references" / "tmt" / "iris" / "tmt_iris_mask_0001.fits").unlink()
     assert failure(*tmt_crds_cache("check", "--path", cache)) == (
-        f"{cache / 'references' / 'tmt' / 'iris' / 'tmt_iris_mask_0001.fits'}: missing (1 of the 7 references "
+        f"{cache / 'references' / 'tmt' / 'iris' / 'tmt_iris_mask_0001.fits'}: missing "
+        f"(1 of the {N_REFERENCES} references "
         f"CRDS context tmt_0001.pmap names are); build them with `tmt-crds-cache build --path {cache}`"
     )
     assert failure(*tmt_crds_cache("context", "--path", cache, "tmt_0007.pmap")) == (
@@ -149,6 +160,7 @@ def test_context_switch_is_atomic_and_validated(small_reduction, tmp_path, monke
     assert sorted(p.name for p in config.parent.iterdir()) == ["ref_cache_subdir_mode", "server_config"]
 
 
+@pytest.mark.slow
 def test_ingest_calibration_pipeline_products(small_reduction, tmp_path, monkeypatch):
     """Master dark and flat from ``tmtrun master_dark.cfg`` / ``preprocess_flatfield.cfg``, ingested together."""
     from liger_iris_pipeline import simulate
@@ -244,6 +256,7 @@ def test_first_context_generated_is_the_checkout_one(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_build_without_a_checkout_generates_the_first_context(tmp_path):
     target = tmp_path / "cache"
     code = (

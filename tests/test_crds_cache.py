@@ -9,10 +9,12 @@ from crds_helpers import SOURCE_CACHE, build_tiny_cache, copy_cache, crds_env, r
 
 import liger_iris_pipeline
 from liger_iris_pipeline import crds_cache_builder
-from liger_iris_pipeline.crds_plugin import REFERENCE_TYPES, generate, register
+from liger_iris_pipeline.crds_plugin import INSTRUMENTS, REFERENCE_TYPES, generate, register
+from liger_iris_pipeline.reference_types import instrument_types
 from liger_iris_pipeline.stpipe import TMTStep
 
 MAPPINGS = SOURCE_CACHE / "mappings" / "tmt"
+N_REFERENCES = sum(len(generate.first_context_types(instrument)) for instrument in INSTRUMENTS)
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +29,8 @@ def _load(path):
     return ast.literal_eval(header_text.strip()), text
 
 
-def _imap_types():
-    imap = (MAPPINGS / "tmt_iris_0001.imap").read_text()
+def _imap_types(instrument="iris"):
+    imap = (MAPPINGS / f"tmt_{instrument}_0001.imap").read_text()
     return {name.lower() for name in ast.literal_eval(imap.split("selector =", 1)[1].strip())}
 
 
@@ -58,37 +60,47 @@ def _step_classes():
 
 
 def test_imap_types_are_the_types_steps_ask_for():
-    assert _imap_types() == set(REFERENCE_TYPES)
+    for instrument in INSTRUMENTS:
+        expected = {entry.name for entry in generate.first_context_types(instrument)}
+        assert _imap_types(instrument) == expected, instrument
+        assert expected <= {entry.name for entry in instrument_types(instrument)}
     for step in _step_classes():
         assert set(step.reference_file_types) <= set(REFERENCE_TYPES), step
 
 
 def test_builder_builds_every_named_file_once(tiny_cache):
     planned = crds_cache_builder.planned_references(tiny_cache)
-    assert sorted(kind for _, kind, _, _ in planned) == sorted(REFERENCE_TYPES)
-    refdir = tiny_cache / "references" / "tmt" / "iris"
-    assert sorted(p.name for p in refdir.iterdir()) == sorted(name for name, *_ in planned)
-    mtimes = {p: p.stat().st_mtime_ns for p in refdir.iterdir()}
+    for instrument in INSTRUMENTS:
+        mine = [item for item in planned if item[1] == instrument]
+        expected = sorted(entry.name for entry in generate.first_context_types(instrument))
+        assert sorted(kind for _, _, kind, _, _ in mine) == expected
+        refdir = tiny_cache / "references" / "tmt" / instrument
+        assert sorted(p.name for p in refdir.iterdir()) == sorted(name for name, *_ in mine)
+        assert all(name.startswith(f"tmt_{instrument}_") for name, *_ in mine)
+    files = sorted((tiny_cache / "references" / "tmt").rglob("*.fits"))
+    mtimes = {p: p.stat().st_mtime_ns for p in files}
     assert crds_cache_builder.build(tiny_cache, size=64, log=lambda line: None) == []
-    assert {p: p.stat().st_mtime_ns for p in refdir.iterdir()} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in files} == mtimes
 
 
+@pytest.mark.slow
 def test_builder_force_and_cli(tmp_path, capsys):
     copy_cache(tmp_path)
     assert crds_cache_builder.main(["build", "--path", str(tmp_path), "--size", "32"]) == 0
-    assert "7 reference file(s) built" in capsys.readouterr().out
+    assert f"{N_REFERENCES} reference file(s) built" in capsys.readouterr().out
     assert crds_cache_builder.main(["build", "--path", str(tmp_path), "--size", "32"]) == 0
     assert "already built" in capsys.readouterr().out
     written = crds_cache_builder.build(tmp_path, size=32, force=True, log=lambda line: None)
-    assert len(written) == len(REFERENCE_TYPES)
+    assert len(written) == N_REFERENCES
     # Staging happens in a temporary subdirectory that is gone afterwards.
-    assert all(p.suffix == ".fits" for p in (tmp_path / "references" / "tmt" / "iris").iterdir())
+    for instrument in INSTRUMENTS:
+        assert all(p.suffix == ".fits" for p in (tmp_path / "references" / "tmt" / instrument).iterdir())
 
 
 def test_built_references_have_full_headers(tiny_cache):
     from astropy.io import fits
 
-    for path in (tiny_cache / "references" / "tmt" / "iris").iterdir():
+    for path in (tiny_cache / "references" / "tmt").rglob("*.fits"):
         header = fits.getheader(path)
         for keyword in (
             "TELESCOP",
@@ -103,17 +115,20 @@ def test_built_references_have_full_headers(tiny_cache):
         ):
             assert keyword in header, f"{path.name}: {keyword}"
         assert header["REFTYPE"].lower() == path.name.split("_")[2]
+        assert header["INSTRUME"].lower() == path.name.split("_")[1] == path.parent.name
+        assert header["TELESCOP"] == {"iris": "TMT", "liger": "KECK"}[path.parent.name]
         with fits.open(path) as hdulist:
             assert "ASDF" not in hdulist
 
 
+@pytest.mark.slow
 def test_crds_cli_on_the_cache(tiny_cache, tmp_path):
     env = crds_env(tiny_cache, tmp_path)
     status = run("crds list --status", env, tmp_path).stdout
     assert "Effective Context = 'tmt_0001.pmap'" in status and "Readonly Cache = True" in status
     assert "tmt_iris_flat_0001.rmap" in run("crds list --mappings", env, tmp_path).stdout
-    refs = tiny_cache / "references" / "tmt" / "iris"
-    certify = run(f"crds certify {refs}/*.fits --comparison-context tmt_0001.pmap", env, tmp_path).stdout
+    refs = tiny_cache / "references" / "tmt"
+    certify = run(f"crds certify {refs}/*/*.fits --comparison-context tmt_0001.pmap", env, tmp_path).stdout
     assert "0 errors" in certify
     assert "0 errors" in run(f"crds certify {tiny_cache}/mappings/tmt/tmt_0001.pmap", env, tmp_path).stdout
     crds_cache_builder.example_science_file(tmp_path / "sci.fits", "2024-06-01")

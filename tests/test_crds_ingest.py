@@ -4,6 +4,7 @@ pipeline; docs/crds.rst's ``crds://`` examples run too."""
 
 from pathlib import Path
 
+import pytest
 from crds_helpers import REPO, build_tiny_cache, crds_env, run
 
 from liger_iris_pipeline.crds_plugin.diagnose import read_server_config
@@ -48,6 +49,7 @@ def run_page(page, tmp_path):
     return cache, workdir, steps
 
 
+@pytest.mark.slow
 def test_ingest_page_commands_run(tmp_path):
     cache, workdir, steps = run_page(PAGE, tmp_path)
     assert len(steps) >= 20
@@ -58,6 +60,7 @@ def test_ingest_page_commands_run(tmp_path):
     assert read_server_config(cache)["latest_context"] == "tmt_0001.pmap"
 
 
+@pytest.mark.slow
 def test_crds_page_crds_names_example_runs(tmp_path):
     """docs/crds.rst: ``crds diff`` and ``crds certify`` with ``crds://`` names."""
     _, _, steps = run_page(REPO / "docs" / "crds.rst", tmp_path)

@@ -9,6 +9,7 @@ from crds_helpers import PTH, crds_env, installed_pth, run
 
 import liger_iris_pipeline.crds_plugin as plugin
 from liger_iris_pipeline.crds_plugin import generate
+from liger_iris_pipeline.reference_types import INSTRUMENTS, REFERENCE_TYPES, instrument_types
 
 
 def test_register_is_idempotent():
@@ -21,7 +22,7 @@ def test_register_is_idempotent():
     assert crds.__path__.count(plugin._PLUGIN_DIR) == 1
     import crds.tmt
 
-    assert crds.tmt.INSTRUMENTS == ["all", "iris"]
+    assert crds.tmt.INSTRUMENTS == ["all", "iris", "liger"]
     assert set(plugin.REFERENCE_TYPES) <= set(crds.tmt.FILEKINDS)
 
 
@@ -55,9 +56,10 @@ def test_pth_installed_matches_source():
 
 
 def test_generated_type_files_are_current():
-    for relative, text in generate.generated_files().items():
-        assert (generate.TMT_DIR / relative).read_text() == text, f"{relative} is stale: run generate"
-    assert tuple(generate.TYPES) == plugin.REFERENCE_TYPES
+    for path, text in generate.generated_files().items():
+        assert path.exists() and path.read_text() == text, f"{path} is stale: run generate"
+    assert generate.stale_files() == [], "type files of a type no longer registered: run generate"
+    assert plugin.REFERENCE_TYPES == tuple(REFERENCE_TYPES)
 
 
 def test_locator_keywords_match_schema():
@@ -85,3 +87,24 @@ def test_wrapper_runs_crds_tools_without_the_hook(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "CRDS_PATH": str(SOURCE_CACHE)}
     result = run(f"{sys.executable} -m liger_iris_pipeline.crds_plugin list --mappings", env, tmp_path)
     assert "tmt_iris_dark_0001.rmap" in result.stdout
+
+
+def test_everything_reads_the_registry():
+    """The CRDS type files, the locator, the schemas and the plugin list exactly the registry's types."""
+    plugin.register()
+    import crds.tmt
+    from crds.tmt import locate
+
+    assert plugin.INSTRUMENTS == INSTRUMENTS == ("iris", "liger")
+    for instrument in INSTRUMENTS:
+        for entry in instrument_types(instrument):
+            spec = generate.spec_dicts()[f"{instrument}_{entry.name}.spec"]
+            assert spec["parkey"][0] == entry.parkeys and spec["text_descr"] == entry.description
+            assert (generate.TMT_DIR / "tpns" / f"{instrument}_{entry.name}.tpn").is_file()
+    for entry in REFERENCE_TYPES.values():
+        assert locate.FILEKIND_KEYWORDS[entry.name] == entry.keyword == locate.filekind_to_keyword(entry.name)
+        assert generate.schema_node("IRISImageModel", f"meta.ref_file.{entry.name}.name")["fits_keyword"] == (
+            entry.keyword
+        )
+    assert generate.schema_enum("TMTDarkModel", "meta.reftype") == [name.upper() for name in REFERENCE_TYPES]
+    assert set(crds.tmt.FILEKINDS) == {"all", *REFERENCE_TYPES}

@@ -9,6 +9,7 @@ imported at every interpreter start by the ``.pth`` hook (see `autoload`) and mu
 import os
 
 __all__ = [
+    "INSTRUMENTS",
     "OBSERVATORY",
     "REFERENCE_TYPES",
     "CacheNotFoundError",
@@ -18,11 +19,20 @@ __all__ = [
     "register",
 ]
 
-OBSERVATORY = "tmt"
-INSTRUMENT = "iris"
+from ..reference_types import INSTRUMENTS as _REGISTRY_INSTRUMENTS
+from ..reference_types import REFERENCE_TYPES as _REGISTRY
 
-REFERENCE_TYPES = ("dark", "flat", "mask", "nonlin", "saturation", "readnoise", "gain")
-"""Reference types the IRIS steps ask CRDS for; the imap of the shipped context names exactly these."""
+OBSERVATORY = "tmt"
+
+INSTRUMENTS = _REGISTRY_INSTRUMENTS
+"""Instruments of the ``tmt`` observatory in CRDS (lower case), from the reference-type registry."""
+
+INSTRUMENT = "iris"
+"""The default instrument (of a dataset that does not say which)."""
+
+REFERENCE_TYPES = tuple(_REGISTRY)
+"""Reference types the steps ask CRDS for (`liger_iris_pipeline.reference_types`); the imaps of the
+shipped context name exactly each instrument's."""
 
 # os.path rather than pathlib: this module is imported at interpreter start-up, pathlib is not.
 _PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))

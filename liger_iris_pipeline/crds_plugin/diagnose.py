@@ -99,8 +99,34 @@ def context_source(path, context=None):
     return str(info[key]), f"{key} of {config}"
 
 
+_GIVEN_PATHS = []
+"""Caches a command was given explicitly (``tmt-crds-cache --path``), innermost last: messages name
+them as paths, not as ``CRDS_PATH=`` settings the user never made."""
+
+
+@contextlib.contextmanager
+def given_path(path):
+    """Within the block, messages about the cache at `path` name the path, not ``CRDS_PATH``."""
+    _GIVEN_PATHS.append(str(path))
+    try:
+        yield
+    finally:
+        _GIVEN_PATHS.pop()
+
+
+def _given(path):
+    return bool(_GIVEN_PATHS) and _GIVEN_PATHS[-1] == str(path)
+
+
 def _cache_label(path):
-    return f"CRDS_PATH={path}" if os.environ.get("CRDS_PATH") else f"the CRDS cache {path}"
+    if os.environ.get("CRDS_PATH") and not _given(path):
+        return f"CRDS_PATH={path}"
+    return f"the CRDS cache {path}"
+
+
+def _point_at(path):
+    """The advice to use another cache: by the option the path came from."""
+    return "give the --path of a TMT CRDS cache" if _given(path) else "point CRDS_PATH at a TMT CRDS cache"
 
 
 _CHECKED = {}
@@ -130,18 +156,18 @@ def check_cache(context=None):
         raise CrdsSetupError(str(exc)) from None
     if not path.exists():
         raise CrdsSetupError(
-            f"{_cache_label(path)}: no such directory; point CRDS_PATH at a TMT CRDS cache, "
+            f"{_cache_label(path)}: no such directory; {_point_at(path)}, "
             f"or make one there with {_build_hint(path)}"
         )
     if not path.is_dir():
-        raise CrdsSetupError(f"{_cache_label(path)}: not a directory; point CRDS_PATH at a TMT CRDS cache")
+        raise CrdsSetupError(f"{_cache_label(path)}: not a directory; {_point_at(path)}")
     mappings = path / "mappings" / OBSERVATORY
     server_config = path / "config" / OBSERVATORY / "server_config"
     missing = [str(p.relative_to(path)) for p in (server_config, mappings) if not p.exists()]
     if missing:
         raise CrdsSetupError(
             f"{_cache_label(path)}: not a TMT CRDS cache (no {' or '.join(missing)}); "
-            f"make one there with {_build_hint(path)}, or point CRDS_PATH at one"
+            f"make one there with {_build_hint(path)}, or {_point_at(path).replace('a TMT CRDS cache', 'one')}"
         )
     name, source = context_source(path, context)
     key = (str(path), name, server_config.stat().st_mtime_ns, mappings.stat().st_mtime_ns)

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import INSTRUMENT, OBSERVATORY, REFERENCE_TYPES, configure_environment
+from . import INSTRUMENTS, OBSERVATORY, REFERENCE_TYPES, configure_environment
 from .diagnose import CrdsSetupError, check_cache, quiet, read_server_config
 
 __all__ = ["IngestError", "ingest", "server_config_text", "set_context"]
@@ -139,9 +139,12 @@ def _reference_header(file):
             f"{file}: REFTYPE={header.get('REFTYPE')!r} is not a reference type of the TMT cache "
             f"({', '.join(REFERENCE_TYPES)}); is it a calibration pipeline's product?"
         )
-    if str(header.get("INSTRUME", "")).lower() != INSTRUMENT:
+    if str(header.get("INSTRUME", "")).lower() not in INSTRUMENTS:
         instrument = header.get("INSTRUME")
-        raise IngestError(f"{file}: INSTRUME={instrument!r}, the cache holds {INSTRUMENT.upper()} references")
+        raise IngestError(
+            f"{file}: INSTRUME={instrument!r}, the cache holds references of "
+            f"{', '.join(name.upper() for name in INSTRUMENTS)}"
+        )
     if not header.get("USEAFTER"):
         raise IngestError(f"{file}: no USEAFTER keyword (the date from which the reference applies)")
     return header
@@ -201,72 +204,49 @@ def ingest(files, path=None, log=print):
 
 
 def _ingest(files, path, context, log):
-    from crds.core import log as crds_log
     from crds.core import rmap
-    from crds.refactoring import refactor
 
     mappings = path / "mappings" / OBSERVATORY
-    references = path / "references" / OBSERVATORY / INSTRUMENT
     headers = {Path(file): _reference_header(file) for file in files}
     if len({p.resolve() for p in headers}) != len(headers):
         raise IngestError("the same file is given twice")
     pmap = rmap.get_cached_mapping(str(mappings / context))
-    imap = pmap.get_imap(INSTRUMENT)
+    by_instrument = {}
+    for file, header in headers.items():
+        by_instrument.setdefault(str(header["INSTRUME"]).lower(), {})[file] = header
     written = []  # files moved into the cache, removed on failure
-    references.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".ingest-", dir=path) as scratch:
         scratch = Path(scratch)
-        staged, by_type = {}, {}
-        for file, header in headers.items():
-            reftype = str(header["REFTYPE"]).lower()
-            existing = _named_files(imap, reftype)
-            name = _next_name(
-                f"{OBSERVATORY}_{INSTRUMENT}_{reftype}", ".fits", references, taken=[*existing, *staged.values()]
+        staged, moves, new_mappings, new_imaps = {}, [], [], {}
+        for instrument, instrument_headers in sorted(by_instrument.items()):
+            if instrument.upper() not in pmap.selections:
+                first = next(iter(instrument_headers))
+                raise IngestError(f"{first}: CRDS context {context} has no {instrument.upper()} rules to add it to")
+            references = path / "references" / OBSERVATORY / instrument
+            references.mkdir(parents=True, exist_ok=True)
+            names, imap_name, rmaps = _stage_instrument(
+                instrument, instrument_headers, pmap.get_imap(instrument), path, context, scratch
             )
-            shutil.copyfile(file, scratch / name)
-            staged[file] = name
-            by_type.setdefault(reftype, []).append(scratch / name)
-        _certify([(scratch / staged[file], file) for file in headers], context, "reference file")
-
-        new_mappings = []
-        for reftype, refs in sorted(by_type.items()):
-            if reftype.upper() not in imap.selections:
-                raise IngestError(f"{refs[0].name}: CRDS context {context} has no {reftype.upper()} rmap to add it to")
-            old = imap.get_rmap(reftype)
-            new_name = _next_name(f"{OBSERVATORY}_{INSTRUMENT}_{reftype}", ".rmap", mappings)
-            before = crds_log.errors()
-            with quiet() as handler:
-                refactor.rmap_insert_references(
-                    str(mappings / old.basename), str(scratch / new_name), [str(r) for r in refs], OBSERVATORY
-                )
-            errors = _crds_errors(handler, before)
-            if errors or not (scratch / new_name).exists():
-                raise IngestError(
-                    f"{refs[0].name}: not inserted into {old.basename}: {errors[0] if errors else 'no change'}"
-                )
-            _rename_mapping(scratch / new_name, old.basename)
-            new_mappings.append((reftype, new_name))
-
-        new_imap = _next_name(f"{OBSERVATORY}_{INSTRUMENT}", ".imap", mappings)
-        imap_copy = rmap.load_mapping(str(mappings / imap.basename))
-        for reftype, new_name in new_mappings:
-            imap_copy.selector[reftype.upper()] = new_name
-        _write_mapping(imap_copy, scratch / new_imap, imap.basename)
+            staged.update(names)
+            moves += [(scratch / name, references / name) for name in names.values()]
+            new_mappings += rmaps
+            new_imaps[instrument] = imap_name
         new_pmap = _next_name(OBSERVATORY, ".pmap", mappings)
         pmap_copy = rmap.load_mapping(str(mappings / context))
-        pmap_copy.selector[INSTRUMENT.upper()] = new_imap
+        for instrument, imap_name in new_imaps.items():
+            pmap_copy.selector[instrument.upper()] = imap_name
         _write_mapping(pmap_copy, scratch / new_pmap, context)
+        mapping_names = [n for _, n in new_mappings] + [*new_imaps.values(), new_pmap]
 
         try:
-            moves = [(scratch / name, references / name) for name in staged.values()]
-            moves += [(scratch / name, mappings / name) for name in [n for _, n in new_mappings] + [new_imap, new_pmap]]
+            moves += [(scratch / name, mappings / name) for name in mapping_names]
             for source, target in moves:
                 if target.exists():
                     raise IngestError(f"{target}: already exists; another ingest may be running")
                 os.replace(source, target)
                 written.append(target)
             check_cache(new_pmap)
-            new_files = [mappings / name for name in [n for _, n in new_mappings] + [new_imap, new_pmap]]
+            new_files = [mappings / name for name in mapping_names]
             _certify([(file, file) for file in new_files], context, "new mapping")
             _check_selection(headers, staged, new_pmap)
             set_context(path, new_pmap)
@@ -275,11 +255,62 @@ def _ingest(files, path, context, log):
                 target.unlink(missing_ok=True)
             raise
     for file, name in staged.items():
-        log(f"ingested {file} as {references / name}")
-    log(
-        f"{new_pmap} ({new_imap}, {', '.join(n for _, n in new_mappings)}) is now the context of {path} (was {context})"
-    )
+        instrument = str(headers[file]["INSTRUME"]).lower()
+        log(f"ingested {file} as {path / 'references' / OBSERVATORY / instrument / name}")
+    changed = ", ".join([*new_imaps.values(), *(name for _, name in new_mappings)])
+    log(f"{new_pmap} ({changed}) is now the context of {path} (was {context})")
     return new_pmap
+
+
+def _stage_instrument(instrument, headers, imap, path, context, scratch):
+    """Write one instrument's new references, rmaps and imap into `scratch`, certified.
+
+    Returns
+    -------
+    tuple
+        ``({file: staged reference name}, new imap name, [(reftype, new rmap name), ...])``.
+    """
+    from crds.core import log as crds_log
+    from crds.core import rmap
+    from crds.refactoring import refactor
+
+    mappings = path / "mappings" / OBSERVATORY
+    references = path / "references" / OBSERVATORY / instrument
+    prefix = f"{OBSERVATORY}_{instrument}"
+    staged, by_type = {}, {}
+    for file, header in headers.items():
+        reftype = str(header["REFTYPE"]).lower()
+        existing = _named_files(imap, reftype)
+        name = _next_name(f"{prefix}_{reftype}", ".fits", references, taken=[*existing, *staged.values()])
+        shutil.copyfile(file, scratch / name)
+        staged[file] = name
+        by_type.setdefault(reftype, []).append(scratch / name)
+    _certify([(scratch / staged[file], file) for file in headers], context, "reference file")
+
+    new_mappings = []
+    for reftype, refs in sorted(by_type.items()):
+        if reftype.upper() not in imap.selections:
+            raise IngestError(f"{refs[0].name}: CRDS context {context} has no {reftype.upper()} rmap to add it to")
+        old = imap.get_rmap(reftype)
+        new_name = _next_name(f"{prefix}_{reftype}", ".rmap", mappings)
+        before = crds_log.errors()
+        with quiet() as handler:
+            refactor.rmap_insert_references(
+                str(mappings / old.basename), str(scratch / new_name), [str(r) for r in refs], OBSERVATORY
+            )
+        errors = _crds_errors(handler, before)
+        if errors or not (scratch / new_name).exists():
+            reason = errors[0] if errors else "no change"
+            raise IngestError(f"{refs[0].name}: not inserted into {old.basename}: {reason}")
+        _rename_mapping(scratch / new_name, old.basename)
+        new_mappings.append((reftype, new_name))
+
+    new_imap = _next_name(prefix, ".imap", mappings)
+    imap_copy = rmap.load_mapping(str(mappings / imap.basename))
+    for reftype, new_name in new_mappings:
+        imap_copy.selector[reftype.upper()] = new_name
+    _write_mapping(imap_copy, scratch / new_imap, imap.basename)
+    return staged, new_imap, new_mappings
 
 
 def _named_files(imap, reftype):
@@ -308,14 +339,15 @@ def _check_selection(headers, staged, context):
     from crds.core import rmap
     from crds.tmt.locate import fits_to_parkeys, reference_keys_to_dataset_keys
 
-    imap = rmap.get_cached_mapping(context).get_imap(INSTRUMENT)
+    pmap = rmap.get_cached_mapping(context)
     for file, header in headers.items():
         reftype = str(header["REFTYPE"]).lower()
-        rmapping = imap.get_rmap(reftype)
+        instrument = str(header["INSTRUME"]).upper()
+        rmapping = pmap.get_imap(instrument.lower()).get_rmap(reftype)
         values = reference_keys_to_dataset_keys(rmapping, fits_to_parkeys(dict(header)))
         parameters = {key: values[key] for key in rmapping.get_required_parkeys() if key in values}
         parameters = {key: ("ANY" if value == "N/A" else value) for key, value in parameters.items()}
-        parameters["META.INSTRUMENT.NAME"] = INSTRUMENT.upper()
+        parameters["META.INSTRUMENT.NAME"] = instrument
         with quiet():
             selected = crds.getrecommendations(parameters, reftypes=[reftype], context=context, observatory=OBSERVATORY)
         if selected.get(reftype) != staged[file]:

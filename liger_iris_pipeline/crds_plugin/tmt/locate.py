@@ -13,6 +13,8 @@ import re
 from crds.core import config, exceptions, timestamp, utils
 from crds.io import abstract
 
+from liger_iris_pipeline.reference_types import REFERENCE_TYPES, UNTYPED_REF_FILES
+
 from . import FILEKINDS, INSTRUMENTS, TYPES
 
 HERE = os.path.dirname(__file__) or "."
@@ -39,17 +41,8 @@ CROSS_STRAPPED_KEYWORDS = {
 }
 """Datamodel path -> FITS keywords holding the same value (the schemas' ``fits_keyword``)."""
 
-FILEKIND_KEYWORDS = {
-    "dark": "R_DARK",
-    "flat": "R_FLAT",
-    "mask": "R_MASK",
-    "nonlin": "R_NONLIN",
-    "saturation": "R_SATURA",
-    "readnoise": "R_READNO",
-    "gain": "R_GAIN",
-    "distortion": "R_DISTOR",
-}
-"""Reference type -> FITS keyword of ``meta.ref_file.<type>.name`` in the schemas (8 characters at most)."""
+FILEKIND_KEYWORDS = {**UNTYPED_REF_FILES, **{entry.name: entry.keyword for entry in REFERENCE_TYPES.values()}}
+"""Reference type -> FITS keyword of ``meta.ref_file.<type>.name`` (from `liger_iris_pipeline.reference_types`)."""
 
 # Type-table look-ups crds expects the locator to expose.
 get_all_tpninfos = TYPES.get_all_tpninfos
