@@ -4,7 +4,7 @@ Full-frame references are hundreds of megabytes, too large for git: the reposito
 mappings (``crds_cache/mappings/tmt``) and this command builds every reference they name,
 deterministically (fixed simulator seed), into ``crds_cache/references/tmt/<instrument>/``
 (IRIS at 4096x4096 and Liger at 2048x2048 pixels, each instrument's simulated detector;
-``--size N`` makes every instrument's references N x N)::
+``--size N`` makes every instrument's references N x N, or its full size if smaller)::
 
     tmt-crds-cache build                  # the package's cache (CRDS_PATH or the checkout's crds_cache/)
     tmt-crds-cache build --path DIR --size 64 --context tmt_0002.pmap --force
@@ -284,13 +284,20 @@ def _apply_selection(model, parkeys):
 
 
 def _detector(instrument, size):
-    """Return the simulated detector the references of an instrument are made from."""
+    """Return the simulated detector the references of an instrument are made from.
+
+    `size` (pixels per side) is capped at the instrument's own detector: ``size=4096`` gives
+    IRIS 4096x4096 and Liger its full 2048x2048, like the default.
+    """
     from . import simulate
+    from .simulate.instruments import instrument_model
 
-    return simulate.make_detector(None if size is None else (size, size), seed=SEED, instrument=instrument)
+    full = instrument_model(instrument).detector_shape
+    shape = full if size is None else (min(size, full[0]), min(size, full[1]))
+    return simulate.make_detector(shape, seed=SEED, instrument=instrument)
 
 
-def build(path=None, size=None, context=None, force=False, log=print):
+def build(path=None, size=None, context=None, force=False, log=print, instruments=None):
     """Build the references a context names that are not in the cache yet.
 
     Parameters
@@ -298,15 +305,18 @@ def build(path=None, size=None, context=None, force=False, log=print):
     path : str or Path, optional
         Cache root; default `liger_iris_pipeline.crds_plugin.cache_path`.
     size : int, optional
-        Detector size (pixels per side) of every instrument's full-frame references; default
-        each instrument's detector (`liger_iris_pipeline.simulate.instruments`: IRIS 4096,
-        Liger 2048).
+        Detector size (pixels per side) of every instrument's full-frame references, at most the
+        instrument's own; default each instrument's detector
+        (`liger_iris_pipeline.simulate.instruments`: IRIS 4096, Liger 2048).
     context : str, optional
         ``.pmap`` name; default the cache's context (``latest_context``).
     force : bool
         Rebuild files that already exist.
     log : callable
         Receives one progress line per file.
+    instruments : list of str, optional
+        Build only the references of these instruments (lower case); default every instrument
+        of the context.
 
     Returns
     -------
@@ -315,13 +325,15 @@ def build(path=None, size=None, context=None, force=False, log=print):
     """
     path = Path(path) if path is not None else cache_path()
     with _crds_path(path):  # the calibration pipelines' steps look for a cache: this one
-        return _build(path, size, context, force, log)
+        return _build(path, size, context, force, log, instruments)
 
 
-def _build(path, size, context, force, log):
+def _build(path, size, context, force, log, instruments=None):
     references = path / "references" / OBSERVATORY
     todo = [
-        item for item in planned_references(path, context) if force or not (references / item[1] / item[0]).exists()
+        item
+        for item in planned_references(path, context)
+        if (force or not (references / item[1] / item[0]).exists()) and (instruments is None or item[1] in instruments)
     ]
     written = []
     for instrument in sorted({item[1] for item in todo}):
@@ -477,7 +489,8 @@ def main(argv=None):
     build_parser.add_argument(
         "--size",
         type=int,
-        help="detector size in pixels per side, every instrument (default: each instrument's, IRIS 4096, Liger 2048)",
+        help="detector size in pixels per side, for every instrument up to its own "
+        "(default: each instrument's, IRIS 4096, Liger 2048)",
     )
     build_parser.add_argument(
         "--context", help="context (.pmap) whose references to build (default: the cache's latest_context)"

@@ -1,8 +1,11 @@
 """The reference-file types of the pipeline: one table that everything else reads.
 
-The CRDS plugin (type specs, certify rules, rmap parkeys, header keywords), the steps (the
-model class a reference opens as), the CRDS cache builder and the documentation all take
-their facts from `REFERENCE_TYPES`. Adding a type is one entry here plus its model's schema.
+The CRDS plugin (instruments, type specs, certify rules, rmap parkeys, header keywords), the
+schemas' ``meta.ref_file.<type>`` blocks and REFTYPE enum, the steps (the model class a
+reference opens as), ``tmt-crds-cache`` and the documentation all take their facts from
+`REFERENCE_TYPES`. Adding a type is one entry here plus its model's schema
+(``datamodels/schemas/tmt_<name>.schema.yaml``), then
+``python -m liger_iris_pipeline.crds_plugin.generate`` (see ``docs/developer.rst``).
 
 Plain data only: the CRDS plugin imports this module at interpreter start-up.
 """
