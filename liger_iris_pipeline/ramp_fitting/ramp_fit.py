@@ -1,7 +1,7 @@
 """Fit every integration of a Level 0 ramp in one C pass each, and combine the integrations.
 
 The per-pixel work (nonlinearity, saturation, jumps, slope, variances, DQ) is done by
-`liger_iris_pipeline.readout.fit_ramp`; this module selects the reference arrays for the
+`liger_iris_pipeline.readout.RampFitter`; this module selects the reference arrays for the
 ramp's region on the detector, loops over integrations and builds the Level 1 frame.
 """
 
@@ -15,7 +15,7 @@ __all__ = ["READOUT_MODES", "fit_exposure", "reference_maps"]
 READOUT_MODES = {"UTR": "utr", "CDS": "cds", "MCDS": "mcds"}
 """READPATT value -> iris_readout mode."""
 
-# keyword of `readout.fit_ramp` -> (reference type, attribute of the reference model)
+# keyword of `readout.RampFitter` -> (reference type, attribute of the reference model)
 _REFERENCE_ARRAYS = {
     "nonlin_coeffs": ("nonlin", "coeffs"),
     "saturation": ("saturation", "data"),
@@ -25,7 +25,7 @@ _REFERENCE_ARRAYS = {
 
 
 def reference_maps(ramp, references):
-    """Return the per-pixel reference arrays for `readout.fit_ramp` and the ramp's offset in them.
+    """Return the per-pixel reference arrays for `readout.RampFitter` and the ramp's offset in them.
 
     References that share one geometry (the usual full-frame files) are passed whole with the
     ramp's offset, so nothing is copied; otherwise each is cut to the ramp's region.
@@ -41,7 +41,7 @@ def reference_maps(ramp, references):
     Returns
     -------
     maps : dict
-        `readout.fit_ramp` keyword -> array.
+        `readout.RampFitter` keyword -> array.
     offset : tuple of int
         ``(y, x)`` of the ramp's first pixel in the arrays.
     """
@@ -97,7 +97,7 @@ def fit_exposure(
         metadata and SUBARR_MAP; integrations combined by inverse variance.
     """
     from .. import datamodels
-    from ..readout import RampFitResult, combine_integrations, fit_ramp
+    from ..readout import RampFitResult, RampFitter, combine_integrations
 
     samples = ramp.native_array("data")
     nints, nreads, ny, nx = samples.shape
@@ -108,20 +108,20 @@ def fit_exposure(
         )
         for _ in range(nints)
     ]
-    for integration, out in enumerate(fits):
-        fit_ramp(
-            samples[integration],
-            ramp.read_times,
-            mode=mode,
-            fowler_n=fowler_n,
-            jump_threshold=jump_threshold,
-            jump_false_alarm=jump_false_alarm,
-            weighting=weighting,
-            offset=offset,
-            nthreads=nthreads,
-            out=out,
-            **maps,
-        )
+    # One C workspace and one conversion of the references for all the exposure's integrations.
+    with RampFitter(
+        samples.shape[1:],
+        mode=mode,
+        fowler_n=fowler_n,
+        jump_threshold=jump_threshold,
+        jump_false_alarm=jump_false_alarm,
+        weighting=weighting,
+        offset=offset,
+        nthreads=nthreads,
+        **maps,
+    ) as fitter:
+        for integration, out in enumerate(fits):
+            fitter.fit(samples[integration], ramp.read_times, out=out)
     if nints == 1:
         rate, var_poisson, var_rnoise, dq = fits[0].rate, fits[0].var_poisson, fits[0].var_rnoise, fits[0].dq
     else:
