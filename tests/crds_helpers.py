@@ -1,10 +1,12 @@
 """Shared set-up of the CRDS tests: a tiny built cache and an environment for ``crds`` subprocesses."""
 
+import atexit
 import os
 import shutil
 import site
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import liger_iris_pipeline.crds_plugin as plugin
@@ -76,12 +78,25 @@ def run(command, env, cwd, check=True):
     return result
 
 
+_BUILT = {}
+"""size -> a tiny cache built once per test session, copied for each caller."""
+
+
 def build_tiny_cache(destination, size=64):
-    """Copy the repository's mappings to `destination` and build their references (every instrument's) at `size`."""
+    """Make `destination` a cache of the repository's mappings with their references (every instrument's) at `size`.
+
+    The references are built once per session and size (the build runs the calibration pipelines
+    of each instrument), then copied: each caller gets a cache of its own to damage.
+    """
     from liger_iris_pipeline.crds_cache_builder import build
 
-    copy_cache(destination)
-    build(destination, size=size, log=lambda line: None)
+    if size not in _BUILT:
+        template = Path(tempfile.mkdtemp(prefix=f"tiny_cache_{size}_")) / "crds_cache"
+        atexit.register(shutil.rmtree, template.parent, ignore_errors=True)
+        copy_cache(template)
+        build(template, size=size, log=lambda line: None)
+        _BUILT[size] = template
+    shutil.copytree(_BUILT[size], destination)
     return destination
 
 
