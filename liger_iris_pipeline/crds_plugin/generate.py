@@ -343,10 +343,6 @@ def main():
         print(f"removed {path}")
 
 
-if __name__ == "__main__":
-    main()
-
-
 FIRST_USEAFTER = "2024-01-01 00:00:00"
 """USEAFTER of the first context's references."""
 
@@ -451,3 +447,7 @@ def write_first_context(folder):
     for path in reversed(written):
         rmap.load_mapping(str(path), ignore_checksum=True).write(str(path))  # fills in the sha1sum
     return written
+
+
+if __name__ == "__main__":
+    main()
