@@ -49,7 +49,7 @@ try:
         exec(compile(code, "<stage>", "exec"), {"__name__": "__main__"})
         status = 0
     else:
-        from liger_iris_pipeline.stpipe.tmtrun import main
+        from liger_iris_pipeline.cli.tmtrun import main
         status = main(sys.argv)
 finally:
     with open("/proc/self/status") as proc, open(report, "w") as out:
@@ -80,7 +80,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from liger_iris_pipeline.associations import make_asn
-    from liger_iris_pipeline.crds_cache_builder import SEED, build
+    from liger_iris_pipeline.cli.crds_cache import SEED, build
     from liger_iris_pipeline.crds_plugin import cache_path
     from liger_iris_pipeline.simulate import simulate_dataset
 

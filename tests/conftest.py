@@ -25,7 +25,7 @@ def small_reduction(tmp_path_factory):
     from crds_helpers import build_tiny_cache
 
     from liger_iris_pipeline import simulate
-    from liger_iris_pipeline.stpipe.tmtrun import main as tmtrun
+    from liger_iris_pipeline.cli.tmtrun import main as tmtrun
 
     work = tmp_path_factory.mktemp("small_reduction")
     cache = build_tiny_cache(work / "crds_cache")

@@ -53,7 +53,7 @@ def crds_env(cache, workdir):
     if shutil.which("tmt-crds-cache", path=str(BIN)) is None:
         script = shims / "tmt-crds-cache"
         script.write_text(
-            f"#!{sys.executable}\nfrom liger_iris_pipeline.crds_cache_builder import main\nraise SystemExit(main())\n"
+            f"#!{sys.executable}\nfrom liger_iris_pipeline.cli.crds_cache import main\nraise SystemExit(main())\n"
         )
         script.chmod(0o755)
         paths.insert(0, str(shims))
@@ -88,7 +88,7 @@ def build_tiny_cache(destination, size=64):
     The references are built once per session and size (the build runs the calibration pipelines
     of each instrument), then copied: each caller gets a cache of its own to damage.
     """
-    from liger_iris_pipeline.crds_cache_builder import build
+    from liger_iris_pipeline.cli.crds_cache import build
 
     if size not in _BUILT:
         template = Path(tempfile.mkdtemp(prefix=f"tiny_cache_{size}_")) / "crds_cache"

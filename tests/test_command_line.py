@@ -12,9 +12,10 @@ import pytest
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
-from liger_iris_pipeline import datamodels, demo, simulate
-from liger_iris_pipeline.stpipe.tmtrun import cfg_files
-from liger_iris_pipeline.stpipe.tmtrun import main as tmtrun
+from liger_iris_pipeline import datamodels, simulate
+from liger_iris_pipeline.cli import demo
+from liger_iris_pipeline.cli.tmtrun import cfg_files
+from liger_iris_pipeline.cli.tmtrun import main as tmtrun
 
 BIN = Path(sys.executable).parent
 

@@ -165,7 +165,7 @@ def test_ingest_calibration_pipeline_products(small_reduction, tmp_path, monkeyp
     """Master dark and flat from ``tmtrun master_dark.cfg`` / ``preprocess_flatfield.cfg``, ingested together."""
     from liger_iris_pipeline import simulate
     from liger_iris_pipeline.associations.asn import main as tmt_asn
-    from liger_iris_pipeline.stpipe.tmtrun import main as tmtrun
+    from liger_iris_pipeline.cli.tmtrun import main as tmtrun
 
     cache = shutil.copytree(small_reduction["cache"], tmp_path / "cache")
     for key in list(os.environ):
@@ -223,7 +223,7 @@ def test_ingest_calibration_pipeline_products(small_reduction, tmp_path, monkeyp
     assert "Effective Context = 'tmt_0002.pmap'" in run("crds list --status", env, tmp_path).stdout
     run("crds certify crds://tmt_0002.pmap", env, tmp_path)
     # Frames observed before the new USEAFTER keep the old references, later ones get the new.
-    from liger_iris_pipeline.crds_cache_builder import example_science_file
+    from liger_iris_pipeline.cli.crds_cache import example_science_file
 
     example_science_file(tmp_path / "early.fits", "2024-06-01")
     example_science_file(tmp_path / "late.fits", "2025-06-01")
@@ -261,7 +261,7 @@ def test_build_without_a_checkout_generates_the_first_context(tmp_path):
     target = tmp_path / "cache"
     code = (
         "import liger_iris_pipeline.crds_plugin as p\np.CHECKOUT_CACHE = '/nonexistent/crds_cache'\n"
-        "from liger_iris_pipeline.crds_cache_builder import main\n"
+        "from liger_iris_pipeline.cli.crds_cache import main\n"
         f"raise SystemExit(main(['build', '--path', {str(target)!r}, '--size', '32']))"
     )
     environment = {key: value for key, value in os.environ.items() if not key.startswith("CRDS_")}

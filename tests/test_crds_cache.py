@@ -8,7 +8,7 @@ import pytest
 from crds_helpers import SOURCE_CACHE, build_tiny_cache, copy_cache, crds_env, run, science_model
 
 import liger_iris_pipeline
-from liger_iris_pipeline import crds_cache_builder
+from liger_iris_pipeline.cli import crds_cache
 from liger_iris_pipeline.crds_plugin import INSTRUMENTS, REFERENCE_TYPES, generate, register
 from liger_iris_pipeline.reference_types import instrument_types
 from liger_iris_pipeline.stpipe import TMTStep
@@ -69,7 +69,7 @@ def test_imap_types_are_the_types_steps_ask_for():
 
 
 def test_builder_builds_every_named_file_once(tiny_cache):
-    planned = crds_cache_builder.planned_references(tiny_cache)
+    planned = crds_cache.planned_references(tiny_cache)
     for instrument in INSTRUMENTS:
         mine = [item for item in planned if item[1] == instrument]
         expected = sorted(entry.name for entry in generate.first_context_types(instrument))
@@ -79,18 +79,18 @@ def test_builder_builds_every_named_file_once(tiny_cache):
         assert all(name.startswith(f"tmt_{instrument}_") for name, *_ in mine)
     files = sorted((tiny_cache / "references" / "tmt").rglob("*.fits"))
     mtimes = {p: p.stat().st_mtime_ns for p in files}
-    assert crds_cache_builder.build(tiny_cache, size=64, log=lambda line: None) == []
+    assert crds_cache.build(tiny_cache, size=64, log=lambda line: None) == []
     assert {p: p.stat().st_mtime_ns for p in files} == mtimes
 
 
 @pytest.mark.slow
 def test_builder_force_and_cli(tmp_path, capsys):
     copy_cache(tmp_path)
-    assert crds_cache_builder.main(["build", "--path", str(tmp_path), "--size", "32"]) == 0
+    assert crds_cache.main(["build", "--path", str(tmp_path), "--size", "32"]) == 0
     assert f"{N_REFERENCES} reference file(s) built" in capsys.readouterr().out
-    assert crds_cache_builder.main(["build", "--path", str(tmp_path), "--size", "32"]) == 0
+    assert crds_cache.main(["build", "--path", str(tmp_path), "--size", "32"]) == 0
     assert "already built" in capsys.readouterr().out
-    written = crds_cache_builder.build(tmp_path, size=32, force=True, log=lambda line: None)
+    written = crds_cache.build(tmp_path, size=32, force=True, log=lambda line: None)
     assert len(written) == N_REFERENCES
     # Staging happens in a temporary subdirectory that is gone afterwards.
     for instrument in INSTRUMENTS:
@@ -131,7 +131,7 @@ def test_crds_cli_on_the_cache(tiny_cache, tmp_path):
     certify = run(f"crds certify {refs}/*/*.fits --comparison-context tmt_0001.pmap", env, tmp_path).stdout
     assert "0 errors" in certify
     assert "0 errors" in run(f"crds certify {tiny_cache}/mappings/tmt/tmt_0001.pmap", env, tmp_path).stdout
-    crds_cache_builder.example_science_file(tmp_path / "sci.fits", "2024-06-01")
+    crds_cache.example_science_file(tmp_path / "sci.fits", "2024-06-01")
     run("crds bestrefs --files sci.fits --update-bestrefs", env, tmp_path)
     from astropy.io import fits
 

@@ -26,7 +26,7 @@ def tmtrun(ramp, workdir, cache=None, python=None, **env):
     if python is None:
         command = [str(BIN / "tmtrun"), *args]
     else:  # a tmtrun whose package runs as if installed outside a checkout
-        body = f"\nfrom liger_iris_pipeline.stpipe.tmtrun import main\nraise SystemExit(main({args!r}))"
+        body = f"\nfrom liger_iris_pipeline.cli.tmtrun import main\nraise SystemExit(main({args!r}))"
         command = [sys.executable, "-c", python + body]
     result = subprocess.run(command, capture_output=True, text=True, env=environment)
     return result.returncode, result.stderr

@@ -12,7 +12,7 @@ import pytest
 from crds_helpers import SOURCE_CACHE, build_tiny_cache, science_model
 
 from liger_iris_pipeline import datamodels, simulate
-from liger_iris_pipeline.crds_cache_builder import SEED, new_reference
+from liger_iris_pipeline.cli.crds_cache import SEED, new_reference
 from liger_iris_pipeline.crds_plugin import INSTRUMENTS, register
 from liger_iris_pipeline.crds_plugin.generate import first_context_types
 from liger_iris_pipeline.crds_plugin.ingest import ingest

@@ -13,9 +13,9 @@ from astropy.io import fits
 from liger_iris_pipeline import datamodels
 from liger_iris_pipeline.associations import make_asn
 from liger_iris_pipeline.associations.asn import main as tmt_asn
+from liger_iris_pipeline.cli.tmtrun import main as tmtrun
 from liger_iris_pipeline.dqflags import pixel as FLAGS
 from liger_iris_pipeline.lib.output import OutputError, OutputTransaction
-from liger_iris_pipeline.stpipe.tmtrun import main as tmtrun
 
 DO_NOT_USE = FLAGS["DO_NOT_USE"]
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from liger_iris_pipeline import datamodels, demo
+from liger_iris_pipeline import datamodels
+from liger_iris_pipeline.cli import demo
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from liger_iris_pipeline import datamodels, simulate
-from liger_iris_pipeline.crds_cache_builder import SEED, build
+from liger_iris_pipeline.cli.crds_cache import SEED, build
 from liger_iris_pipeline.dqflags import pixel as FLAGS
 from liger_iris_pipeline.simulate.validation import compare_with_truth
 

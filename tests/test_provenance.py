@@ -9,10 +9,10 @@ from astropy.io import fits
 
 from liger_iris_pipeline import datamodels, simulate
 from liger_iris_pipeline.associations import make_asn
+from liger_iris_pipeline.cli.tmtrun import main as tmtrun
 from liger_iris_pipeline.lib.observation import observation_category
 from liger_iris_pipeline.pipeline import ProcessImagerL2Pipeline
 from liger_iris_pipeline.stpipe.integration import KNOWN_SUFFIXES, STEPS
-from liger_iris_pipeline.stpipe.tmtrun import main as tmtrun
 
 
 def test_image2_product_records_its_provenance(small_cache_env, tmp_path, capsys):

@@ -14,7 +14,7 @@ import pytest
 from astropy.io import fits
 
 from liger_iris_pipeline import datamodels
-from liger_iris_pipeline.stpipe.tmtrun import main as tmtrun
+from liger_iris_pipeline.cli.tmtrun import main as tmtrun
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = ROOT / "iris_readout" / "build" / "iris_readout"

@@ -156,8 +156,7 @@ def check_cache(context=None):
         raise CrdsSetupError(str(exc)) from None
     if not path.exists():
         raise CrdsSetupError(
-            f"{_cache_label(path)}: no such directory; {_point_at(path)}, "
-            f"or make one there with {_build_hint(path)}"
+            f"{_cache_label(path)}: no such directory; {_point_at(path)}, or make one there with {_build_hint(path)}"
         )
     if not path.is_dir():
         raise CrdsSetupError(f"{_cache_label(path)}: not a directory; {_point_at(path)}")

@@ -30,7 +30,7 @@ def _summarise(path):
     """Return a one-line summary of a product read back through `datamodels.open`."""
     import numpy as np
 
-    from . import datamodels
+    from .. import datamodels
 
     with datamodels.open(path) as model:
         meta = model.meta
@@ -47,8 +47,8 @@ def _summarise(path):
 
 def _ensure_cache(cache, size, log):
     """Build the references the cache lacks, rebuilding them if they were made for another detector size."""
-    from . import datamodels
-    from .crds_cache_builder import build
+    from .. import datamodels
+    from .crds_cache import build
 
     existing = sorted((cache / "references").rglob("tmt_iris_gain_*.fits"))
     force = bool(existing) and datamodels.open(existing[0]).data.shape != (size, size)
@@ -81,7 +81,7 @@ def main(argv=None):
     if args.size < 16 or args.nreads < 2:
         parser.error("--size must be at least 16 pixels and --nreads at least 2")
 
-    from .lib.errors import run_command
+    from ..lib.errors import run_command
 
     return run_command(PROG, lambda: _run(args), argv=["--debug"] if args.debug else [])
 
@@ -89,12 +89,12 @@ def main(argv=None):
 def _run(args):
     """Run the demo's stages; return the exit status."""
 
-    from .associations import make_asn
-    from .crds_cache_builder import SEED
-    from .crds_plugin import cache_path
-    from .simulate import ExposureTruth, simulate_dataset
-    from .simulate.validation import compare_with_truth
-    from .stpipe.tmtrun import main as tmtrun
+    from ..associations import make_asn
+    from ..crds_plugin import cache_path
+    from ..simulate import ExposureTruth, simulate_dataset
+    from ..simulate.validation import compare_with_truth
+    from .crds_cache import SEED
+    from .tmtrun import main as tmtrun
 
     output = Path(args.output)
     started = time.perf_counter()
@@ -148,7 +148,7 @@ def _run(args):
     for path in products:
         print(f"  {path.name:<28} {_summarise(path)}")
     for path in sorted((output / "level2").glob("*_cal.fits")):
-        from . import datamodels
+        from .. import datamodels
 
         name = path.name.replace("_cal.fits", "_uncal.fits")
         comparison = compare_with_truth(datamodels.open(path), ExposureTruth.load(manifest["truth"][name]))

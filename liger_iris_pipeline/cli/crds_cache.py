@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .crds_plugin import INSTRUMENTS, OBSERVATORY, REFERENCE_TYPES, cache_path, register
-from .lib.errors import run_command
-from .simulate.detector import CACHE_DETECTOR_SEED as SEED
+from ..crds_plugin import INSTRUMENTS, OBSERVATORY, REFERENCE_TYPES, cache_path, register
+from ..lib.errors import run_command
+from ..simulate.detector import CACHE_DETECTOR_SEED as SEED
 
 __all__ = [
     "SEED",
@@ -73,7 +73,7 @@ def source_reference_models(detector, useafter):
     dict
         Upper-case reference type -> `liger_iris_pipeline.datamodels.TMTReferenceFileModel`.
     """
-    from . import simulate
+    from .. import simulate
 
     references = simulate.reference_models(detector, useafter=useafter, filter=_ANY)
     references["DARK"], references["FLAT"] = calibration_references(detector, references, useafter)
@@ -98,9 +98,9 @@ def calibration_references(detector, truth, useafter):
     tuple
         ``(TMTDarkModel, TMTFlatModel)``.
     """
-    from . import simulate
-    from .pipeline import Detector1Pipeline, MasterDarkPipeline, ProcessFlatfieldL2
-    from .simulate.instruments import instrument_model
+    from .. import simulate
+    from ..pipeline import Detector1Pipeline, MasterDarkPipeline, ProcessFlatfieldL2
+    from ..simulate.instruments import instrument_model
 
     ramp_fit = {f"override_{name.lower()}": truth[name] for name in ("NONLIN", "SATURATION", "READNOISE", "GAIN")}
     level1 = Detector1Pipeline(steps={"dq_init": {"override_mask": truth["MASK"]}, "ramp_fit": ramp_fit})
@@ -155,7 +155,7 @@ def planned_references(path, context=None):
     """
     from crds.core import rmap
 
-    from .crds_plugin.diagnose import check_cache, read_server_config
+    from ..crds_plugin.diagnose import check_cache, read_server_config
 
     register()
     path = Path(path)
@@ -256,7 +256,7 @@ def example_science_file(
     size : int
         Image size in pixels per side.
     """
-    from . import datamodels
+    from .. import datamodels
 
     model = datamodels.IRISImageModel((size, size))
     meta = model.meta
@@ -289,8 +289,8 @@ def _detector(instrument, size):
     `size` (pixels per side) is capped at the instrument's own detector: ``size=4096`` gives
     IRIS 4096x4096 and Liger its full 2048x2048, like the default.
     """
-    from . import simulate
-    from .simulate.instruments import instrument_model
+    from .. import simulate
+    from ..simulate.instruments import instrument_model
 
     full = instrument_model(instrument).detector_shape
     shape = full if size is None else (min(size, full[0]), min(size, full[1]))
@@ -384,10 +384,10 @@ def seed(path, log=print):
     """
     import shutil
 
-    from .crds_plugin import CHECKOUT_CACHE
-    from .crds_plugin.diagnose import CrdsSetupError
-    from .crds_plugin.generate import write_first_context
-    from .crds_plugin.ingest import server_config_text
+    from ..crds_plugin import CHECKOUT_CACHE
+    from ..crds_plugin.diagnose import CrdsSetupError
+    from ..crds_plugin.generate import write_first_context
+    from ..crds_plugin.ingest import server_config_text
 
     path = Path(path)
     source = Path(CHECKOUT_CACHE)
@@ -442,8 +442,8 @@ def check(path=None, context=None):
     CrdsSetupError
         What is wrong, in one line.
     """
-    from .crds_plugin.diagnose import CrdsSetupError, check_cache
-    from .crds_plugin.ingest import _cache_env
+    from ..crds_plugin.diagnose import CrdsSetupError, check_cache
+    from ..crds_plugin.ingest import _cache_env
 
     path = Path(path) if path is not None else cache_path()
     with _cache_env(path):
@@ -534,7 +534,7 @@ def main(argv=None):
 
 def _run(args):
     """Run one sub-command."""
-    from .crds_plugin.diagnose import given_path
+    from ..crds_plugin.diagnose import given_path
 
     if args.command == "reference":
         parkeys = {}
@@ -559,7 +559,7 @@ def _run(args):
 
 def _run_on_cache(args, path):
     """Run a sub-command working on the cache at `path`."""
-    from .crds_plugin.diagnose import read_server_config
+    from ..crds_plugin.diagnose import read_server_config
 
     if args.command == "check":
         context, count = check(path, args.context)
@@ -567,13 +567,13 @@ def _run_on_cache(args, path):
         return 0
     if args.command == "context":
         if args.pmap:
-            from .crds_plugin.ingest import set_context
+            from ..crds_plugin.ingest import set_context
 
             set_context(path, args.pmap)
         print(read_server_config(path)["latest_context"])
         return 0
     if args.command == "ingest":
-        from .crds_plugin.ingest import ingest
+        from ..crds_plugin.ingest import ingest
 
         ingest(args.files, path)
         return 0

@@ -83,7 +83,7 @@ def _prepare(argv):
     with line numbers); log messages go to stdout unless the user chose a stream, so that stderr
     carries only the failure line.
     """
-    from .cfg_check import check_cfg_file
+    from ..stpipe.cfg_check import check_cfg_file
 
     argv = _resolve_cfg(argv)
     target = argv[0]
@@ -122,7 +122,7 @@ def main(argv=None, prog="tmtrun"):
     if not argv or argv[0] in ("-h", "--help"):
         if len(argv) > 1:  # tmtrun --help image2: the parameters of image2
             return main([*argv[1:], "--help"], prog)
-        from .integration import STEPS
+        from ..stpipe.integration import STEPS
 
         print(USAGE.format(cfgs=", ".join(cfg_files()), aliases=", ".join(alias for _, alias, _ in STEPS)))
         return 0 if argv else 2
@@ -148,7 +148,7 @@ def main(argv=None, prog="tmtrun"):
 
     from ..crds_plugin import configure_environment
     from ..lib.errors import run_command
-    from .cmdline import running_command, step_from_cmdline
+    from ..stpipe.cmdline import running_command, step_from_cmdline
 
     def run():
         # Failures inside a run are reported (one line) by the step itself, which exits with SystemExit.
