@@ -23,7 +23,12 @@ import sys
 import time
 from pathlib import Path
 
+from ..simulate.instruments import instrument_model
+
 PROG = "liger-iris-demo"
+
+FULL_FRAME = instrument_model("iris").detector_shape[1]
+"""Side of the IRIS imager detector (pixels): the demo's default and the checkout cache's size."""
 
 
 def _summarise(path):
@@ -74,7 +79,9 @@ def main(argv=None):
     """
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="demo_output", help="directory for the products (default demo_output)")
-    parser.add_argument("--size", type=int, default=4096, help="detector side in pixels (default 4096)")
+    parser.add_argument(
+        "--size", type=int, default=FULL_FRAME, help=f"detector side in pixels (default {FULL_FRAME})"
+    )
     parser.add_argument("--nreads", type=int, default=10, help="reads per integration (default 10)")
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     args = parser.parse_args(argv)
@@ -108,7 +115,7 @@ def _run(args):
 
     # The repository's cache holds full-frame references; other sizes get a cache of their own.
     cache = cache_path()
-    if args.size != 4096 and "CRDS_PATH" not in os.environ:
+    if args.size != FULL_FRAME and "CRDS_PATH" not in os.environ:
         own = output / "crds_cache"
         for folder in ("config", "mappings"):
             if not (own / folder).exists():
@@ -127,7 +134,7 @@ def _run(args):
         n_darks=0,
         n_flats=0,
         seed=SEED,
-        n_stars=max(10, round(200 * (args.size / 4096) ** 2)),
+        n_stars=max(10, round(200 * (args.size / FULL_FRAME) ** 2)),
     )
     stage(f"simulated 2 science + 2 sky exposures, {args.size}x{args.size}, {args.nreads} reads, in {output}/level0")
 

@@ -15,12 +15,11 @@ DESCRIP and AUTHOR, and the DQ_DEF table.
 """
 
 from ..dqflags import pixel as _FLAGS
+from ..reference_types import REFERENCE_TYPES as _REGISTRY
 from .detector import DO_NOT_USE, NO_RESPONSE
 from .instruments import instrument_model
 
 __all__ = ["REFERENCE_TYPES", "reference_model", "reference_models"]
-
-REFERENCE_TYPES = ("DARK", "FLAT", "MASK", "NONLIN", "SATURATION", "READNOISE", "GAIN")
 
 AUTHOR = "liger_iris_pipeline.simulate"
 
@@ -38,6 +37,9 @@ _DESCRIPTIONS = {
     "READNOISE": "Simulated single-read noise in DN (truth)",
     "GAIN": "Simulated gain in e-/DN (truth)",
 }
+
+REFERENCE_TYPES = tuple(name.upper() for name in _REGISTRY if name.upper() in _DESCRIPTIONS)
+"""The registered reference types (`liger_iris_pipeline.reference_types`) the simulator has a truth for."""
 
 
 def reference_models(detector, subarray=None, useafter="2024-01-01T00:00:00", filter="Kbb"):  # noqa: A002
