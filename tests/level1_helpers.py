@@ -90,3 +90,27 @@ def science_frame(det, seed=3, n_stars=15, pa=0.0, sky=None, **kwargs):
         scene, det, nreads=5, pointing=(RA, DEC, pa), seed=seed, noiseless=True, **kwargs
     )
     return level1_from_truth(ramp, truth, seed=seed + 1000), truth
+
+
+def assert_liger_frames_match_truth(calibrated, truths):
+    """Assert that calibrated Liger frames agree with their truth (fluxes, positions, sky, errors, flags)."""
+    import pytest
+
+    from liger_iris_pipeline.simulate.validation import compare_with_truth
+
+    pulls = []
+    for frame, truth in zip(calibrated, truths, strict=True):
+        assert (frame.meta.telescope, frame.meta.instrument.name) == ("KECK", "LIGER")
+        assert (frame.meta.obstype, frame.meta.obsname) == ("SCI", "IMG1-SCI")
+        assert frame.meta.cal_step.background == "COMPLETE" and frame.meta.cal_step.flat_field == "COMPLETE"
+        assert abs(frame.meta.wcsinfo.cdelt1) == pytest.approx(0.01 / 3600)
+        comparison = compare_with_truth(frame, truth)
+        assert comparison.bad_pixels_flagged == 1.0
+        assert abs(comparison.background_residual) < 4 * comparison.background_residual_error
+        assert comparison.background_pull_std == pytest.approx(1.0, abs=0.1)
+        assert comparison.position_offsets.size >= 2 and comparison.position_offsets.max() < 0.1
+        pulls.extend(comparison.flux_pulls)
+        np.testing.assert_allclose(frame.err**2, frame.var_poisson + frame.var_rnoise + frame.var_flat, rtol=1e-4)
+    pulls = np.array(pulls)
+    assert pulls.size >= 15 and np.all(np.abs(pulls) < 5)
+    assert abs(pulls.mean()) < 0.7 and 0.5 < pulls.std() < 1.5

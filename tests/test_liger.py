@@ -3,13 +3,12 @@
 
 import math
 
-import numpy as np
 import pytest
+from level1_helpers import assert_liger_frames_match_truth
 
 from liger_iris_pipeline import simulate
 from liger_iris_pipeline.associations import make_asn
 from liger_iris_pipeline.pipeline import Detector1Pipeline, ProcessImagerL2Pipeline
-from liger_iris_pipeline.simulate.validation import compare_with_truth
 
 SIZE = 256
 
@@ -83,22 +82,4 @@ def liger_reduction(tmp_path_factory):
 
 
 def test_liger_reduces_to_its_truth(liger_reduction):
-    calibrated, truths = liger_reduction
-    pulls = []
-    for frame, truth in zip(calibrated, truths, strict=True):
-        assert (frame.meta.telescope, frame.meta.instrument.name) == ("KECK", "LIGER")
-        assert (frame.meta.obstype, frame.meta.obsname) == ("SCI", "IMG1-SCI")
-        assert frame.meta.cal_step.background == "COMPLETE" and frame.meta.cal_step.flat_field == "COMPLETE"
-        assert frame.meta.wcsinfo.cdelt1 == pytest.approx(-0.01 / 3600) or frame.meta.wcsinfo.cdelt1 == pytest.approx(
-            0.01 / 3600
-        )
-        comparison = compare_with_truth(frame, truth)
-        assert comparison.bad_pixels_flagged == 1.0
-        assert abs(comparison.background_residual) < 4 * comparison.background_residual_error
-        assert comparison.background_pull_std == pytest.approx(1.0, abs=0.1)
-        assert comparison.position_offsets.size >= 2 and comparison.position_offsets.max() < 0.1
-        pulls.extend(comparison.flux_pulls)
-        np.testing.assert_allclose(frame.err**2, frame.var_poisson + frame.var_rnoise + frame.var_flat, rtol=1e-4)
-    pulls = np.array(pulls)
-    assert pulls.size >= 15 and np.all(np.abs(pulls) < 5)
-    assert abs(pulls.mean()) < 0.7 and 0.5 < pulls.std() < 1.5
+    assert_liger_frames_match_truth(*liger_reduction)
