@@ -83,6 +83,20 @@ REFERENCE_TYPES = {
             "readnoise", "TMTReadnoiseModel", "R_READNO", DETECTOR_PARKEYS, "Read noise of the imager detector"
         ),
         ReferenceType("gain", "TMTGainModel", "R_GAIN", DETECTOR_PARKEYS, "Gain of the imager detector"),
+        ReferenceType(
+            "distortion",
+            "TMTDistortionModel",
+            "R_DISTOR",
+            DETECTOR_PARKEYS,
+            "Geometric distortion of the imager: detector pixels to the undistorted focal plane",
+        ),
+        ReferenceType(
+            "photom",
+            "TMTPhotomModel",
+            "R_PHOTOM",
+            DETECTOR_PARKEYS,
+            "Photometric conversion of the imager from DN/s to MJy/sr, one row per filter",
+        ),
     )
 }
 """Reference type name -> `ReferenceType`, in the order steps use them."""
@@ -91,9 +105,9 @@ REFERENCE_TYPES = {
 INSTRUMENTS = tuple(sorted({instrument for entry in REFERENCE_TYPES.values() for instrument in entry.instruments}))
 """Instruments (lower case) with references in CRDS: each has its own imap and rmaps."""
 
-UNTYPED_REF_FILES = {"distortion": "R_DISTOR"}
-"""``meta.ref_file.<name>`` entries (-> FITS keyword) steps record although CRDS has no such type yet
-(``assign_wcs`` writes ``N/A``); a registry entry of the same name replaces one."""
+UNTYPED_REF_FILES = {}
+"""``meta.ref_file.<name>`` entries (-> FITS keyword) steps record although CRDS has no such type yet;
+a registry entry of the same name replaces one."""
 
 
 def instrument_types(instrument):

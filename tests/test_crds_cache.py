@@ -10,6 +10,7 @@ from crds_helpers import SOURCE_CACHE, build_tiny_cache, copy_cache, crds_env, r
 import liger_iris_pipeline
 from liger_iris_pipeline.cli import crds_cache
 from liger_iris_pipeline.crds_plugin import INSTRUMENTS, REFERENCE_TYPES, generate, register
+from liger_iris_pipeline.crds_plugin.generate import first_context_types
 from liger_iris_pipeline.reference_types import instrument_types
 from liger_iris_pipeline.stpipe import TMTStep
 
@@ -136,9 +137,8 @@ def test_crds_cli_on_the_cache(tiny_cache, tmp_path):
     from astropy.io import fits
 
     header = fits.getheader(tmp_path / "sci.fits")
-    for reftype in REFERENCE_TYPES:
-        keyword = {"saturation": "R_SATURA", "readnoise": "R_READNO"}.get(reftype, f"R_{reftype.upper()}")
-        assert header[keyword] == f"crds://tmt_iris_{reftype}_0001.fits"
+    for entry in first_context_types("iris"):
+        assert header[entry.keyword] == f"crds://tmt_iris_{entry.name}_0001.fits"
 
 
 def test_certify_reports_bad_references(tiny_cache, tmp_path):
