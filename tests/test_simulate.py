@@ -195,7 +195,11 @@ def test_point_source_flux_and_position():
     detector = sim.make_detector((64, 64), seed=1)
     model, truth = sim.simulate_exposure(scene, detector, nreads=2, pointing=(RA, DEC, 33.0), noiseless=True)
     wcs = sim.make_wcs(model.meta.wcsinfo)
-    x, y = wcs.all_world2pix(truth.sources["ra"], truth.sources["dec"], 0)
+    # The WCS holds in the undistorted focal plane (u, v); the detector positions are distorted.
+    u, v = wcs.all_world2pix(truth.sources["ra"], truth.sources["dec"], 0)
+    np.testing.assert_allclose(truth.sources["u"], u, atol=1e-9)
+    np.testing.assert_allclose(truth.sources["v"], v, atol=1e-9)
+    x, y = sim.instrument_distortion("iris", (64, 64)).to_detector(u, v)
     np.testing.assert_allclose(truth.sources["x"], x, atol=1e-9)
     np.testing.assert_allclose(truth.sources["y"], y, atol=1e-9)
     for index in range(2):
@@ -226,8 +230,8 @@ def test_sky_orientation_and_dither():
     _, moved = sim.simulate_exposure(
         scene, detector, nreads=2, noiseless=True, pointing=(RA, DEC, 20.0), dither_arcsec=(5 * SCALE, -3 * SCALE)
     )
-    assert moved.sources["x"][0] - still.sources["x"][0] == pytest.approx(-5.0, abs=1e-6)
-    assert moved.sources["y"][0] - still.sources["y"][0] == pytest.approx(3.0, abs=1e-6)
+    assert moved.sources["u"][0] - still.sources["u"][0] == pytest.approx(-5.0, abs=1e-6)
+    assert moved.sources["v"][0] - still.sources["v"][0] == pytest.approx(3.0, abs=1e-6)
 
 
 def test_extended_source_and_halo_flux():

@@ -23,6 +23,8 @@ def observation_category(model):
         "DARK": ("CAL", "DRK"),
         "FLAT": ("CAL", "NFF"),
         "TELLURIC": ("CAL", "TEL"),
+        "PINHOLE": ("CAL", "DMP"),
+        "STANDARD": ("CAL", "STD"),
     }
     obstype, kind = categories.get(exposure_kind(model), (None, None))
     detector = model.meta.instrument.detector or "IMG1"

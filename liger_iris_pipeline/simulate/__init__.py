@@ -6,8 +6,10 @@ Everything is deterministic for a seed. Units are DN and seconds throughout; see
 - `make_detector` -> `DetectorTruth`: bias, reference pixels, dark current, hot and dead
   pixels, flat, gain, read noise, nonlinearity, saturation of a full-frame detector.
 - `Scene` (point sources with a diffraction-limited PSF, `ExtendedSource` galaxies, sky).
+- `Distortion`, `instrument_distortion`: the field distortion every imager exposure is drawn with.
 - `simulate_exposure` and the calibration exposures `simulate_dark_exposure`,
-  `simulate_flat_exposure`, `simulate_sky_exposure` -> (`TMTRampModel`, `ExposureTruth`).
+  `simulate_flat_exposure`, `simulate_sky_exposure`, `simulate_pinhole_exposure` ->
+  (`TMTRampModel`, `ExposureTruth`).
 - `reference_models`: the truth reference files (DARK, FLAT, MASK, NONLIN, SATURATION,
   READNOISE, GAIN).
 - `simulate_dataset`: all of it written to a directory (also
@@ -19,12 +21,15 @@ function needs them.
 
 from .dataset import simulate_dataset
 from .detector import CACHE_DETECTOR_SEED, DetectorTruth, make_detector
+from .distortion import Distortion, instrument_distortion
 from .exposure import (
     DEFAULT_COSMIC_RAY_RATE,
     ExposureTruth,
+    pinhole_grid,
     simulate_dark_exposure,
     simulate_exposure,
     simulate_flat_exposure,
+    simulate_pinhole_exposure,
     simulate_sky_exposure,
     subarray_map,
 )
@@ -40,12 +45,15 @@ __all__ = [
     "FILTERS",
     "REFERENCE_TYPES",
     "DetectorTruth",
+    "Distortion",
     "ExposureTruth",
     "ExtendedSource",
     "Scene",
     "filter_names",
+    "instrument_distortion",
     "make_detector",
     "make_wcs",
+    "pinhole_grid",
     "psf_fwhm",
     "reference_model",
     "reference_models",
@@ -53,6 +61,7 @@ __all__ = [
     "simulate_dataset",
     "simulate_exposure",
     "simulate_flat_exposure",
+    "simulate_pinhole_exposure",
     "simulate_sky_exposure",
     "sky_rate",
     "subarray_map",

@@ -27,10 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .detector import NO_RESPONSE
+from .distortion import Distortion, instrument_distortion
+from .filters import psf_fwhm
 from .geometry import region_slices
 from .instruments import instrument_model
-from .pointing import wcsinfo_for_pointing
-from .scene import Scene
+from .pointing import wcsinfo_for_pointing, world_to_pixel
+from .scene import _SIGMA_PER_FWHM, Scene
 
 __all__ = [
     "DEFAULT_COSMIC_RAY_RATE",
@@ -38,6 +40,7 @@ __all__ = [
     "simulate_dark_exposure",
     "simulate_exposure",
     "simulate_flat_exposure",
+    "simulate_pinhole_exposure",
     "simulate_sky_exposure",
     "subarray_map",
 ]
@@ -59,10 +62,15 @@ _OBSERVATION_KINDS = {
     "SKY": ("SCI", "IMG1-SKY"),
     "DARK": ("CAL", "IMG1-DRK"),
     "FLAT": ("CAL", "IMG1-NFF"),
+    "PINHOLE": ("CAL", "IMG1-DMP"),
+    "STANDARD": ("CAL", "IMG1-STD"),
 }
 """Exposure kind (EXP_TYPE after the instrument's prefix) -> (OBSTYPE, OBSNAME)."""
 
 _MAX_SUBARRAYS = 10
+
+INSTRUMENT_DISTORTION = "instrument"
+"""Default of ``simulate_exposure(distortion=...)``: the instrument's `instrument_distortion`."""
 
 
 @dataclass
@@ -79,10 +87,12 @@ class ExposureTruth:
     sky_rate : float
         Uniform background in ``scene_rate`` (DN/s per pixel; the lamp rate of a flat).
     sources : astropy.table.Table
-        Point sources: ``id, ra, dec`` (deg), ``x, y`` (0-based pixel position in this
-        exposure, x = column, y = row), ``flux`` (total DN/s).
+        Point sources: ``id, ra, dec`` (deg), ``x, y`` (0-based detector pixel position in
+        this exposure, x = column, y = row: where the distorted PSF centre lies), ``u, v``
+        (0-based undistorted focal-plane position in the full-frame system, where the true
+        TAN WCS puts the source), ``flux`` (total DN/s).
     extended_sources : astropy.table.Table
-        Extended sources: ``id, ra, dec, x, y, flux, r_eff`` (arcsec), ``sersic_n,
+        Extended sources: ``id, ra, dec, x, y, u, v, flux, r_eff`` (arcsec), ``sersic_n,
         axis_ratio, position_angle`` (deg).
     cosmic_rays : astropy.table.Table
         ``integration, y, x, read`` (first read showing the jump, 0-based),
@@ -101,6 +111,8 @@ class ExposureTruth:
         ``(xstart, ystart, xsize, ysize)`` on the detector, 1-based starts.
     seed : int or None
         Seed of the exposure's noise.
+    distortion : Distortion or None
+        The distortion the sources were drawn with (None: none).
     """
 
     detector_rate: np.ndarray
@@ -116,6 +128,7 @@ class ExposureTruth:
     exposure_type: str
     subarray: tuple
     seed: int | None = None
+    distortion: Distortion | None = None
 
     _IMAGES = (
         ("DETECTOR_RATE", "detector_rate"),
@@ -150,6 +163,13 @@ class ExposureTruth:
             header["SEED"] = int(self.seed)
         hdus = [primary]
         hdus += [fits.ImageHDU(getattr(self, attribute), name=name) for name, attribute in self._IMAGES]
+        if self.distortion is not None:
+            for name, coefficients in (("DIST_AX", self.distortion.ax), ("DIST_AY", self.distortion.ay)):
+                hdu = fits.ImageHDU(np.array(coefficients), name=name)
+                hdu.header["DIS_CX"] = (self.distortion.cx, "distortion centre x (0-based full frame)")
+                hdu.header["DIS_CY"] = (self.distortion.cy, "distortion centre y (0-based full frame)")
+                hdu.header["DIS_SCL"] = (self.distortion.scale, "distortion normalisation R (pixels)")
+                hdus.append(hdu)
         for name, attribute in self._TABLES:
             hdu = fits.table_to_hdu(getattr(self, attribute))
             hdu.name = name
@@ -180,6 +200,16 @@ class ExposureTruth:
                 for name, attribute in cls._IMAGES
             }
             values.update({attribute: Table.read(hdulist[name]) for name, attribute in cls._TABLES})
+            distortion = None
+            if "DIST_AX" in hdulist:
+                dist = hdulist["DIST_AX"].header
+                distortion = Distortion(
+                    np.array(hdulist["DIST_AX"].data, dtype=np.float64),
+                    np.array(hdulist["DIST_AY"].data, dtype=np.float64),
+                    dist["DIS_CX"],
+                    dist["DIS_CY"],
+                    dist["DIS_SCL"],
+                )
         return cls(
             **values,
             sky_rate=header["SKY_RATE"],
@@ -187,6 +217,7 @@ class ExposureTruth:
             exposure_type=header["EXP_TYPE"],
             subarray=tuple(header[key] for key in ("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2")),
             seed=header.get("SEED"),
+            distortion=distortion,
         )
 
 
@@ -216,6 +247,7 @@ def simulate_exposure(
     observation_id="001",
     exposure_number=1,
     target_name="SIMULATED FIELD",
+    distortion=INSTRUMENT_DISTORTION,
 ):
     """Simulate the Level 0 ramps of one exposure.
 
@@ -272,6 +304,10 @@ def simulate_exposure(
         EXPOSURE.
     target_name : str
         TARGNAME.
+    distortion : Distortion or None
+        Field distortion the sources are drawn with: by default the instrument's
+        (`instrument_distortion` centred on the full frame of ``detector``); None for none.
+        The sky and lamps stay uniform per pixel.
 
     Returns
     -------
@@ -297,8 +333,15 @@ def simulate_exposure(
     if cosmic_ray_rate is None:
         cosmic_ray_rate = 0.0 if noiseless else DEFAULT_COSMIC_RAY_RATE
 
+    if isinstance(distortion, str) and distortion == INSTRUMENT_DISTORTION:
+        distortion = instrument_distortion(det.instrument, det.detector_shape)
+    elif distortion is not None and not isinstance(distortion, Distortion):
+        raise TypeError(f"distortion must be a Distortion or None, got {type(distortion).__name__}")
     wcsinfo = wcsinfo_for_pointing(pointing, det.detector_shape, plate_scale, det.subarray, dither_arcsec)
-    scene_rate, star_xy, galaxy_xy = scene.render(wcsinfo, det.shape, filter, plate_scale, det.instrument)
+    to_detector, star_uv, galaxy_uv = _focal_plane(scene, wcsinfo, det.subarray, distortion)
+    scene_rate, star_xy, galaxy_xy = scene.render(
+        wcsinfo, det.shape, filter, plate_scale, det.instrument, to_detector=to_detector
+    )
     detector_rate = scene_rate * det.flat
     detector_rate += det.dark_rate
     read_times = (np.arange(nreads) + 1.0) * read_time
@@ -337,8 +380,8 @@ def simulate_exposure(
         detector_rate=detector_rate,
         scene_rate=scene_rate,
         sky_rate=scene.sky_rate(filter, plate_scale, det.instrument),
-        sources=_source_table(scene, star_xy),
-        extended_sources=_extended_table(scene, galaxy_xy),
+        sources=_source_table(scene, star_xy, star_uv),
+        extended_sources=_extended_table(scene, galaxy_xy, galaxy_uv),
         cosmic_rays=cosmic_rays,
         first_saturated_read=first_saturated,
         mask=det.mask,
@@ -347,6 +390,7 @@ def simulate_exposure(
         exposure_type=exposure_type,
         subarray=det.subarray,
         seed=seed,
+        distortion=distortion,
     )
     return model, truth
 
@@ -417,6 +461,111 @@ def simulate_sky_exposure(detector, filter="Kbb", sky=None, center=(0.0, 0.0), *
     """
     kwargs.setdefault("target_name", "SKY")
     return simulate_exposure(Scene(center=center, sky=sky), detector, filter=filter, exposure_type="SKY", **kwargs)
+
+
+PINHOLE_MIN_PITCH = 12.0
+"""Smallest default pinhole pitch (pixels): ~3 FWHM of the widest imager PSF (Liger Kbb), isolated centroids."""
+
+PINHOLE_PEAK_FRACTION = 0.5
+"""Default pinhole brightness: the brightest pixel reaches this fraction of the mean full well at the last read."""
+
+_MEAN_FULL_WELL = 52000.0  # DN, make_detector's default
+
+
+def pinhole_grid(detector_shape, pitch=None):
+    """Return the focal-plane positions of a pinhole mask's holes.
+
+    Parameters
+    ----------
+    detector_shape : tuple of int
+        ``(ny, nx)`` of the full frame.
+    pitch : float, optional
+        Hole spacing (focal-plane pixels); default ``max(side / 32, PINHOLE_MIN_PITCH)``,
+        about 30 x 30 holes on a full IRIS frame and at least 5 x 5 on a 64-pixel one.
+
+    Returns
+    -------
+    u, v : numpy.ndarray
+        float64 0-based full-frame focal-plane positions ``(cx + i pitch, cy + j pitch)``
+        (a hole exactly at the centre ``cx = (nx - 1) / 2``), covering the whole frame.
+    pitch : float
+    """
+    ny, nx = detector_shape
+    pitch = max(min(nx, ny) / 32.0, PINHOLE_MIN_PITCH) if pitch is None else float(pitch)
+    if not pitch > 0:
+        raise ValueError(f"pinhole pitch must be positive, got {pitch}")
+    cx, cy = (nx - 1) / 2.0, (ny - 1) / 2.0
+    i = np.arange(-math.floor(cx / pitch), math.floor(cx / pitch) + 1)
+    j = np.arange(-math.floor(cy / pitch), math.floor(cy / pitch) + 1)
+    jj, ii = np.meshgrid(j, i, indexing="ij")
+    return cx + ii.ravel() * pitch, cy + jj.ravel() * pitch, pitch
+
+
+def simulate_pinhole_exposure(detector, pitch=None, rate=None, filter="Kbb", **kwargs):  # noqa: A002
+    """Simulate a backlit pinhole-mask exposure (the distortion map, "Pinhole Grid (D-Map)").
+
+    A regular square grid of point sources in the focal plane (`pinhole_grid`), seen through
+    the distortion, without sky: EXP_TYPE ``<INSTRUME>_PINHOLE``, OBSTYPE CAL, OBSNAME
+    ``IMG1-DMP``. Holes whose PSF core (1.5 FWHM) would not lie inside the exposure are left out.
+
+    Parameters
+    ----------
+    detector : DetectorTruth
+        The detector.
+    pitch : float, optional
+        Hole spacing (focal-plane pixels), see `pinhole_grid`.
+    rate : float, optional
+        Total rate of each hole (DN/s); by default the brightest pixel reaches
+        `PINHOLE_PEAK_FRACTION` of the full well at the last read, which gives centroids
+        good to ~0.002 px.
+    filter : str
+        Filter (sets the PSF width).
+    **kwargs
+        Other `simulate_exposure` parameters (nreads, seed, subarray, distortion...);
+        ``pointing`` only labels the exposure: the mask lies in the focal plane.
+
+    Returns
+    -------
+    model : TMTRampModel
+    truth : ExposureTruth
+        ``sources`` holds ``u, v`` (focal plane, full frame) and ``x, y`` (detector) of each hole.
+    """
+    from .pointing import pixel_to_world
+
+    for name in ("dither_arcsec", "exposure_type", "scene"):
+        if name in kwargs:
+            raise ValueError(f"a pinhole exposure takes no {name}: the mask is fixed in the focal plane")
+    instrument = instrument_model(detector.instrument)
+    plate_scale = kwargs.get("plate_scale") or instrument.plate_scale
+    pointing = kwargs.pop("pointing", None) or (0.0, 0.0, 0.0)
+    kwargs.setdefault("target_name", "PINHOLE MASK")
+    u, v, pitch = pinhole_grid(detector.detector_shape, pitch)
+    fwhm = psf_fwhm(filter, detector.instrument) / plate_scale
+    distortion = kwargs.get("distortion", INSTRUMENT_DISTORTION)
+    if isinstance(distortion, str) and distortion == INSTRUMENT_DISTORTION:
+        distortion = instrument_distortion(detector.instrument, detector.detector_shape)
+    kwargs["distortion"] = distortion
+    x, y = (u, v) if distortion is None else distortion.to_detector(u, v)
+    xstart, ystart, xsize, ysize = kwargs.get("subarray") or (1, 1, detector.shape[1], detector.shape[0])
+    margin = 1.5 * fwhm
+    inside = (
+        (x - (xstart - 1) >= margin - 0.5)
+        & (x - (xstart - 1) <= xsize - 0.5 - margin)
+        & (y - (ystart - 1) >= margin - 0.5)
+        & (y - (ystart - 1) <= ysize - 0.5 - margin)
+    )
+    if not inside.any():
+        raise ValueError(f"no pinhole of pitch {pitch} px falls inside the exposure")
+    if rate is None:
+        sigma = fwhm * _SIGMA_PER_FWHM
+        peak = math.erf(0.5 / (sigma * math.sqrt(2.0))) ** 2
+        exposure_time = kwargs.get("nreads", 10) * (kwargs.get("read_time") or instrument.read_time)
+        rate = PINHOLE_PEAK_FRACTION * _MEAN_FULL_WELL / (peak * exposure_time)
+    # The holes as sky positions of the full-frame WCS of this (nominal) pointing.
+    full_wcs = wcsinfo_for_pointing(pointing, detector.detector_shape, plate_scale)
+    ra, dec = pixel_to_world(full_wcs, u[inside], v[inside])
+    scene = Scene(center=tuple(pointing[:2]), ra=ra, dec=dec, flux=np.full(ra.size, float(rate)), sky=0.0)
+    return simulate_exposure(scene, detector, filter=filter, exposure_type="PINHOLE", pointing=pointing, **kwargs)
 
 
 def subarray_map(subarrays, shape):
@@ -680,7 +829,33 @@ def _exposure_type(requested, instrument_name):
     return f"{instrument_name}_{kind}"
 
 
-def _source_table(scene, star_xy):
+def _focal_plane(scene, wcsinfo, subarray, distortion):
+    """Return the exposure's focal plane -> detector map and the full-frame focal-plane positions of the sources.
+
+    The WCS pixels of a subarray are subarray-relative (its CRPIX is shifted), while the
+    distortion is defined on the full frame: shift, distort, shift back.
+    """
+    x0, y0 = subarray[0] - 1.0, subarray[1] - 1.0
+
+    def to_detector(u, v):
+        if distortion is None:
+            return u, v
+        x, y = distortion.to_detector(u + x0, v + y0)
+        return x - x0, y - y0
+
+    def full_frame_uv(ra, dec):
+        u, v = world_to_pixel(wcsinfo, ra, dec)
+        return np.asarray(u, dtype=np.float64).reshape(-1) + x0, np.asarray(v, dtype=np.float64).reshape(-1) + y0
+
+    star_uv = full_frame_uv(scene.ra, scene.dec) if scene.ra.size else (np.zeros(0), np.zeros(0))
+    if scene.extended:
+        galaxy_uv = full_frame_uv([g.ra for g in scene.extended], [g.dec for g in scene.extended])
+    else:
+        galaxy_uv = (np.zeros(0), np.zeros(0))
+    return to_detector, star_uv, galaxy_uv
+
+
+def _source_table(scene, star_xy, star_uv):
     from astropy.table import Table
 
     return Table(
@@ -690,12 +865,14 @@ def _source_table(scene, star_xy):
             "dec": scene.dec,
             "x": star_xy[0],
             "y": star_xy[1],
+            "u": star_uv[0],
+            "v": star_uv[1],
             "flux": scene.flux,
         }
     )
 
 
-def _extended_table(scene, galaxy_xy):
+def _extended_table(scene, galaxy_xy, galaxy_uv):
     from astropy.table import Table
 
     names = ("ra", "dec", "flux", "r_eff", "sersic_n", "axis_ratio", "position_angle")
@@ -703,4 +880,5 @@ def _extended_table(scene, galaxy_xy):
     for name in names:
         table[name] = np.array([getattr(galaxy, name) for galaxy in scene.extended], dtype=np.float64)
     table["x"], table["y"] = galaxy_xy
-    return table[["id", "ra", "dec", "x", "y", *names[2:]]]
+    table["u"], table["v"] = galaxy_uv
+    return table[["id", "ra", "dec", "x", "y", "u", "v", *names[2:]]]

@@ -171,8 +171,12 @@ class Scene:
             return float(self.sky)
         return filters.sky_rate(filter_name, plate_scale, instrument)
 
-    def render(self, wcsinfo, shape, filter_name, plate_scale=filters.PLATE_SCALE, instrument="iris"):
+    def render(self, wcsinfo, shape, filter_name, plate_scale=filters.PLATE_SCALE, instrument="iris", to_detector=None):
         """Return the rate image of the scene and the pixel positions of its sources.
+
+        Sources are drawn at their detector positions ``to_detector(u, v)`` of their
+        focal-plane positions (the WCS's pixels); the PSF and galaxy shapes are not
+        distorted (the distortion's scale changes by ~1e-3 across a source).
 
         Parameters
         ----------
@@ -186,18 +190,30 @@ class Scene:
             Arcsec per pixel.
         instrument : str
             ``iris`` or ``liger``: the telescope (PSF width, sky).
+        to_detector : callable, optional
+            ``(u, v) -> (x, y)``: focal-plane pixels of this image (those of ``wcsinfo``)
+            to its detector pixels; the identity (no distortion) if None.
 
         Returns
         -------
         rate : numpy.ndarray
             float32 (ny, nx) DN/s per pixel.
         star_xy : numpy.ndarray
-            float64 (2, n_stars) 0-based pixel positions (x = column, y = row).
+            float64 (2, n_stars) 0-based detector pixel positions (x = column, y = row).
         galaxy_xy : numpy.ndarray
-            float64 (2, n_extended) 0-based pixel positions.
+            float64 (2, n_extended) 0-based detector pixel positions.
         """
+        if to_detector is None:
+
+            def to_detector(u, v):
+                return u, v
+
+        def sky_to_detector(ra, dec):
+            u, v = world_to_pixel(wcsinfo, ra, dec)
+            return to_detector(np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64))
+
         rate = np.zeros(shape, dtype=np.float32)
-        star_xy = np.array(world_to_pixel(wcsinfo, self.ra, self.dec)).reshape(2, -1)
+        star_xy = np.array(sky_to_detector(self.ra, self.dec)).reshape(2, -1)
         if self.ra.size:
             sigma = filters.psf_fwhm(filter_name, instrument) / plate_scale * _SIGMA_PER_FWHM
             for x, y, flux in zip(star_xy[0], star_xy[1], self.flux, strict=True):
@@ -214,13 +230,12 @@ class Scene:
                     )
         galaxy_xy = np.zeros((2, len(self.extended)))
         for index, galaxy in enumerate(self.extended):
-            x, y = (float(value) for value in world_to_pixel(wcsinfo, galaxy.ra, galaxy.dec))
+            x, y = (float(value) for value in sky_to_detector(galaxy.ra, galaxy.dec))
             galaxy_xy[:, index] = x, y
             # Direction of the major axis on the detector, from a small step along it on the sky.
             step = 1.0e-4
             angle = math.radians(galaxy.position_angle)
-            tip = world_to_pixel(
-                wcsinfo,
+            tip = sky_to_detector(
                 galaxy.ra + step * math.sin(angle) / math.cos(math.radians(galaxy.dec)),
                 galaxy.dec + step * math.cos(angle),
             )
