@@ -1,5 +1,7 @@
 """The simulator's Level 3 truth: distortion, pinhole grid, pointing errors, dithers, fluxes, defects."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,131 @@ def test_pinhole_exposure_truth(size):
 def test_pinhole_exposure_refuses_a_dither():
     with pytest.raises(ValueError, match="dither_arcsec"):
         sim.simulate_pinhole_exposure(sim.make_detector((64, 64), seed=5), dither_arcsec=(1.0, 0.0))
+
+
+def test_pointing_error_moves_the_header_not_the_scene(detector, tmp_path):
+    scene = sim.Scene.random(4, 3, RA, DEC, field=100 * sim.filters.PLATE_SCALE, n_extended=0, sky=0.0)
+    common = {"nreads": 2, "noiseless": True, "pointing": (RA, DEC, 30.0), "dither_arcsec": (0.3, -0.2)}
+    model_true, exact = sim.simulate_exposure(scene, detector, **common)
+    model, truth = sim.simulate_exposure(scene, detector, pointing_error_mas=(25.0, -40.0), **common)
+    np.testing.assert_array_equal(truth.scene_rate, exact.scene_rate)
+    assert truth.true_crval == (model_true.meta.wcsinfo.crval1, model_true.meta.wcsinfo.crval2)
+    assert model.meta.wcsinfo.crval1 != model_true.meta.wcsinfo.crval1
+    # The reported WCS puts the stars (-ex, -ey) / plate scale away from where they are.
+    u, v = sim.make_wcs(model.meta.wcsinfo).all_world2pix(truth.sources["ra"], truth.sources["dec"], 0)
+    scale_mas = sim.filters.PLATE_SCALE * 1000.0
+    np.testing.assert_allclose(u - truth.sources["u"], -25.0 / scale_mas, atol=1e-6)
+    np.testing.assert_allclose(v - truth.sources["v"], 40.0 / scale_mas, atol=1e-6)
+    truth.save(tmp_path / "truth.fits")
+    loaded = sim.ExposureTruth.load(tmp_path / "truth.fits")
+    assert loaded.pointing_error_mas == (25.0, -40.0) and loaded.true_crval == truth.true_crval
+    assert {"flux_jy", "abmag"} <= set(loaded.sources.colnames)
+
+
+def test_dither_patterns():
+    assert sim.dither_offsets(4, "box", 2.0) == [(-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0), (1.0, 1.0)]
+    nine = np.array(sim.dither_offsets(9, "box", 1.5))
+    assert len({tuple(row) for row in nine}) == 9 and np.allclose(nine.mean(axis=0), 0.0)
+    assert np.abs(nine).max() == 1.5
+    assert len(sim.dither_offsets(5, "box")) == 5
+    random = np.array(sim.dither_offsets(50, "random", 3.0, seed=1))
+    assert np.abs(random).max() <= 3.0 and random.std() > 1.0
+    assert sim.dither_offsets(3, "random", 3.0, seed=1) == sim.dither_offsets(3, "random", 3.0, seed=1)
+    with pytest.raises(ValueError, match="spiral"):
+        sim.dither_offsets(3, "spiral")
+
+
+def test_physical_fluxes_share_the_sky_photon_model():
+    # Hbb lies inside the H band of the sky model: its sky is a flat F_nu source per arcsec^2.
+    hband = next(band for band in sim.filters.SKY_BANDS if band[1] == "H")
+    surface = hband[2] * 10 ** (-0.4 * hband[3])
+    for instrument, scale in (("iris", 0.004), ("liger", 0.010)):
+        expected = sim.dn_per_jy("Hbb", instrument) * surface * scale**2
+        assert sim.sky_rate("Hbb", scale, instrument) == pytest.approx(expected, rel=1e-12)
+    assert sim.abmag(3631.0) == 0.0 and sim.abmag(36.31) == pytest.approx(5.0)
+    scene = sim.Scene.random(50, 1, RA, DEC, abmag_range=(20.0, 25.0), filter_name="Jbb")
+    magnitudes = sim.abmag(scene.flux / sim.dn_per_jy("Jbb"))
+    assert magnitudes.min() >= 20.0 - 1e-9 and magnitudes.max() <= 25.0 + 1e-9
+
+
+def test_truth_fluxes_in_jansky(detector):
+    scene = sim.Scene.random(3, 3, RA, DEC, field=100 * sim.filters.PLATE_SCALE, n_extended=1)
+    _, truth = sim.simulate_exposure(scene, detector, nreads=2, noiseless=True, filter="Jbb")
+    for table in (truth.sources, truth.extended_sources):
+        np.testing.assert_allclose(table["flux_jy"], table["flux"] / sim.dn_per_jy("Jbb"))
+        np.testing.assert_allclose(table["abmag"], -2.5 * np.log10(table["flux_jy"] / 3631.0))
+
+
+def test_reference_catalog(tmp_path):
+    from astropy.table import Table
+
+    scene = sim.Scene.random(2000, 3, RA, DEC)
+    written = sim.write_reference_catalog(scene, tmp_path / "ref.ecsv", error_mas=3.0, completeness=0.8, seed=4)
+    table = Table.read(tmp_path / "ref.ecsv")
+    assert set(table.colnames) >= {"id", "ra", "dec", "ra_error", "dec_error", "abmag"}
+    assert len(table) == len(written) and 0.75 < len(table) / 2000 < 0.85
+    true = table["id"] - 1
+    dra = (table["ra"] - scene.ra[true]) * np.cos(np.radians(DEC)) * 3.6e6
+    ddec = (table["dec"] - scene.dec[true]) * 3.6e6
+    assert np.std(dra) == pytest.approx(3.0, rel=0.1) and np.std(ddec) == pytest.approx(3.0, rel=0.1)
+    assert np.all(table["ra_error"] == 3.0) and str(table["ra_error"].unit) == "mas"
+    np.testing.assert_allclose(table["abmag"], sim.abmag(scene.flux[true] / sim.dn_per_jy("Kbb")))
+
+
+def test_standards_catalog_has_every_filter_and_a_smooth_sed(tmp_path):
+    from astropy.table import Table
+
+    path = sim.write_standards_catalog(tmp_path / "standards.ecsv")
+    table = Table.read(path)
+    assert set(table.colnames) == {"name", "filter", "flux_jy"}
+    assert len(table) == len(sim.STANDARD_STARS) * len(sim.filter_names())
+    star = table[table["name"] == "SIM-STD-1"]
+    flux = dict(zip(star["filter"], star["flux_jy"], strict=True))
+    # An A0V star: brighter in F_nu at J than at K (Vega: 1560 vs 645 Jy), smoothly.
+    assert flux["Jbb"] / flux["Kbb"] == pytest.approx(1560.0 / 645.0, rel=0.05)
+    assert flux["Zbb"] > flux["Jbb"] > flux["Hbb"] > flux["Kbb"]
+    assert flux["KN1"] > flux["KN2"] > flux["KN3"]
+
+
+def test_standard_star_exposure(detector):
+    model, truth = sim.simulate_standard_exposure(detector, filter="Kbb", nreads=5, seed=3, pointing=(RA, DEC, 0.0))
+    assert model.meta.exposure.type == "IRIS_STANDARD"
+    assert (model.meta.obstype, model.meta.obsname) == ("CAL", "IMG1-STD")
+    catalog = sim.standards_catalog()
+    name = model.meta.target.name
+    row = catalog[(catalog["name"] == name) & (catalog["filter"] == "Kbb")][0]
+    # The brightest standard that does not saturate.
+    assert name == "SIM-STD-1"
+    assert len(truth.sources) == 1 and truth.sources["flux_jy"][0] == pytest.approx(row["flux_jy"])
+    assert truth.sources["x"][0] == pytest.approx(63.5, abs=1e-6) and truth.sources["y"][0] == pytest.approx(63.5)
+    assert (truth.first_saturated_read < 0).all() and truth.sky_rate > 0
+    _, faint = sim.simulate_standard_exposure(detector, filter="Zbb", nreads=10, name="SIM-STD-3", noiseless=True)
+    assert faint.sources["abmag"][0] == pytest.approx(
+        sim.abmag(catalog[(catalog["name"] == "SIM-STD-3") & (catalog["filter"] == "Zbb")]["flux_jy"][0])
+    )
+    with pytest.raises(ValueError, match="NOPE"):
+        sim.simulate_standard_exposure(detector, name="NOPE")
+
+
+def test_dataset_with_dithers_and_pointing_errors(tmp_path):
+    manifest = sim.simulate_dataset(
+        tmp_path,
+        size=64,
+        nreads=2,
+        n_science=4,
+        n_sky=0,
+        n_darks=0,
+        n_flats=0,
+        seed=2,
+        dither_pattern="box",
+        dither_step=0.02,
+        pointing_error_mas=20.0,
+    )
+    errors, centres = [], []
+    for path in manifest["science"]:
+        truth = sim.ExposureTruth.load(manifest["truth"][Path(path).name])
+        errors.append(truth.pointing_error_mas)
+        centres.append(truth.true_crval)
+    errors = np.array(errors)
+    assert np.all(errors != 0) and np.abs(errors).max() < 100 and len({tuple(e) for e in errors}) == 4
+    assert len(set(centres)) == 4

@@ -9,7 +9,9 @@ Everything is deterministic for a seed. Units are DN and seconds throughout; see
 - `Distortion`, `instrument_distortion`: the field distortion every imager exposure is drawn with.
 - `simulate_exposure` and the calibration exposures `simulate_dark_exposure`,
   `simulate_flat_exposure`, `simulate_sky_exposure`, `simulate_pinhole_exposure` ->
-  (`TMTRampModel`, `ExposureTruth`).
+  (`TMTRampModel`, `ExposureTruth`); `simulate_standard_exposure` with `standards_catalog`.
+- `write_reference_catalog`: an astrometric catalog of the stars; `dither_offsets`: dither patterns.
+- `filters.dn_per_jy`: DN/s of 1 Jy, the physical flux scale of the truth (``flux_jy``, ``abmag``).
 - `reference_models`: the truth reference files (DARK, FLAT, MASK, NONLIN, SATURATION,
   READNOISE, GAIN).
 - `simulate_dataset`: all of it written to a directory (also
@@ -19,6 +21,7 @@ Importing this package loads only numpy; astropy and stdatamodels are imported w
 function needs them.
 """
 
+from .catalogs import STANDARD_STARS, standards_catalog, write_reference_catalog, write_standards_catalog
 from .dataset import simulate_dataset
 from .detector import CACHE_DETECTOR_SEED, DetectorTruth, make_detector
 from .distortion import Distortion, instrument_distortion
@@ -31,11 +34,12 @@ from .exposure import (
     simulate_flat_exposure,
     simulate_pinhole_exposure,
     simulate_sky_exposure,
+    simulate_standard_exposure,
     subarray_map,
 )
-from .filters import FILTERS, filter_names, psf_fwhm, sky_rate
+from .filters import FILTERS, abmag, dn_per_jy, filter_names, psf_fwhm, sky_rate
 from .geometry import region_slices
-from .pointing import make_wcs, wcsinfo_for_pointing
+from .pointing import dither_offsets, make_wcs, wcsinfo_for_pointing
 from .references import REFERENCE_TYPES, reference_model, reference_models
 from .scene import ExtendedSource, Scene
 
@@ -44,11 +48,15 @@ __all__ = [
     "DEFAULT_COSMIC_RAY_RATE",
     "FILTERS",
     "REFERENCE_TYPES",
+    "STANDARD_STARS",
     "DetectorTruth",
     "Distortion",
     "ExposureTruth",
     "ExtendedSource",
     "Scene",
+    "abmag",
+    "dither_offsets",
+    "dn_per_jy",
     "filter_names",
     "instrument_distortion",
     "make_detector",
@@ -63,8 +71,12 @@ __all__ = [
     "simulate_flat_exposure",
     "simulate_pinhole_exposure",
     "simulate_sky_exposure",
+    "simulate_standard_exposure",
     "sky_rate",
+    "standards_catalog",
     "subarray_map",
     "region_slices",
     "wcsinfo_for_pointing",
+    "write_reference_catalog",
+    "write_standards_catalog",
 ]

@@ -9,10 +9,13 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from . import filters
 from .detector import CACHE_DETECTOR_SEED, make_detector
 from .exposure import simulate_dark_exposure, simulate_exposure, simulate_flat_exposure, simulate_sky_exposure
 from .instruments import INSTRUMENTS, instrument_model
+from .pointing import dither_offsets
 from .references import REFERENCE_TYPES, reference_model
 from .scene import Scene
 
@@ -39,6 +42,9 @@ def simulate_dataset(
     pointing=DEFAULT_POINTING,
     detector_seed=CACHE_DETECTOR_SEED,
     instrument="iris",
+    dither_pattern=None,
+    dither_step=None,
+    pointing_error_mas=0.0,
 ):
     """Simulate and write a data set with its truth.
 
@@ -46,7 +52,8 @@ def simulate_dataset(
 
     - ``sim_science_NNN_uncal.fits``, ``sim_sky_NNN_uncal.fits``,
       ``sim_dark_NNN_uncal.fits``, ``sim_flat_NNN_uncal.fits``: Level 0 ramps
-      (`TMTRampModel`); science exposures are dithered by ``size / 16`` pixels.
+      (`TMTRampModel`); science exposures are dithered by ``size / 16`` pixels, or by
+      ``dither_pattern``.
     - ``<same name>_truth.fits`` for each (`ExposureTruth.save`).
     - ``truth_<reftype>.fits``: the truth references (`reference_models`), lower-case reftype.
     - ``manifest.json``: the returned manifest.
@@ -80,6 +87,15 @@ def simulate_dataset(
         (another DETSERNO), which needs references of its own.
     instrument : str
         ``iris`` (TMT) or ``liger`` (Keck): detector size, plate scale, telescope.
+    dither_pattern : {'box', 'random'}, optional
+        Dither the science exposures with `dither_offsets` (``n_science`` positions,
+        ``dither_step`` arcsec apart, default 1 arcsec); by default the five positions
+        ``(0, 0), (+-size/16, +-size/16)`` pixels in turn.
+    dither_step : float, optional
+        Step of ``dither_pattern`` (arcsec).
+    pointing_error_mas : float
+        RMS per axis (mas) of the pointing error of each science exposure's header WCS (a
+        normal draw per exposure, seeded; recorded in its truth); 0 for exact headers.
 
     Returns
     -------
@@ -112,8 +128,14 @@ def simulate_dataset(
         manifest["truth"][path.name] = str(truth_path)
 
     common = {"nreads": nreads, "read_time": read_time, "subarray": subarray}
-    step = size / 16 * facts.plate_scale
-    dithers = [(0.0, 0.0), (step, step), (-step, step), (-step, -step), (step, -step)]
+    if dither_pattern is None:
+        step = size / 16 * facts.plate_scale
+        dithers = [(0.0, 0.0), (step, step), (-step, step), (-step, -step), (step, -step)]
+    else:
+        dithers = dither_offsets(
+            max(n_science, 1), dither_pattern, 1.0 if dither_step is None else dither_step, seed + 6
+        )
+    errors = np.random.default_rng(seed + 7).standard_normal((max(n_science, 1), 2)) * float(pointing_error_mas)
     for index in range(n_science):
         exposure = simulate_exposure(
             scene,
@@ -121,6 +143,7 @@ def simulate_dataset(
             filter=filter,
             pointing=pointing,
             dither_arcsec=dithers[index % len(dithers)],
+            pointing_error_mas=tuple(errors[index]),
             seed=seed + 100 + index,
             exposure_number=index + 1,
             **common,

@@ -28,7 +28,7 @@ import numpy as np
 
 from .detector import NO_RESPONSE
 from .distortion import Distortion, instrument_distortion
-from .filters import psf_fwhm
+from .filters import FILTERS, abmag, dn_per_jy, psf_fwhm
 from .geometry import region_slices
 from .instruments import instrument_model
 from .pointing import wcsinfo_for_pointing, world_to_pixel
@@ -42,6 +42,7 @@ __all__ = [
     "simulate_flat_exposure",
     "simulate_pinhole_exposure",
     "simulate_sky_exposure",
+    "simulate_standard_exposure",
     "subarray_map",
 ]
 
@@ -90,10 +91,11 @@ class ExposureTruth:
         Point sources: ``id, ra, dec`` (deg), ``x, y`` (0-based detector pixel position in
         this exposure, x = column, y = row: where the distorted PSF centre lies), ``u, v``
         (0-based undistorted focal-plane position in the full-frame system, where the true
-        TAN WCS puts the source), ``flux`` (total DN/s).
+        TAN WCS puts the source), ``flux`` (total DN/s), ``flux_jy`` (flux density in
+        Jy, flat in F_nu over the filter, `filters.dn_per_jy`) and ``abmag`` (AB magnitude).
     extended_sources : astropy.table.Table
-        Extended sources: ``id, ra, dec, x, y, u, v, flux, r_eff`` (arcsec), ``sersic_n,
-        axis_ratio, position_angle`` (deg).
+        Extended sources: ``id, ra, dec, x, y, u, v, flux, flux_jy, abmag, r_eff`` (arcsec),
+        ``sersic_n, axis_ratio, position_angle`` (deg).
     cosmic_rays : astropy.table.Table
         ``integration, y, x, read`` (first read showing the jump, 0-based),
         ``charge`` (e-) and ``amplitude`` (linear DN, ``charge / gain``).
@@ -113,6 +115,12 @@ class ExposureTruth:
         Seed of the exposure's noise.
     distortion : Distortion or None
         The distortion the sources were drawn with (None: none).
+    pointing_error_mas : tuple of float
+        ``(ex, ey)``: the header WCS is the true pointing moved by this much (mas) along
+        detector +x, +y (header keywords ``PNTERR_X, PNTERR_Y``).
+    true_crval : tuple of float or None
+        ``(CRVAL1, CRVAL2)`` (deg) of the true pointing, the WCS the scene was drawn with
+        (header keywords ``TRUE_CRV1, TRUE_CRV2``).
     """
 
     detector_rate: np.ndarray
@@ -129,6 +137,8 @@ class ExposureTruth:
     subarray: tuple
     seed: int | None = None
     distortion: Distortion | None = None
+    pointing_error_mas: tuple = (0.0, 0.0)
+    true_crval: tuple | None = None
 
     _IMAGES = (
         ("DETECTOR_RATE", "detector_rate"),
@@ -161,6 +171,12 @@ class ExposureTruth:
             header[key] = int(self.subarray[index])
         if self.seed is not None:
             header["SEED"] = int(self.seed)
+        header["PNTERR_X"] = (float(self.pointing_error_mas[0]), "header WCS minus true pointing along +x (mas)")
+        header["PNTERR_Y"] = (float(self.pointing_error_mas[1]), "header WCS minus true pointing along +y (mas)")
+        if self.true_crval is not None:
+            # Nine characters: a HIERARCH card, written explicitly so that astropy does not warn.
+            header["HIERARCH TRUE_CRV1"] = (float(self.true_crval[0]), "true CRVAL1 (deg)")
+            header["HIERARCH TRUE_CRV2"] = (float(self.true_crval[1]), "true CRVAL2 (deg)")
         hdus = [primary]
         hdus += [fits.ImageHDU(getattr(self, attribute), name=name) for name, attribute in self._IMAGES]
         if self.distortion is not None:
@@ -218,6 +234,8 @@ class ExposureTruth:
             subarray=tuple(header[key] for key in ("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2")),
             seed=header.get("SEED"),
             distortion=distortion,
+            pointing_error_mas=(header.get("PNTERR_X", 0.0), header.get("PNTERR_Y", 0.0)),
+            true_crval=(header["TRUE_CRV1"], header["TRUE_CRV2"]) if "TRUE_CRV1" in header else None,
         )
 
 
@@ -248,6 +266,7 @@ def simulate_exposure(
     exposure_number=1,
     target_name="SIMULATED FIELD",
     distortion=INSTRUMENT_DISTORTION,
+    pointing_error_mas=(0.0, 0.0),
 ):
     """Simulate the Level 0 ramps of one exposure.
 
@@ -308,6 +327,10 @@ def simulate_exposure(
         Field distortion the sources are drawn with: by default the instrument's
         (`instrument_distortion` centred on the full frame of ``detector``); None for none.
         The sky and lamps stay uniform per pixel.
+    pointing_error_mas : tuple of float
+        ``(ex, ey)`` mas: the header WCS (``meta.wcsinfo``) reports the pointing moved by
+        this much along detector +x, +y (as a dither would); the scene is drawn with the
+        true pointing, recorded in the truth.
 
     Returns
     -------
@@ -338,6 +361,11 @@ def simulate_exposure(
     elif distortion is not None and not isinstance(distortion, Distortion):
         raise TypeError(f"distortion must be a Distortion or None, got {type(distortion).__name__}")
     wcsinfo = wcsinfo_for_pointing(pointing, det.detector_shape, plate_scale, det.subarray, dither_arcsec)
+    error_x, error_y = (float(value) for value in pointing_error_mas)
+    reported = wcsinfo
+    if error_x or error_y:
+        reported_offset = (dither_arcsec[0] + error_x / 1000.0, dither_arcsec[1] + error_y / 1000.0)
+        reported = wcsinfo_for_pointing(pointing, det.detector_shape, plate_scale, det.subarray, reported_offset)
     to_detector, star_uv, galaxy_uv = _focal_plane(scene, wcsinfo, det.subarray, distortion)
     scene_rate, star_xy, galaxy_xy = scene.render(
         wcsinfo, det.shape, filter, plate_scale, det.instrument, to_detector=to_detector
@@ -360,7 +388,7 @@ def simulate_exposure(
         model.meta,
         det=det,
         subarray_id=subarray_id,
-        wcsinfo=wcsinfo,
+        wcsinfo=reported,
         pointing=pointing,
         filter_name=filter,
         exposure_type=exposure_type,
@@ -380,8 +408,8 @@ def simulate_exposure(
         detector_rate=detector_rate,
         scene_rate=scene_rate,
         sky_rate=scene.sky_rate(filter, plate_scale, det.instrument),
-        sources=_source_table(scene, star_xy, star_uv),
-        extended_sources=_extended_table(scene, galaxy_xy, galaxy_uv),
+        sources=_source_table(scene, star_xy, star_uv, filter, det.instrument),
+        extended_sources=_extended_table(scene, galaxy_xy, galaxy_uv, filter, det.instrument),
         cosmic_rays=cosmic_rays,
         first_saturated_read=first_saturated,
         mask=det.mask,
@@ -391,6 +419,8 @@ def simulate_exposure(
         subarray=det.subarray,
         seed=seed,
         distortion=distortion,
+        pointing_error_mas=(error_x, error_y),
+        true_crval=(wcsinfo["crval1"], wcsinfo["crval2"]),
     )
     return model, truth
 
@@ -470,6 +500,17 @@ PINHOLE_PEAK_FRACTION = 0.5
 """Default pinhole brightness: the brightest pixel reaches this fraction of the mean full well at the last read."""
 
 _MEAN_FULL_WELL = 52000.0  # DN, make_detector's default
+
+
+def _peak_pixel_fraction(filter_name, instrument, plate_scale):
+    """Fraction of a point source's flux in its brightest pixel when centred on it (PSF core only)."""
+    sigma = psf_fwhm(filter_name, instrument) / plate_scale * _SIGMA_PER_FWHM
+    return math.erf(0.5 / (sigma * math.sqrt(2.0))) ** 2
+
+
+def _last_read_time(kwargs, instrument):
+    """Time of the last read (s) of an exposure made with these `simulate_exposure` keywords."""
+    return kwargs.get("nreads", 10) * (kwargs.get("read_time") or instrument.read_time)
 
 
 def pinhole_grid(detector_shape, pitch=None):
@@ -557,15 +598,69 @@ def simulate_pinhole_exposure(detector, pitch=None, rate=None, filter="Kbb", **k
     if not inside.any():
         raise ValueError(f"no pinhole of pitch {pitch} px falls inside the exposure")
     if rate is None:
-        sigma = fwhm * _SIGMA_PER_FWHM
-        peak = math.erf(0.5 / (sigma * math.sqrt(2.0))) ** 2
-        exposure_time = kwargs.get("nreads", 10) * (kwargs.get("read_time") or instrument.read_time)
-        rate = PINHOLE_PEAK_FRACTION * _MEAN_FULL_WELL / (peak * exposure_time)
+        peak = _peak_pixel_fraction(filter, detector.instrument, plate_scale)
+        rate = PINHOLE_PEAK_FRACTION * _MEAN_FULL_WELL / (peak * _last_read_time(kwargs, instrument))
     # The holes as sky positions of the full-frame WCS of this (nominal) pointing.
     full_wcs = wcsinfo_for_pointing(pointing, detector.detector_shape, plate_scale)
     ra, dec = pixel_to_world(full_wcs, u[inside], v[inside])
     scene = Scene(center=tuple(pointing[:2]), ra=ra, dec=dec, flux=np.full(ra.size, float(rate)), sky=0.0)
     return simulate_exposure(scene, detector, filter=filter, exposure_type="PINHOLE", pointing=pointing, **kwargs)
+
+
+STANDARD_PEAK_FRACTION = 0.5
+"""Default standard: the brightest whose brightest pixel stays below this fraction of the full well."""
+
+
+def simulate_standard_exposure(detector, filter="Kbb", name=None, flux_jy=None, **kwargs):  # noqa: A002
+    """Simulate a photometric standard-star exposure: one isolated star at the field centre, plus sky.
+
+    EXP_TYPE ``<INSTRUME>_STANDARD``, OBSTYPE CAL, OBSNAME ``IMG1-STD``, TARGNAME the star's name.
+
+    Parameters
+    ----------
+    detector : DetectorTruth
+        The detector.
+    filter : str
+        Filter.
+    name : str, optional
+        A star of `standards_catalog`; by default the brightest one whose brightest pixel
+        stays below `STANDARD_PEAK_FRACTION` of the full well at the last read.
+    flux_jy : float, optional
+        Flux density (Jy); the catalog's value for ``name`` in ``filter`` by default.
+    **kwargs
+        Other `simulate_exposure` parameters; ``pointing`` is ``(ra, dec, pa)`` of the star
+        (default ``(0, 0, 0)``).
+
+    Returns
+    -------
+    model : TMTRampModel
+    truth : ExposureTruth
+        ``sources`` holds the star (``flux`` DN/s, ``flux_jy``, ``abmag``).
+    """
+    from .catalogs import standards_catalog
+
+    instrument = instrument_model(detector.instrument)
+    plate_scale = kwargs.get("plate_scale") or instrument.plate_scale
+    catalog = standards_catalog()
+    catalog = catalog[catalog["filter"] == filter]
+    if name is None:
+        peak_rate_per_jy = _peak_pixel_fraction(filter, detector.instrument, plate_scale) * dn_per_jy(
+            filter, detector.instrument
+        )
+        limit = STANDARD_PEAK_FRACTION * _MEAN_FULL_WELL / (peak_rate_per_jy * _last_read_time(kwargs, instrument))
+        catalog.sort("flux_jy")
+        fitting = catalog[catalog["flux_jy"] <= limit]
+        name = str((fitting if len(fitting) else catalog)[-1 if len(fitting) else 0]["name"])
+    if flux_jy is None:
+        rows = catalog[catalog["name"] == name]
+        if not len(rows):
+            raise ValueError(f"standard {name!r} is not in the standards catalog (filter {filter}); give flux_jy")
+        flux_jy = float(rows[0]["flux_jy"])
+    pointing = kwargs.pop("pointing", None) or (0.0, 0.0, 0.0)
+    kwargs.setdefault("target_name", name)
+    rate = float(flux_jy) * dn_per_jy(filter, detector.instrument)
+    scene = Scene(center=tuple(pointing[:2]), ra=[pointing[0]], dec=[pointing[1]], flux=[rate])
+    return simulate_exposure(scene, detector, filter=filter, exposure_type="STANDARD", pointing=pointing, **kwargs)
 
 
 def subarray_map(subarrays, shape):
@@ -855,9 +950,18 @@ def _focal_plane(scene, wcsinfo, subarray, distortion):
     return to_detector, star_uv, galaxy_uv
 
 
-def _source_table(scene, star_xy, star_uv):
+def _flux_jy(flux, filter_name, instrument):
+    """Flux densities (Jy) of rates (DN/s) in a filter; NaN for a filter without a passband (DARK)."""
+    flux = np.asarray(flux, dtype=np.float64)
+    if filter_name not in FILTERS:
+        return np.full(flux.shape, np.nan)
+    return flux / dn_per_jy(filter_name, instrument)
+
+
+def _source_table(scene, star_xy, star_uv, filter_name, instrument):
     from astropy.table import Table
 
+    flux_jy = _flux_jy(scene.flux, filter_name, instrument)
     return Table(
         {
             "id": np.arange(1, scene.ra.size + 1, dtype=np.int32),
@@ -868,11 +972,13 @@ def _source_table(scene, star_xy, star_uv):
             "u": star_uv[0],
             "v": star_uv[1],
             "flux": scene.flux,
+            "flux_jy": flux_jy,
+            "abmag": abmag(flux_jy),
         }
     )
 
 
-def _extended_table(scene, galaxy_xy, galaxy_uv):
+def _extended_table(scene, galaxy_xy, galaxy_uv, filter_name, instrument):
     from astropy.table import Table
 
     names = ("ra", "dec", "flux", "r_eff", "sersic_n", "axis_ratio", "position_angle")
@@ -881,4 +987,6 @@ def _extended_table(scene, galaxy_xy, galaxy_uv):
         table[name] = np.array([getattr(galaxy, name) for galaxy in scene.extended], dtype=np.float64)
     table["x"], table["y"] = galaxy_xy
     table["u"], table["v"] = galaxy_uv
-    return table[["id", "ra", "dec", "x", "y", "u", "v", *names[2:]]]
+    table["flux_jy"] = _flux_jy(table["flux"], filter_name, instrument)
+    table["abmag"] = abmag(table["flux_jy"])
+    return table[["id", "ra", "dec", "x", "y", "u", "v", "flux", "flux_jy", "abmag", *names[3:]]]

@@ -134,6 +134,60 @@ def sky_rate(filter_name, plate_scale=PLATE_SCALE, instrument="iris"):
     return electrons / NOMINAL_GAIN
 
 
+AB_ZERO_POINT = 3631.0
+"""Flux density of AB magnitude 0 (Jy)."""
+
+_VEGA_CENTRES = (("Z", 0.88), ("Y", 1.03), ("J", 1.25), ("H", 1.63), ("K", 2.19))
+"""Centre wavelengths (micron) of the bands whose Vega zero points `SKY_BANDS` holds."""
+
+
+def dn_per_jy(filter_name, instrument="iris"):
+    """Return the rate of a source of 1 Jy, flat in F_nu over the filter's top-hat passband.
+
+    The same photon model as `sky_rate`: photons ``F_nu 1e-26 / h * ln(lambda_hi / lambda_lo)``
+    per s and m^2, times the telescope's collecting area and `THROUGHPUT`, over `NOMINAL_GAIN`.
+
+    Parameters
+    ----------
+    filter_name : str
+        One of `FILTERS`.
+    instrument : str
+        ``iris`` or ``liger``: the telescope's collecting area.
+
+    Returns
+    -------
+    float
+        DN/s (total, all pixels) per Jy.
+    """
+    centre, width = _check_filter(filter_name)
+    photons = _JANSKY / _PLANCK * math.log((centre + width / 2) / (centre - width / 2))
+    return photons * instrument_model(instrument).collecting_area * THROUGHPUT / NOMINAL_GAIN
+
+
+def abmag(flux_jy):
+    """Return the AB magnitude ``-2.5 log10(F / 3631 Jy)`` of flux densities (Jy); NaN where F <= 0."""
+    import numpy as np
+
+    flux = np.asarray(flux_jy, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(flux > 0, -2.5 * np.log10(np.where(flux > 0, flux, 1.0) / AB_ZERO_POINT), np.nan)
+
+
+def vega_zero_point(filter_name):
+    """Return the flux density (Jy) of a Vega-magnitude 0 star (an A0V spectrum) at a filter's centre.
+
+    A smooth spectrum: the Z, Y, J, H, K zero points of `SKY_BANDS` interpolated linearly in
+    ``log(F_nu)`` against ``log(lambda)`` (and extrapolated as a power law beyond them).
+    """
+    centre, _width = _check_filter(filter_name)
+    zero_points = {band: zero_point for _edge, band, zero_point, _mag in SKY_BANDS}
+    points = [(math.log(wavelength), math.log(zero_points[band])) for band, wavelength in _VEGA_CENTRES]
+    x = math.log(centre)
+    index = min(max(sum(1 for px, _ in points if px <= x) - 1, 0), len(points) - 2)
+    (x0, y0), (x1, y1) = points[index], points[index + 1]
+    return math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+
+
 def psf_fwhm(filter_name, instrument="iris"):
     """Return the diffraction-limited FWHM (1.03 lambda/D) of the PSF core.
 

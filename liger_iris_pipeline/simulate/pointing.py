@@ -22,7 +22,42 @@ Conventions
 
 import math
 
-__all__ = ["make_wcs", "pixel_to_world", "wcsinfo_for_pointing", "world_to_pixel"]
+__all__ = ["dither_offsets", "make_wcs", "pixel_to_world", "wcsinfo_for_pointing", "world_to_pixel"]
+
+
+def dither_offsets(n, pattern="box", step_arcsec=1.0, seed=0):
+    """Return the pointing offsets of a dither pattern.
+
+    Parameters
+    ----------
+    n : int
+        Number of exposures.
+    pattern : {'box', 'random'}
+        ``box``: a square grid of ``k x k`` positions ``step_arcsec`` apart, centred on
+        (0, 0), ``k`` the smallest with ``k^2 >= n``, the first ``n`` positions row by
+        row; ``random``: uniform in ``[-step_arcsec, step_arcsec]`` along each axis.
+    step_arcsec : float
+        Grid step or random half-width (arcsec).
+    seed : int
+        Seed of the random pattern.
+
+    Returns
+    -------
+    list of tuple
+        ``n`` offsets ``(dx, dy)`` in arcsec along detector +x, +y (`wcsinfo_for_pointing`).
+    """
+    import numpy as np
+
+    if n < 1:
+        raise ValueError(f"a dither pattern needs at least one position, got {n}")
+    if pattern == "box":
+        side = math.isqrt(n - 1) + 1
+        centred = (np.arange(side) - (side - 1) / 2.0) * step_arcsec
+        return [(float(centred[index % side]), float(centred[index // side])) for index in range(n)]
+    if pattern == "random":
+        offsets = np.random.default_rng(seed).uniform(-step_arcsec, step_arcsec, (n, 2))
+        return [(float(dx), float(dy)) for dx, dy in offsets]
+    raise ValueError(f"dither pattern {pattern!r} is not 'box' or 'random'")
 
 
 def wcsinfo_for_pointing(pointing, detector_shape, plate_scale, subarray=None, dither_arcsec=(0.0, 0.0)):

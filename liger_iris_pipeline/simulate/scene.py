@@ -113,7 +113,21 @@ class Scene:
             raise ValueError(f"halo_fraction {self.halo_fraction} is not within [0, 1]")
 
     @classmethod
-    def random(cls, n_stars, seed, ra, dec, field=16.384, flux_range=(10.0, 1.0e5), n_extended=1, **kwargs):
+    def random(
+        cls,
+        n_stars,
+        seed,
+        ra,
+        dec,
+        field=16.384,
+        flux_range=(10.0, 1.0e5),
+        n_extended=1,
+        *,
+        abmag_range=None,
+        filter_name="Kbb",
+        instrument="iris",
+        **kwargs,
+    ):
         """Return a field of random stars (and galaxies) around ``(ra, dec)``.
 
         Parameters
@@ -132,6 +146,11 @@ class Scene:
         n_extended : int
             Number of exponential-disk galaxies (r_eff 0.02-0.1 arcsec, rates 10x
             ``flux_range``).
+        abmag_range : tuple of float, optional
+            ``(bright, faint)`` AB magnitudes in ``filter_name`` seen by ``instrument``;
+            replaces ``flux_range`` (`filters.dn_per_jy`).
+        filter_name, instrument : str
+            Filter and telescope of ``abmag_range``.
         **kwargs
             Other `Scene` attributes (``sky``, ``halo_fraction``...).
 
@@ -139,6 +158,9 @@ class Scene:
         -------
         Scene
         """
+        if abmag_range is not None:
+            to_rate = filters.dn_per_jy(filter_name, instrument) * filters.AB_ZERO_POINT
+            flux_range = tuple(sorted(to_rate * 10 ** (-0.4 * float(mag)) for mag in abmag_range))
         rng = np.random.default_rng(seed)
         half = field / 3600.0 / 2.0
         cos_dec = math.cos(math.radians(dec))
