@@ -519,9 +519,22 @@ class TMTStep(_TMTMixin, Step):
             with _crds_lookup():
                 return super().get_reference_file(input_file, reference_file_type)
         except Exception as exc:
+            if reference_file_type in self.optional_reference_types and _type_unknown(exc):
+                # An older context, made before the type existed: the step runs without it.
+                log.info("%s: the CRDS context has no %s rules (N/A)", self.name, reference_file_type.upper())
+                return "N/A"
             # crds fails in many ways (CrdsError, OSError, even AttributeError for a file absent from a
             # serverless cache); whichever it is, the user needs the type, values and context.
             raise _reference_error(self, input_file, reference_file_type, exc) from exc
+
+
+def _type_unknown(exc):
+    """True if a crds failure says the context has no rules for the reference type at all."""
+    while exc is not None:
+        if "Unknown reference type" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _flatten(items):
@@ -586,4 +599,10 @@ class TMTPipeline(_TMTMixin, Pipeline):
                     path = crds_client.get_reference_file(parameters, reference_file_type, observatory)
                 crds_client.check_reference_open(path)
             except Exception as exc:  # the same failure modes as TMTStep.get_reference_file
+                if _type_unknown(exc) and all(
+                    reference_file_type in step.optional_reference_types
+                    for step in self._steps()[1:]
+                    if reference_file_type in step.reference_file_types
+                ):
+                    continue  # an older context without an optional type: its steps run without it
                 raise _reference_error(self, input_file, reference_file_type, exc) from exc
