@@ -260,3 +260,113 @@ def test_dataset_with_dithers_and_pointing_errors(tmp_path):
     errors = np.array(errors)
     assert np.all(errors != 0) and np.abs(errors).max() < 100 and len({tuple(e) for e in errors}) == 4
     assert len(set(centres)) == 4
+
+
+def test_residual_defects_are_recorded_and_significant(detector, tmp_path):
+    scene = sim.Scene.random(10, 3, RA, DEC, field=100 * sim.filters.PLATE_SCALE)
+    common = {"nreads": 4, "seed": 5, "pointing": (RA, DEC, 0.0)}
+    _, clean = sim.simulate_exposure(scene, detector, **common)
+    model, truth = sim.simulate_exposure(
+        scene, detector, residual_defects={"hot": 3, "cosmic": 5, "trail": 1.0}, **common
+    )
+    defects = truth.defects
+    assert set(defects["kind"]) == {"hot", "cosmic", "trail"}
+    assert len(set(defects["defect"][defects["kind"] == "hot"])) == 3
+    cosmic_sizes = np.bincount(defects["defect"][defects["kind"] == "cosmic"])
+    assert cosmic_sizes[cosmic_sizes > 0].max() <= 4
+    # The trail is a line about 2 pixels wide across the frame.
+    trail = defects[defects["kind"] == "trail"]
+    assert len(trail) > 100
+    # Every defect: on an unflagged pixel, >= 10 sigma, only in the detector rate.
+    assert np.all(detector.mask[defects["y"], defects["x"]] == 0)
+    assert defects["sigma"].min() >= sim.defects.MIN_SIGMA
+    change = truth.detector_rate - clean.detector_rate
+    assert np.array_equal(change > 0, truth.defect_mask == 1)
+    np.testing.assert_allclose(change[defects["y"], defects["x"]], defects["rate"], rtol=1e-5)
+    np.testing.assert_array_equal(truth.scene_rate, clean.scene_rate)
+    assert truth.defect_mask.dtype == np.uint8 and truth.defect_mask.sum() == len(defects)
+    noise = sim.defects.rate_noise(clean.detector_rate, detector.gain, detector.read_noise, 4, 1.47)
+    assert np.all(change[truth.defect_mask == 1] >= 10 * noise[truth.defect_mask == 1])
+    truth.save(tmp_path / "truth.fits")
+    loaded = sim.ExposureTruth.load(tmp_path / "truth.fits")
+    np.testing.assert_array_equal(loaded.defect_mask, truth.defect_mask)
+    assert list(loaded.defects["kind"]) == list(defects["kind"])
+    assert len(clean.defects) == 0 and not clean.defect_mask.any()
+
+
+def test_rate_noise_matches_the_ramp_scatter():
+    """The noise the defects are scaled to is the scatter of the measured rate (CDS, read noise only)."""
+    detector = sim.make_detector((64, 64), seed=3)
+    rates = []
+    for seed in range(30):
+        model, _ = sim.simulate_exposure(
+            sim.Scene(sky=0.0),
+            detector,
+            nreads=2,
+            seed=seed,
+            linear=True,
+            cosmic_ray_rate=0.0,
+            filter="DARK",
+            exposure_type="DARK",
+        )
+        rates.append(np.diff(model.data[0].astype(np.float64), axis=0)[0] / 1.47)
+    good = detector.mask == 0
+    measured = np.std(np.array(rates), axis=0)[good]
+    expected = sim.defects.rate_noise(detector.dark_rate, detector.gain, detector.read_noise, 2, 1.47)[good]
+    assert np.median(measured / expected) == pytest.approx(1.0, abs=0.1)
+
+
+def test_level3_dataset(tmp_path):
+    from astropy.table import Table
+
+    manifest = sim.simulate_dataset(
+        tmp_path, size=128, nreads=3, n_science=4, n_sky=1, n_darks=0, n_flats=0, seed=1, level3=True, n_stars=30
+    )
+    assert len(manifest["science"]) == 4 and len(manifest["sky"]) == 1
+    assert len(manifest["pinhole"]) == 1 and len(manifest["standard"]) == 1
+    truths = [sim.ExposureTruth.load(manifest["truth"][Path(path).name]) for path in manifest["science"]]
+    assert all(len(truth.defects) > 0 for truth in truths)
+    assert all(np.hypot(*truth.pointing_error_mas) > 0 for truth in truths)
+    pinhole = sim.ExposureTruth.load(manifest["truth"][Path(manifest["pinhole"][0]).name])
+    assert pinhole.exposure_type == "IRIS_PINHOLE" and len(pinhole.sources) >= 25
+    standard = sim.ExposureTruth.load(manifest["truth"][Path(manifest["standard"][0]).name])
+    assert standard.exposure_type == "IRIS_STANDARD" and len(standard.sources) == 1
+    reference = Table.read(manifest["reference_catalog"])
+    assert 0.7 * 30 <= len(reference) <= 30
+    assert len(Table.read(manifest["standards_catalog"])) == 3 * len(sim.filter_names())
+    # The 2x2 box dither: four different pointings, the step an eighth of the field.
+    step = 128 * sim.filters.PLATE_SCALE / 8
+    centres = np.array([truth.true_crval for truth in truths])
+    spread = (centres.max(axis=0) - centres.min(axis=0)) * 3600
+    assert spread[1] == pytest.approx(step, rel=0.01)
+
+
+def test_level3_command_line(tmp_path):
+    import json
+
+    from liger_iris_pipeline.simulate.dataset import main
+
+    main(
+        [
+            "--output",
+            str(tmp_path),
+            "--size",
+            "64",
+            "--nreads",
+            "2",
+            "--n-darks",
+            "0",
+            "--n-flats",
+            "0",
+            "--n-sky",
+            "0",
+            "--level3",
+            "--dither",
+            "2",
+            "--dither-pattern",
+            "random",
+        ]
+    )
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert len(manifest["science"]) == 2
+    assert {"pinhole", "standard", "reference_catalog", "standards_catalog"} <= set(manifest)

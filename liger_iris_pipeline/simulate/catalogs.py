@@ -52,8 +52,8 @@ def write_reference_catalog(
     error_mas=2.0,
     completeness=0.9,
     seed=0,
-    filter="Kbb",
-    instrument="iris",  # noqa: A002
+    filter="Kbb",  # noqa: A002
+    instrument="iris",
 ):
     """Write an astrometric reference catalog of a scene's stars (ECSV).
 

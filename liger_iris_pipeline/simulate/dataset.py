@@ -1,7 +1,9 @@
 """A complete simulated data set on disk: science, sky, darks, flats, truth references.
 
 ``python -m liger_iris_pipeline.simulate --output DIR --size N --nreads M --seed S``
-writes one with `simulate_dataset`.
+writes one with `simulate_dataset`; ``--level3 --dither N --dither-pattern box`` a Level 3 one
+(dithered science exposures with pointing errors and residual defects, a pinhole-grid and a
+standard-star exposure, reference and standards catalogs).
 """
 
 import argparse
@@ -12,8 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from . import filters
+from .catalogs import write_reference_catalog, write_standards_catalog
 from .detector import CACHE_DETECTOR_SEED, make_detector
-from .exposure import simulate_dark_exposure, simulate_exposure, simulate_flat_exposure, simulate_sky_exposure
+from .exposure import (
+    simulate_dark_exposure,
+    simulate_exposure,
+    simulate_flat_exposure,
+    simulate_pinhole_exposure,
+    simulate_sky_exposure,
+    simulate_standard_exposure,
+)
 from .instruments import INSTRUMENTS, instrument_model
 from .pointing import dither_offsets
 from .references import REFERENCE_TYPES, reference_model
@@ -44,7 +54,8 @@ def simulate_dataset(
     instrument="iris",
     dither_pattern=None,
     dither_step=None,
-    pointing_error_mas=0.0,
+    pointing_error_mas=None,
+    level3=False,
 ):
     """Simulate and write a data set with its truth.
 
@@ -93,16 +104,25 @@ def simulate_dataset(
         ``(0, 0), (+-size/16, +-size/16)`` pixels in turn.
     dither_step : float, optional
         Step of ``dither_pattern`` (arcsec).
-    pointing_error_mas : float
+    pointing_error_mas : float, optional
         RMS per axis (mas) of the pointing error of each science exposure's header WCS (a
-        normal draw per exposure, seeded; recorded in its truth); 0 for exact headers.
+        normal draw per exposure, seeded; recorded in its truth); default 0 (exact
+        headers), 20 with ``level3``.
+    level3 : bool
+        A Level 3 data set: science exposures dithered (``box`` by default, step
+        ``min(1 arcsec, field / 8)``) with pointing errors and residual defects, plus a
+        pinhole-grid exposure (``sim_pinhole_001``), a standard-star exposure
+        (``sim_standard_001``, `simulate_standard_exposure`), ``reference_catalog.ecsv``
+        (`write_reference_catalog`) and ``standards.ecsv`` (`write_standards_catalog`).
 
     Returns
     -------
     dict
         ``{"science": [...], "sky": [...], "dark": [...], "flat": [...]}`` lists of
         ramp files, ``"truth"``: {ramp file name: truth file}, ``"references"``:
-        {REFTYPE: file}, ``"manifest"``: the JSON file; all paths as strings.
+        {REFTYPE: file}, ``"manifest"``: the JSON file; all paths as strings. With
+        ``level3`` also ``"pinhole"`` and ``"standard"`` (lists of ramp files),
+        ``"reference_catalog"`` and ``"standards_catalog"`` (files).
     """
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -114,6 +134,12 @@ def simulate_dataset(
     field = size * facts.plate_scale
     scene = Scene.random(n_stars, seed + 1, ra, dec, field=field)
     manifest = {"science": [], "sky": [], "dark": [], "flat": [], "truth": {}, "references": {}}
+    if level3:
+        manifest.update({"pinhole": [], "standard": []})
+        dither_pattern = dither_pattern or "box"
+        dither_step = min(1.0, field / 8.0) if dither_step is None else dither_step
+        pointing_error_mas = 20.0 if pointing_error_mas is None else pointing_error_mas
+    pointing_error_mas = 0.0 if pointing_error_mas is None else float(pointing_error_mas)
 
     # Each exposure is written and dropped before the next is simulated: at full frame one
     # exposure with its truth takes ~0.7 GB.
@@ -144,6 +170,7 @@ def simulate_dataset(
             pointing=pointing,
             dither_arcsec=dithers[index % len(dithers)],
             pointing_error_mas=tuple(errors[index]),
+            residual_defects=level3,
             seed=seed + 100 + index,
             exposure_number=index + 1,
             **common,
@@ -183,6 +210,21 @@ def simulate_dataset(
         )
         write("flat", index, *exposure)
         del exposure
+    if level3:
+        exposure = simulate_pinhole_exposure(detector, filter=filter, pointing=pointing, seed=seed + 500, **common)
+        write("pinhole", 0, *exposure)
+        del exposure
+        # The standard in a field of its own, a few arcminutes away.
+        standard_pointing = (ra, dec - 5.0 / 60.0, pa)
+        exposure = simulate_standard_exposure(
+            detector, filter=filter, pointing=standard_pointing, seed=seed + 600, **common
+        )
+        write("standard", 0, *exposure)
+        del exposure
+        catalog_path = output / "reference_catalog.ecsv"
+        write_reference_catalog(scene, catalog_path, seed=seed + 8, filter=filter, instrument=instrument)
+        manifest["reference_catalog"] = str(catalog_path)
+        manifest["standards_catalog"] = write_standards_catalog(output / "standards.ecsv")
     # One reference at a time: together the full-frame references take ~1.2 GB.
     for reftype in REFERENCE_TYPES:
         model = reference_model(detector, reftype, subarray=subarray, filter=filter)
@@ -237,7 +279,22 @@ def main(argv=None):
         metavar=("XSTART", "YSTART", "XSIZE", "YSIZE"),
         help="read out this subarray (1-based starts) instead of the full frame",
     )
+    parser.add_argument(
+        "--level3",
+        action="store_true",
+        help="a Level 3 data set: dithered science exposures with pointing errors and residual defects, "
+        "a pinhole-grid and a standard-star exposure, reference and standards catalogs",
+    )
+    parser.add_argument("--dither", type=int, metavar="N", help="N dithered science exposures (sets --n-science)")
+    parser.add_argument("--dither-pattern", choices=("box", "random"), help="dither pattern (default box)")
+    parser.add_argument("--dither-step", type=float, help="dither step (arcsec)")
+    parser.add_argument(
+        "--pointing-error", type=float, help="RMS pointing error of the header WCS (mas; default 0, 20 with --level3)"
+    )
     args = parser.parse_args(argv)
+    if args.dither is not None:
+        args.n_science = args.dither
+        args.dither_pattern = args.dither_pattern or "box"
     started = time.perf_counter()
     manifest = simulate_dataset(
         args.output,
@@ -252,8 +309,12 @@ def main(argv=None):
         instrument=args.instrument,
         subarray=tuple(args.subarray) if args.subarray else None,
         filter=args.filter,
+        dither_pattern=args.dither_pattern,
+        dither_step=args.dither_step,
+        pointing_error_mas=args.pointing_error,
+        level3=args.level3,
     )
-    count = sum(len(manifest[kind]) for kind in ("science", "sky", "dark", "flat"))
+    count = sum(len(manifest.get(kind, [])) for kind in ("science", "sky", "dark", "flat", "pinhole", "standard"))
     print(
         f"wrote {count} exposures and {len(manifest['references'])} truth references to {args.output} "
         f"in {time.perf_counter() - started:.1f} s; manifest: {manifest['manifest']}"

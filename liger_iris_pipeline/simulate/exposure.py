@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .defects import draw_residual_defects, empty_defects
 from .detector import NO_RESPONSE
 from .distortion import Distortion, instrument_distortion
 from .filters import FILTERS, abmag, dn_per_jy, psf_fwhm
@@ -121,6 +122,13 @@ class ExposureTruth:
     true_crval : tuple of float or None
         ``(CRVAL1, CRVAL2)`` (deg) of the true pointing, the WCS the scene was drawn with
         (header keywords ``TRUE_CRV1, TRUE_CRV2``).
+    defects : astropy.table.Table or None
+        Residual defects (`~liger_iris_pipeline.simulate.defects`), one row per affected
+        pixel: ``defect, kind`` (hot, cosmic, trail), ``x, y``, ``rate`` (DN/s added to
+        ``detector_rate``), ``sigma`` (that change in units of the pixel's noise).
+        ``scene_rate`` does not contain them.
+    defect_mask : numpy.ndarray or None
+        uint8 (ny, nx): 1 where a residual defect changed the pixel.
     """
 
     detector_rate: np.ndarray
@@ -139,6 +147,8 @@ class ExposureTruth:
     distortion: Distortion | None = None
     pointing_error_mas: tuple = (0.0, 0.0)
     true_crval: tuple | None = None
+    defects: object = None
+    defect_mask: np.ndarray | None = None
 
     _IMAGES = (
         ("DETECTOR_RATE", "detector_rate"),
@@ -179,6 +189,12 @@ class ExposureTruth:
             header["HIERARCH TRUE_CRV2"] = (float(self.true_crval[1]), "true CRVAL2 (deg)")
         hdus = [primary]
         hdus += [fits.ImageHDU(getattr(self, attribute), name=name) for name, attribute in self._IMAGES]
+        if self.defects is not None:
+            hdu = fits.table_to_hdu(self.defects)
+            hdu.name = "DEFECTS"
+            hdus.append(hdu)
+        if self.defect_mask is not None:
+            hdus.append(fits.ImageHDU(self.defect_mask, name="DEFECT_MASK"))
         if self.distortion is not None:
             for name, coefficients in (("DIST_AX", self.distortion.ax), ("DIST_AY", self.distortion.ay)):
                 hdu = fits.ImageHDU(np.array(coefficients), name=name)
@@ -216,6 +232,8 @@ class ExposureTruth:
                 for name, attribute in cls._IMAGES
             }
             values.update({attribute: Table.read(hdulist[name]) for name, attribute in cls._TABLES})
+            defects = Table.read(hdulist["DEFECTS"]) if "DEFECTS" in hdulist else None
+            defect_mask = np.array(hdulist["DEFECT_MASK"].data, dtype=np.uint8) if "DEFECT_MASK" in hdulist else None
             distortion = None
             if "DIST_AX" in hdulist:
                 dist = hdulist["DIST_AX"].header
@@ -236,6 +254,8 @@ class ExposureTruth:
             distortion=distortion,
             pointing_error_mas=(header.get("PNTERR_X", 0.0), header.get("PNTERR_Y", 0.0)),
             true_crval=(header["TRUE_CRV1"], header["TRUE_CRV2"]) if "TRUE_CRV1" in header else None,
+            defects=defects,
+            defect_mask=defect_mask,
         )
 
 
@@ -267,6 +287,7 @@ def simulate_exposure(
     target_name="SIMULATED FIELD",
     distortion=INSTRUMENT_DISTORTION,
     pointing_error_mas=(0.0, 0.0),
+    residual_defects=False,
 ):
     """Simulate the Level 0 ramps of one exposure.
 
@@ -331,6 +352,11 @@ def simulate_exposure(
         ``(ex, ey)`` mas: the header WCS (``meta.wcsinfo``) reports the pointing moved by
         this much along detector +x, +y (as a dither would); the scene is drawn with the
         true pointing, recorded in the truth.
+    residual_defects : bool or dict
+        Add defects Level 1 and 2 cannot see (new hot pixels, missed cosmic rays, sometimes a
+        satellite trail; `~liger_iris_pipeline.simulate.defects`), each >= 10 sigma of the
+        pixel noise, recorded in the truth (``defects``, ``defect_mask``). A dict sets the
+        counts (``{"hot": 4, "cosmic": 4, "trail": 0.3}``, the last a probability).
 
     Returns
     -------
@@ -373,6 +399,16 @@ def simulate_exposure(
     detector_rate = scene_rate * det.flat
     detector_rate += det.dark_rate
     read_times = (np.arange(nreads) + 1.0) * read_time
+    if residual_defects:
+        # A stream of its own: the same seed gives the same noise with and without defects.
+        defect_rng = np.random.default_rng(None if seed is None else [int(seed), 7919])
+        counts = residual_defects if isinstance(residual_defects, dict) else None
+        extra_rate, defects, defect_mask = draw_residual_defects(
+            defect_rng, det, detector_rate, nreads, read_time, counts
+        )
+        detector_rate += extra_rate
+    else:
+        _, defects, defect_mask = empty_defects(det.shape)
 
     rng = np.random.default_rng(seed)
     cosmic_rays = _draw_cosmic_rays(rng, det, nints, nreads, read_time, cosmic_ray_rate)
@@ -421,6 +457,8 @@ def simulate_exposure(
         distortion=distortion,
         pointing_error_mas=(error_x, error_y),
         true_crval=(wcsinfo["crval1"], wcsinfo["crval2"]),
+        defects=defects,
+        defect_mask=defect_mask,
     )
     return model, truth
 
