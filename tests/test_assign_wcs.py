@@ -1,15 +1,18 @@
-"""AssignWcsStep: gwcs vs astropy.wcs from the same header, 1-based CRPIX, simulator truth, FITS round trip."""
+"""AssignWcsStep: gwcs vs astropy.wcs from the same header, 1-based CRPIX, simulator truth, FITS round trip;
+with a distortion fitted from a simulated pinhole frame: star positions over the IRIS frame and the SIP header."""
 
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
-from level1_helpers import DEC, RA, detector, science_frame
+from level1_helpers import DEC, RA, detector, level1_from_truth, science_frame
 
 from liger_iris_pipeline import datamodels
 from liger_iris_pipeline import simulate as sim
 from liger_iris_pipeline.assign_wcs import AssignWcsStep
 from liger_iris_pipeline.assign_wcs.imaging import WcsInfoError, complete_wcsinfo, make_gwcs
+from liger_iris_pipeline.fit_distortion import FitDistortionStep
+from liger_iris_pipeline.simulate.pointing import pixel_to_world, wcsinfo_for_pointing
 
 SCALE = 0.004
 FULL = (4096, 4096)
@@ -54,8 +57,8 @@ def test_crpix_is_one_based():
 
 
 def test_star_positions_of_the_truth(tmp_path):
-    level1, truth = science_frame(detector(), n_stars=30, pa=33.0, subarray=(17, 9, 100, 110))
-    result = AssignWcsStep.call(level1)
+    level1, truth = science_frame(detector(), n_stars=30, pa=33.0, subarray=(17, 9, 100, 110), distortion=None)
+    result = AssignWcsStep.call(level1)  # the test cache's context has no DISTORTION rules: N/A
     assert result.meta.cal_step.assign_wcs == "COMPLETE"
     assert result.meta.ref_file.distortion.name == "N/A"
     x, y = result.meta.wcs.invert(np.asarray(truth.sources["ra"]), np.asarray(truth.sources["dec"]))
@@ -92,7 +95,88 @@ def test_keywords_are_completed_and_checked():
         complete_wcsinfo({key: value for key, value in given.items() if key != "crval1"})
 
 
-def test_a_distortion_reference_is_refused():
+def test_no_distortion_reference_gives_the_pure_tan():
     level1, _ = science_frame(detector(64), n_stars=0)
-    with pytest.raises(ValueError, match="override_distortion must be N/A"):
-        AssignWcsStep.call(level1, override_distortion="distortion.asdf")
+    result = AssignWcsStep.call(level1, override_distortion="N/A")
+    assert result.meta.ref_file.distortion.name == "N/A"
+    assert result.meta.wcsinfo.ctype1 == "RA---TAN" and result.meta.wcsinfo.sip_max_error is None
+    assert result.meta.wcs.available_frames == ["detector", "world"]
+
+
+# With distortion: a reference fitted by FitDistortionStep from a simulated full-frame IRIS pinhole exposure.
+
+
+@pytest.fixture(scope="module")
+def iris():
+    """``(detector, distortion reference)``: the full IRIS detector and its fitted distortion."""
+    det = sim.make_detector(FULL, seed=1)
+    ramp, truth = sim.simulate_pinhole_exposure(det, nreads=3, seed=2)
+    reference = FitDistortionStep.call(level1_from_truth(ramp, truth))
+    return det, reference
+
+
+def star_frame(det, subarray, pa=33.0, n_stars=30):
+    """Level 1 frame of isolated stars spread over a subarray of the full detector, and its truth."""
+    xstart, ystart, nx, ny = subarray
+    rng = np.random.default_rng(5)
+    u = rng.uniform(xstart - 1 + 10, xstart - 1 + nx - 10, n_stars)
+    v = rng.uniform(ystart - 1 + 10, ystart - 1 + ny - 10, n_stars)
+    ra, dec = pixel_to_world(wcsinfo_for_pointing((RA, DEC, pa), FULL, SCALE), u, v)
+    scene = sim.Scene(center=(RA, DEC), ra=ra, dec=dec, flux=np.full(n_stars, 1000.0), sky=0.0)
+    ramp, truth = sim.simulate_exposure(
+        scene, det, nreads=3, pointing=(RA, DEC, pa), seed=3, noiseless=True, subarray=subarray
+    )
+    return level1_from_truth(ramp, truth), truth
+
+
+@pytest.mark.parametrize(
+    "subarray",
+    [(1, 1, 256, 256), (3841, 3841, 256, 256), (3841, 1, 256, 256), (1921, 1921, 256, 256)],
+    ids=["corner-00", "corner-11", "corner-10", "centre"],
+)
+def test_star_positions_with_distortion(iris, subarray, tmp_path):
+    det, reference = iris
+    level1, truth = star_frame(det, subarray)
+    result = AssignWcsStep.call(level1, override_distortion=reference)
+    assert result.meta.wcs.available_frames == ["detector", "focal", "world"]
+    # Issue 10's target: within 0.02 px rms over the frame, corners included (world -> pixel of the truth).
+    x, y = result.meta.wcs.world_to_pixel_values(np.asarray(truth.sources["ra"]), np.asarray(truth.sources["dec"]))
+    offsets = np.hypot(x - truth.sources["x"], y - truth.sources["y"])
+    assert np.sqrt(np.mean(offsets**2)) < 0.02
+    # ... and pixel -> world.
+    ra, dec = result.meta.wcs(np.asarray(truth.sources["x"]), np.asarray(truth.sources["y"]))
+    separation = np.hypot((ra - truth.sources["ra"]) * np.cos(np.radians(dec)), dec - truth.sources["dec"])
+    assert np.sqrt(np.mean((separation * 3600 / SCALE) ** 2)) < 0.02
+
+    # The SIP header: reported, small, and what astropy reads from the written file.
+    info = result.meta.wcsinfo
+    assert info.sip_max_error < 0.01
+    path = tmp_path / "stars_cal.fits"
+    result.save(path)
+    header = fits.getheader(path, "SCI")
+    assert header["SIPMXERR"] == pytest.approx(info.sip_max_error, rel=1e-12)
+    if subarray[0] != 1921:  # distorted enough for SIP terms
+        assert header["CTYPE1"] == "RA---TAN-SIP" and header["CTYPE2"] == "DEC--TAN-SIP"
+        assert header["A_ORDER"] >= 2 and "AP_ORDER" in header and "B_0_2" in header
+    xs, ys = np.meshgrid(np.linspace(-0.5, 255.5, 9), np.linspace(-0.5, 255.5, 9))
+    ra_sip, dec_sip = WCS(header).all_pix2world(xs, ys, 0)
+    ra_gwcs, dec_gwcs = result.meta.wcs(xs, ys)
+    difference = np.hypot((ra_sip - ra_gwcs) * np.cos(np.radians(dec_gwcs)), dec_sip - dec_gwcs) * 3600 / SCALE
+    assert difference.max() < 0.01
+
+    # Re-running on the written frame rebuilds the same WCS from the nominal keywords (PA_APER).
+    with datamodels.open(path) as reread:
+        again = AssignWcsStep.call(reread, override_distortion=reference)
+    np.testing.assert_allclose(again.meta.wcs(xs, ys), result.meta.wcs(xs, ys), rtol=0, atol=1e-11)
+    assert again.meta.wcsinfo.instance == info.instance
+    cards = [card[0] for card in again.instance["extra_fits"]["SCI"]["header"]]
+    assert len(cards) == len(set(cards))
+
+
+def test_a_malformed_distortion_reference(iris):
+    _, reference = iris
+    broken = reference.copy()
+    broken.meta.distortion.scale = None
+    level1, _ = science_frame(detector(64), n_stars=0)
+    with pytest.raises(WcsInfoError, match="lacks DIS_CX, DIS_CY or a positive DIS_SCL"):
+        AssignWcsStep.call(level1, override_distortion=broken)

@@ -15,10 +15,12 @@ STEPS = (
     ("liger_iris_pipeline.merge_subarrays.MergeSubarraysStep", "merge_subarrays", False),
     ("liger_iris_pipeline.assign_wcs.AssignWcsStep", "assign_wcs", False),
     ("liger_iris_pipeline.combine_darks.CombineDarksStep", "combine_darks", False),
+    ("liger_iris_pipeline.fit_distortion.FitDistortionStep", "fit_distortion", False),
     ("liger_iris_pipeline.pipeline.Detector1Pipeline", "detector1", True),
     ("liger_iris_pipeline.pipeline.ProcessImagerL2Pipeline", "image2", True),
     ("liger_iris_pipeline.pipeline.ProcessFlatfieldL2", "preprocess_flatfield", True),
     ("liger_iris_pipeline.pipeline.MasterDarkPipeline", "master_dark", True),
+    ("liger_iris_pipeline.pipeline.DistortionCalibrationPipeline", "distortion_calibration", True),
 )
 """(class path, alias, is_pipeline) of every step and pipeline."""
 
@@ -29,6 +31,8 @@ PRODUCT_SUFFIXES = {
     "image2": "cal",
     "preprocess_flatfield": "flat",
     "master_dark": "dark",
+    "fit_distortion": "distortion",
+    "distortion_calibration": "distortion",
 }
 """Alias -> suffix of the product of a step or pipeline run on its own; every other step's is its alias."""
 
