@@ -4,6 +4,7 @@ from .model_base import TMTDataModel, TMTReferenceFileModel, schema_uri
 
 __all__ = [
     "IRISImageModel",
+    "IRISMosaicModel",
     "TMTDarkModel",
     "TMTFlatModel",
     "TMTGainModel",
@@ -57,13 +58,47 @@ class IRISImageModel(TMTDataModel):
     def on_save(self, init):
         """Derive the units of ERR and the variance arrays from the science unit before writing."""
         super().on_save(init)
-        unit = self.meta.bunit_data
-        if unit:
-            self.meta.bunit_err = unit
-            squared = f"({unit})**2" if any(character in unit for character in "/* ") else f"{unit}**2"
-            for name in ("var_poisson", "var_rnoise", "var_flat"):
-                if getattr(self, name, None) is not None:
-                    setattr(self.meta, f"bunit_{name}", squared)
+        _derive_error_units(self)
+
+
+def _derive_error_units(model):
+    """Set ``BUNIT`` of ERR (the science unit) and of the variance arrays (its square)."""
+    unit = model.meta.bunit_data
+    if unit:
+        model.meta.bunit_err = unit
+        squared = f"({unit})**2" if any(character in unit for character in "/* ") else f"{unit}**2"
+        for name in ("var_poisson", "var_rnoise", "var_flat"):
+            if getattr(model, name, None) is not None:
+                setattr(model.meta, f"bunit_{name}", squared)
+
+
+class IRISMosaicModel(TMTDataModel):
+    """Level 3 imager mosaic (``_i2d``), drizzled from calibrated frames.
+
+    No DQ array (as jwst's ``i2d``): a pixel without data has ``WHT = 0`` and NaN in SCI, ERR
+    and the variances; the inputs' DQ flags excluded their pixels from the drizzle.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        float32 (ny, nx) surface brightness (``BUNIT``, MJy/sr after ``photom``).
+    err : numpy.ndarray
+        float32 total 1-sigma uncertainty, ``sqrt(var_poisson + var_rnoise + var_flat)``.
+    wht : numpy.ndarray
+        float32 drizzle weight.
+    con : numpy.ndarray
+        int32 (nplanes, ny, nx) context: bit ``k % 32`` of plane ``k // 32`` marks input ``k``.
+    var_poisson, var_rnoise, var_flat : numpy.ndarray
+        float32 variance components.
+    """
+
+    schema_url = schema_uri("iris_mosaic")
+    default_arrays = ("err", "wht", "var_poisson", "var_rnoise", "var_flat")
+
+    def on_save(self, init):
+        """Derive the units of ERR and the variance arrays from the science unit before writing."""
+        super().on_save(init)
+        _derive_error_units(self)
 
 
 class TMTDarkModel(TMTReferenceFileModel):

@@ -12,7 +12,7 @@ import contextvars
 import os
 import uuid
 
-__all__ = ["OutputError", "OutputTransaction", "active_transaction", "same_file", "writing"]
+__all__ = ["OutputError", "OutputTransaction", "active_transaction", "outside_transaction", "same_file", "writing"]
 
 _ACTIVE = contextvars.ContextVar("liger_iris_pipeline_output_transaction", default=None)
 
@@ -42,6 +42,16 @@ def same_file(first, second):
 def active_transaction():
     """Return the `OutputTransaction` of the run in progress, or None."""
     return _ACTIVE.get()
+
+
+@contextlib.contextmanager
+def outside_transaction():
+    """Write files at once, not as products of the run in progress (scratch files such as a library's frames)."""
+    token = _ACTIVE.set(None)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
 
 
 class OutputTransaction:

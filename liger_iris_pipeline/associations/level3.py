@@ -1,0 +1,162 @@
+"""Level 3 associations: the calibrated science frames (``_cal``) of one target and filter -> one product.
+
+The JSON document of the JWST pipeline, with one product::
+
+    {"asn_type": "image3", "asn_rule": "candidate_Image3", "asn_pool": "...",
+     "products": [{"name": "m31_Kbb", "members": [{"expname": "a_cal.fits", "exptype": "science"},
+                                                  {"expname": "b_cal.fits", "exptype": "science"}]}]}
+
+Member names are relative to the association file's directory. ``image3`` reads it through
+`liger_iris_pipeline.datamodels.library.ModelLibrary`.
+"""
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+from .asn import AssociationError
+
+__all__ = ["check_level3_members", "make_level3_asn", "read_level3_asn"]
+
+
+def _validate(document, path):
+    import jsonschema
+
+    schema = json.loads(resources.files(__package__).joinpath("schemas/level3_asn.schema.json").read_text())
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(document), key=lambda error: list(error.absolute_path)
+    )
+    if errors:
+        error = errors[0]
+        where = "/".join(str(part) for part in error.absolute_path) or "top level"
+        raise AssociationError(f"{path}: invalid Level 3 association at {where}: {error.message}")
+
+
+def read_level3_asn(path):
+    """Read and validate a Level 3 association.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The JSON file.
+
+    Returns
+    -------
+    dict
+        The association document (member names as written, relative to the file's directory).
+
+    Raises
+    ------
+    AssociationError
+        Unreadable JSON or a schema violation (for example a Level 2 association).
+    """
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AssociationError(f"{path}: no such association file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AssociationError(f"{path}: not a JSON association ({exc})") from exc
+    _validate(document, path)
+    return document
+
+
+def check_level3_members(paths):
+    """Raise `AssociationError` unless the files are calibrated imager frames of one instrument and filter.
+
+    Parameters
+    ----------
+    paths : list of str or os.PathLike
+        The member files.
+
+    Returns
+    -------
+    list of dict
+        Per member: ``path``, ``instrument``, ``filter``, ``target``, ``level`` (from the primary header).
+    """
+    from astropy.io import fits
+
+    from ..datamodels import DataModelError
+    from ..datamodels.open_model import declared_model_type
+
+    described = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise AssociationError(f"{path}: no such file (science member)")
+        try:
+            model_type = declared_model_type(path)
+        except DataModelError as exc:
+            raise AssociationError(f"{exc} (science member)") from None
+        if model_type != "IRISImageModel":
+            raise AssociationError(
+                f"{path}: a Level 3 member must be a calibrated imager frame (IRISImageModel), "
+                f"this file is a {model_type}"
+            )
+        header = fits.getheader(path, 0)
+        level = header.get("PROCLEVL")
+        if level != 2:
+            raise AssociationError(
+                f"{path}: a Level 3 member must be a Level 2 (calibrated, _cal) frame, PROCLEVL is {level}"
+            )
+        described.append(
+            {
+                "path": path,
+                "instrument": header.get("INSTRUME"),
+                "filter": header.get("FILTER"),
+                "target": header.get("TARGNAME"),
+            }
+        )
+    for key in ("instrument", "filter"):
+        values = sorted({str(member[key]) for member in described})
+        if len(values) > 1:
+            raise AssociationError(
+                f"Level 3 members have different {key}s ({', '.join(values)}): one association per {key}"
+            )
+    return described
+
+
+def make_level3_asn(members, product_name, output=None, pool="liger_iris_pipeline"):
+    """Build (and optionally write) a Level 3 association of calibrated frames.
+
+    Parameters
+    ----------
+    members : list of str or os.PathLike
+        The ``_cal`` frames.
+    product_name : str
+        Base name of the products (``<product>_i2d.fits``, ``<product>_cat.ecsv``).
+    output : str or os.PathLike, optional
+        Write it there; member names are then relative to its directory.
+    pool : str
+        The ``asn_pool`` value.
+
+    Returns
+    -------
+    dict
+        The association document (validated).
+    """
+    if not members:
+        raise AssociationError("a Level 3 association needs at least one science frame")
+    base = Path(output).resolve().parent if output is not None else Path.cwd()
+    document = {
+        "asn_type": "image3",
+        "asn_rule": "candidate_Image3",
+        "asn_pool": pool,
+        "products": [
+            {
+                "name": product_name,
+                "members": [
+                    {"expname": os.path.relpath(Path(name).resolve(), base), "exptype": "science"} for name in members
+                ],
+            }
+        ],
+    }
+    _validate(document, output or "<association>")
+    if output is not None:
+        from ..lib.output import OutputTransaction, writing
+
+        with OutputTransaction([(name, "association member") for name in members]) as transaction:
+            transaction.check(output)
+            with writing(output) as temporary:
+                Path(temporary).write_text(json.dumps(document, indent=2) + "\n")
+    return document

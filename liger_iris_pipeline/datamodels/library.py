@@ -1,0 +1,166 @@
+"""``ModelLibrary``: the frames of a Level 3 association, borrowed one at a time.
+
+A subclass of stpipe's `~stpipe.library.AbstractModelLibrary`, as jwst's and romancal's. With
+``on_disk=True`` a frame lives in a temporary file between uses, so a step that iterates over the
+library holds one frame in memory at a time::
+
+    library = ModelLibrary("mosaic_asn.json", on_disk=True)
+    with library:
+        for index, model in enumerate(library):
+            ...  # change the frame
+            library.shelve(model, index)  # written back to the temporary file
+
+Group ids come from the exposure metadata (program, observation, exposure number), so that the
+frames of one exposure (the detectors read out together) share one id: tweakreg aligns them as one
+rigid group.
+"""
+
+import os
+from pathlib import Path
+
+from stpipe.library import AbstractModelLibrary, NoGroupID
+
+from .model_base import DataModelError
+
+__all__ = ["ModelLibrary", "group_id"]
+
+
+def group_id(program, observation, exposure_number):
+    """Return the group id of an exposure, or raise `~stpipe.library.NoGroupID` when a part is missing.
+
+    Parameters
+    ----------
+    program, observation : str or None
+        ``PROGID`` and ``OBS_ID``.
+    exposure_number : int or None
+        ``EXPOSURE``.
+
+    Returns
+    -------
+    str
+        ``"<program>_<observation>_<exposure number>"``.
+    """
+    if program is None or observation is None or exposure_number is None:
+        raise NoGroupID("program, observation or exposure number missing")
+    return f"{program}_{observation}_{int(exposure_number):05d}"
+
+
+class ModelLibrary(AbstractModelLibrary):
+    """The frames of a Level 3 association (or of a list of files or models).
+
+    Parameters
+    ----------
+    init : str, os.PathLike, dict or list
+        A Level 3 association (JSON file or its dictionary), or a list of frame files or models.
+        A list of files is turned into an association in memory, so that ``on_disk`` works with
+        it too (stpipe accepts ``on_disk`` only for associations).
+    on_disk : bool
+        Keep the frames in temporary files between borrows (one in memory at a time).
+    temp_directory : str or os.PathLike, optional
+        Where the temporary files go (default: a new temporary directory in the current one).
+    **kwargs
+        Passed to `~stpipe.library.AbstractModelLibrary` (``asn_exptypes``, ``asn_n_members``).
+    """
+
+    def __init__(self, init, on_disk=False, temp_directory=None, **kwargs):
+        if not isinstance(init, (str, os.PathLike, dict, ModelLibrary)) and _all_paths(init):
+            init = _association_from_files(init)
+        super().__init__(init, on_disk=on_disk, temp_directory=temp_directory, **kwargs)
+
+    def close(self):
+        """Delete the temporary files of an on-disk library (also done when the library is garbage collected)."""
+        temp_dir = getattr(self, "_temp_dir", None)
+        if temp_dir is not None:
+            temp_dir.cleanup()
+
+    @property
+    def crds_observatory(self):
+        """The CRDS observatory of the frames: ``"tmt"``."""
+        return "tmt"
+
+    @property
+    def on_disk(self):
+        """Whether the frames are kept in temporary files between borrows."""
+        return self._on_disk
+
+    def shelve(self, model, index=None, modify=True):
+        """Return a borrowed frame to the library (see `~stpipe.library.AbstractModelLibrary.shelve`).
+
+        An on-disk library's temporary file is written at once, not staged as a product of the
+        pipeline run in progress: the next borrow reads it back.
+        """
+        from ..lib.output import outside_transaction
+
+        with outside_transaction():
+            super().shelve(model, index, modify)
+
+    def _datamodels_open(self, filename, **kwargs):
+        from .open_model import open as open_model
+
+        return open_model(filename, **kwargs)
+
+    @classmethod
+    def _load_asn(cls, filename):
+        from ..associations.level3 import read_level3_asn
+
+        return read_level3_asn(filename)
+
+    def _filename_to_group_id(self, filename):
+        """Read the group id from a frame's primary header (or ASDF tree) without opening it as a model."""
+        path = Path(filename)
+        if not path.is_file():
+            raise DataModelError(f"{path}: no such file (association member)")
+        if path.suffix.lower() == ".asdf":
+            import asdf
+
+            with asdf.open(path, lazy_load=True, memmap=False) as af:
+                meta = af.tree.get("meta", {})
+                return group_id(
+                    meta.get("program", {}).get("id"),
+                    meta.get("observation", {}).get("observation_id"),
+                    meta.get("observation", {}).get("exposure_number"),
+                )
+        from astropy.io import fits
+
+        header = fits.getheader(path, 0)
+        return group_id(header.get("PROGID"), header.get("OBS_ID"), header.get("EXPOSURE"))
+
+    def _model_to_group_id(self, model):
+        meta = model.meta
+        return group_id(meta.program.id, meta.observation.observation_id, meta.observation.exposure_number)
+
+    def _model_to_exptype(self, model):
+        return "science"
+
+    def _assign_member_to_model(self, model, member):
+        """Record the member's group id and the association's name in the frame (``meta.group_id``, ``meta.asn``)."""
+        model.meta.group_id = member["group_id"]
+        if "table_name" in self._asn:
+            model.meta.asn.table_name = self._asn["table_name"]
+        if "asn_pool" in self._asn:
+            model.meta.asn.pool_name = self._asn["asn_pool"]
+
+    def product_name(self):
+        """Return the name of the association's product (the base of ``<product>_i2d.fits``), or None."""
+        return self._asn["products"][0].get("name")
+
+    def member_filenames(self):
+        """Return the frame files of the members, resolved against the association's directory."""
+        return [self._member_to_filename(member) for member in self._members]
+
+
+def _all_paths(items):
+    try:
+        items = list(items)
+    except TypeError:
+        return False
+    return bool(items) and all(isinstance(item, (str, os.PathLike)) for item in items)
+
+
+def _association_from_files(paths):
+    """A Level 3 association (dictionary) of frame files, member names absolute."""
+    members = [{"expname": str(Path(path).resolve()), "exptype": "science"} for path in paths]
+    stem = Path(paths[0]).name.split(".")[0]
+    name = stem.rsplit("_", 1)[0] if "_" in stem else stem
+    return {"asn_type": "image3", "asn_pool": "files", "products": [{"name": name, "members": members}]}
+
