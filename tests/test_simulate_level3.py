@@ -370,3 +370,17 @@ def test_level3_command_line(tmp_path):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert len(manifest["science"]) == 2
     assert {"pinhole", "standard", "reference_catalog", "standards_catalog"} <= set(manifest)
+
+
+def test_pinhole_centroids_are_good_to_5_millipixels():
+    """Noise-limited centroids of a pinhole over noise realisations (last minus first read, 9x9 box)."""
+    detector = sim.make_detector((64, 64), seed=3)
+    centroids = []
+    for seed in range(12):
+        model, truth = sim.simulate_pinhole_exposure(detector, seed=seed, linear=True, cosmic_ray_rate=0.0)
+        reads = model.data[0].astype(np.float64)
+        rate = (reads[-1] - reads[0]) / (model.read_times[-1] - model.read_times[0])
+        rate = (rate - detector.dark_rate) / np.where(detector.flat > 0, detector.flat, 1.0)
+        row = truth.sources[len(truth.sources) // 2]
+        centroids.append(np.subtract(centroid(rate, row["x"], row["y"], half=4), (row["x"], row["y"])))
+    assert np.std(centroids, axis=0).max() < 0.005
