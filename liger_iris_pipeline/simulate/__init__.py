@@ -11,11 +11,14 @@ Everything is deterministic for a seed. Units are DN and seconds throughout; see
   `simulate_flat_exposure`, `simulate_sky_exposure`, `simulate_pinhole_exposure` ->
   (`TMTRampModel`, `ExposureTruth`); `simulate_standard_exposure` with `standards_catalog`.
 - `write_reference_catalog`: an astrometric catalog of the stars; `dither_offsets`: dither patterns.
+- ``simulate_exposure(pointing_error_mas=..., residual_defects=True)``: a header WCS off by a
+  known pointing error; defects Level 2 cannot see (`defects`), recorded in the truth.
 - `filters.dn_per_jy`: DN/s of 1 Jy, the physical flux scale of the truth (``flux_jy``, ``abmag``).
 - `reference_models`: the truth reference files (DARK, FLAT, MASK, NONLIN, SATURATION,
   READNOISE, GAIN).
 - `simulate_dataset`: all of it written to a directory (also
-  ``python -m liger_iris_pipeline.simulate``).
+  ``python -m liger_iris_pipeline.simulate``; ``level3=True`` / ``--level3`` for dithered
+  exposures, pinhole and standard exposures and the catalogs).
 
 Importing this package loads only numpy; astropy and stdatamodels are imported when a
 function needs them.
