@@ -16,6 +16,9 @@ STEPS = (
     ("liger_iris_pipeline.assign_wcs.AssignWcsStep", "assign_wcs", False),
     ("liger_iris_pipeline.combine_darks.CombineDarksStep", "combine_darks", False),
     ("liger_iris_pipeline.fit_distortion.FitDistortionStep", "fit_distortion", False),
+    ("liger_iris_pipeline.outlier_detection.OutlierDetectionStep", "outlier_detection", False),
+    ("liger_iris_pipeline.resample.ResampleStep", "resample", False),
+    ("liger_iris_pipeline.source_catalog.SourceCatalogStep", "source_catalog", False),
     ("liger_iris_pipeline.pipeline.Detector1Pipeline", "detector1", True),
     ("liger_iris_pipeline.pipeline.ProcessImagerL2Pipeline", "image2", True),
     ("liger_iris_pipeline.pipeline.ProcessFlatfieldL2", "preprocess_flatfield", True),
@@ -33,10 +36,24 @@ PRODUCT_SUFFIXES = {
     "master_dark": "dark",
     "fit_distortion": "distortion",
     "distortion_calibration": "distortion",
+    "outlier_detection": "crf",
+    "resample": "i2d",
+    "source_catalog": "cat",
 }
 """Alias -> suffix of the product of a step or pipeline run on its own; every other step's is its alias."""
 
-OTHER_SUFFIXES = ("uncal", "rateints", "bsub", "combinedbackground", "i2d", "crf")
+OTHER_SUFFIXES = (
+    "uncal",
+    "rateints",
+    "bsub",
+    "combinedbackground",
+    "i2d",
+    "crf",
+    "segm",
+    "median",
+    "blot",
+    "outlier_i2d",
+)
 """Suffixes of files no step names itself after (raw exposures, intermediate and Level 3 products)."""
 
 KNOWN_SUFFIXES = tuple(

@@ -1,0 +1,5 @@
+"""Outlier detection of dithered frames."""
+
+from .outlier_detection_step import OutlierDetectionStep
+
+__all__ = ["OutlierDetectionStep"]

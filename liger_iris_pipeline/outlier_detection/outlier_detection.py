@@ -1,0 +1,250 @@
+"""Outlier detection of dithered imager frames (jwst's imaging algorithm), without stpipe.
+
+1. Each frame is drizzled alone onto the common grid ("single" drizzle); output pixels whose
+   weight is below ``maskpt`` times the frame's typical weight are ignored (NaN).
+2. The median of the single drizzles (stcal's ``MedianComputer``, buffered on disk unless
+   ``in_memory``) is the outlier-free sky.
+3. The median is blotted back onto each frame's pixels, and a pixel is an outlier where
+   ``|SCI - blot - backg| > snr1 * ERR + scale1 * |d blot|`` and, for the pixel and its
+   neighbours, ``> snr2 * ERR + scale2 * |d blot|`` (stcal's ``flag_resampled_crs``, with
+   ``|d blot|`` the largest absolute difference to an adjacent pixel of the blot: a margin
+   for the interpolation error on steep profiles).
+4. Outliers get ``OUTLIER | DO_NOT_USE`` in DQ; their values are kept (resample ignores them).
+
+Frames are visited one at a time: memory is the output grid's arrays and one frame. The frames'
+sky levels must agree (``skymatch`` runs first and subtracts them): a sky offset between frames
+would be flagged where the median differs.
+"""
+
+import logging
+import warnings
+
+import numpy as np
+from stcal.outlier_detection.median import MedianComputer
+from stcal.outlier_detection.utils import compute_weight_threshold, flag_resampled_crs
+
+from ..dqflags import pixel as FLAGS
+from ..resample.resample import VARIANCE_ARRAYS, Resampler, blot, pixel_map
+
+log = logging.getLogger(__name__)
+
+__all__ = ["OUTLIER_FLAGS", "OutlierDetector", "find_outliers"]
+
+OUTLIER_FLAGS = FLAGS["OUTLIER"] | FLAGS["DO_NOT_USE"]
+
+
+def _parse_pair(value, name):
+    """``"5.0 4.0"`` or ``(5.0, 4.0)`` -> (5.0, 4.0)."""
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    values = tuple(float(v) for v in value)
+    if len(values) != 2:
+        raise ValueError(f"{name} must be two numbers (before and after smoothing), got {value!r}")
+    return values
+
+
+class OutlierDetector:
+    """Median of single drizzles, blot, and flagging of one frame at a time.
+
+    Parameters
+    ----------
+    output_wcs : gwcs.WCS
+        The common grid (`liger_iris_pipeline.resample.resample.make_output_wcs`).
+    n_frames : int
+        Number of frames that will be added.
+    pixel_scale_ratio : float
+        Grid pixel scale / nominal frame pixel scale.
+    snr : str or tuple of float
+        ``snr1 snr2``: thresholds in units of ERR, before and after the 3x3 smoothing.
+    scale : str or tuple of float
+        ``scale1 scale2``: multiples of the blot's derivative added to the thresholds.
+    backg : float
+        Background subtracted from the difference.
+    maskpt : float
+        Fraction of a single drizzle's typical weight below which its pixels are ignored.
+    pixfrac, kernel, weight_type, good_bits :
+        Of the single drizzles (see `Resampler`).
+    in_memory : bool
+        Keep the single drizzles in memory for the median instead of on disk.
+    buffer_size : int, optional
+        Disk median's read buffer (bytes); stcal's default when None.
+    tempdir : str
+        Where the disk median's temporary files go.
+    pixmap_stepsize : int
+        See `liger_iris_pipeline.resample.resample.pixel_map`.
+    """
+
+    def __init__(
+        self,
+        output_wcs,
+        n_frames,
+        pixel_scale_ratio=1.0,
+        snr="5.0 4.0",
+        scale="1.2 0.7",
+        backg=0.0,
+        maskpt=0.7,
+        pixfrac=1.0,
+        kernel="square",
+        weight_type="ivm",
+        good_bits="~DO_NOT_USE",
+        in_memory=False,
+        buffer_size=None,
+        tempdir="",
+        pixmap_stepsize=1,
+    ):
+        if n_frames < 2:
+            raise ValueError(f"outlier detection needs at least 2 frames, got {n_frames}")
+        self.output_wcs = output_wcs
+        self.shape = tuple(output_wcs.array_shape)
+        self.n_frames = n_frames
+        self.pixel_scale_ratio = pixel_scale_ratio
+        self.snr = _parse_pair(snr, "snr")
+        self.scale = _parse_pair(scale, "scale")
+        self.backg = float(backg)
+        self.maskpt = float(maskpt)
+        self.drizzle_options = {
+            "pixfrac": pixfrac,
+            "kernel": kernel,
+            "weight_type": weight_type,
+            "good_bits": good_bits,
+        }
+        self.pixmap_stepsize = pixmap_stepsize
+        self._median = MedianComputer(
+            (n_frames, *self.shape), in_memory=in_memory, buffer_size=buffer_size, dtype="float32", tempdir=tempdir
+        )
+        self._added = 0
+
+    def add(self, model):
+        """Drizzle one frame alone onto the grid and keep it for the median.
+
+        Parameters
+        ----------
+        model : IRISImageModel
+            A frame with ``meta.wcs``.
+
+        Returns
+        -------
+        tuple
+            ``(single drizzle, its weight)``, float32 arrays (NaN where ignored).
+        """
+        if self._added >= self.n_frames:
+            raise ValueError(f"more than the {self.n_frames} frames announced")
+        single = Resampler(
+            self.output_wcs,
+            pixel_scale_ratio=self.pixel_scale_ratio,
+            fillval=np.nan,
+            variances=False,
+            context=False,
+            pixmap_stepsize=self.pixmap_stepsize,
+            **self.drizzle_options,
+        )
+        single.add(
+            model.data,
+            model.meta.wcs,
+            model.dq,
+            {"var_rnoise": model.var_rnoise},
+            _exposure_time(model),
+            name=model.meta.filename or "frame",
+        )
+        result = single.finish()
+        image, weight = result["data"], result["wht"]
+        threshold = compute_weight_threshold(weight, self.maskpt)
+        image[~(weight >= threshold)] = np.nan
+        if self._median.in_memory:
+            self._median.append(image, self._added)
+        else:
+            self._median.append(image)
+        self._added += 1
+        return image, weight
+
+    def median(self):
+        """Return the median of the single drizzles (NaN where none covers a pixel).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        if self._added != self.n_frames:
+            raise ValueError(f"{self._added} frames were added, {self.n_frames} announced")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+            return self._median.evaluate()
+
+    def flag(self, model, median):
+        """Blot the median onto a frame and flag its outliers in DQ, in place.
+
+        Parameters
+        ----------
+        model : IRISImageModel
+            A frame with ``meta.wcs``; its DQ is updated.
+        median : numpy.ndarray
+            From `median`.
+
+        Returns
+        -------
+        tuple
+            ``(number of newly flagged pixels, blot)``.
+        """
+        pixmap = pixel_map(model.meta.wcs, self.output_wcs, model.data.shape, self.pixmap_stepsize)
+        options = {"pixmap": pixmap, "pixel_scale_ratio": self.pixel_scale_ratio, "fillval": np.nan}
+        blotted = blot(median, self.output_wcs, model.meta.wcs, model.data.shape, **options)
+        undefined = ~np.isfinite(median)
+        if undefined.any():
+            # The interpolation spreads the grid's undefined pixels (filled with 0) by its kernel's width.
+            reach = blot(undefined.astype(np.float32), self.output_wcs, model.meta.wcs, model.data.shape, **options)
+            blotted[~(np.abs(reach) < 1e-3)] = np.nan
+        mask = find_outliers(model.data, model.err, blotted, self.snr, self.scale, self.backg)
+        new = mask & ((model.dq & FLAGS["OUTLIER"]) == 0)
+        model.dq[mask] |= np.uint32(OUTLIER_FLAGS)
+        count = int(np.count_nonzero(new))
+        log.info(
+            "%s: %d pixels flagged as outliers (%.3f %%)",
+            model.meta.filename or "frame",
+            count,
+            100.0 * count / model.data.size,
+        )
+        return count, blotted
+
+
+def find_outliers(data, err, blotted, snr=(5.0, 4.0), scale=(1.2, 0.7), backg=0.0):
+    """Return the outlier mask of a frame against its blotted median.
+
+    Pixels where the blot or the data is undefined are never outliers.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The frame's SCI.
+    err : numpy.ndarray
+        Its ERR.
+    blotted : numpy.ndarray
+        The median blotted onto the frame.
+    snr : tuple of float
+        Thresholds (multiples of ERR) before and after the 3x3 smoothing.
+    scale : tuple of float
+        Multiples of the blot's derivative added to the thresholds.
+    backg : float
+        Background subtracted from the difference.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool.
+    """
+    defined = np.isfinite(blotted) & np.isfinite(data)
+    filled = np.where(defined, blotted, data).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        mask = flag_resampled_crs(
+            np.where(defined, data, 0.0), err, np.where(defined, filled, 0.0), snr[0], snr[1], scale[0], scale[1], backg
+        )
+    return mask & defined
+
+
+def _exposure_time(model):
+    exposure_time = getattr(model.meta.exposure, "exposure_time", None)
+    return float(exposure_time) if exposure_time else 1.0
+
+
+def variance_arrays(model):
+    """Return a frame's variance arrays by name (those it has)."""
+    return {name: getattr(model, name) for name in VARIANCE_ARRAYS if getattr(model, name, None) is not None}

@@ -1,0 +1,184 @@
+"""`ResampleStep`: drizzle the frames of a Level 3 association into one mosaic (``_i2d``)."""
+
+import logging
+import math
+
+import numpy as np
+
+from ..stpipe import TMTStep
+from .resample import Resampler, output_grid, resample_library, summarize_library
+
+__all__ = ["ResampleStep", "open_library"]
+
+log = logging.getLogger(__name__)
+
+
+def open_library(step_input, on_disk=True):
+    """Return a step's input as a `~liger_iris_pipeline.datamodels.library.ModelLibrary`.
+
+    Parameters
+    ----------
+    step_input : ModelLibrary, str, os.PathLike, list or TMTDataModel
+        A library, a Level 3 association, a list of frame files or models, or one frame.
+    on_disk : bool
+        For an association or files: keep the frames in temporary files between uses.
+
+    Returns
+    -------
+    ModelLibrary
+    """
+    from ..datamodels.library import ModelLibrary
+
+    if isinstance(step_input, ModelLibrary):
+        return step_input
+    if not isinstance(step_input, (list, tuple, str)) and not hasattr(step_input, "__fspath__"):
+        step_input = [step_input]
+    if isinstance(step_input, (list, tuple)) and not all(isinstance(item, str) for item in step_input):
+        return ModelLibrary(list(step_input), on_disk=False)
+    return ModelLibrary(step_input, on_disk=on_disk)
+
+
+class ResampleStep(TMTStep):
+    """Drizzle Level 2 frames onto one TAN grid (``IRISMosaicModel``, suffix ``i2d``).
+
+    SCI, WHT (total drizzle weight), CON (context: which frames contributed), the three variance
+    arrays and ERR; DO_NOT_USE pixels (``good_bits``) are left out. One frame is in memory at a
+    time (``in_memory=False``). See ``docs/steps/resample.rst``.
+    """
+
+    class_alias = "resample"
+
+    spec = """
+    pixfrac = float(min=0.0, max=1.0, default=1.0)  # Drop size, fraction of an input pixel's side
+    kernel = option('square', 'point', 'turbo', 'gaussian', 'lanczos2', 'lanczos3', default='square')  # Drizzle kernel
+    fillval = string(default='NAN')  # Output value where no frame contributes
+    weight_type = option('ivm', 'exptime', default='ivm')  # Frame weights: 1/VAR_RNOISE per pixel, or exposure time
+    pixel_scale = float(default=None)  # Output pixel scale (arcsec); overrides pixel_scale_ratio
+    pixel_scale_ratio = float(default=1.0)  # Output / input pixel scale, when pixel_scale is not given
+    rotation = float(default=0.0)  # Position angle of the output +y axis (deg, North through East); 0: North up
+    output_shape = int_list(min=2, max=2, default=None)  # Output size [nx, ny]; default: the frames' footprint
+    crpix = float_list(min=2, max=2, default=None)  # Reference pixel [x, y] (FITS, 1-based); default: the centre
+    crval = float_list(min=2, max=2, default=None)  # Sky position [RA, Dec] (deg) of crpix; default: the centre
+    good_bits = string(default='~DO_NOT_USE')  # DQ bits that do not exclude a pixel ('~DO_NOT_USE': only it excludes)
+    pixmap_stepsize = integer(min=1, default=1)  # Evaluate the WCS every N pixels and interpolate (1: every pixel)
+    in_memory = boolean(default=False)  # Keep all frames in memory instead of one at a time
+    """
+
+    def process(self, step_input):
+        """Drizzle the frames.
+
+        Parameters
+        ----------
+        step_input : ModelLibrary, str, list
+            The frames (see `open_library`).
+
+        Returns
+        -------
+        IRISMosaicModel
+        """
+        library = open_library(step_input, on_disk=not self.in_memory)
+        summaries = summarize_library(library)
+        output_shape = tuple(reversed(self.output_shape)) if self.output_shape else None
+        wcs, info, pixel_scale, ratio = output_grid(
+            summaries,
+            pixel_scale=self.pixel_scale,
+            pixel_scale_ratio=self.pixel_scale_ratio,
+            rotation=self.rotation,
+            output_shape=output_shape,
+            crval=self.crval,
+            crpix=self.crpix,
+        )
+        resampler = Resampler(
+            wcs,
+            pixel_scale_ratio=ratio,
+            pixfrac=self.pixfrac,
+            kernel=self.kernel,
+            weight_type=self.weight_type,
+            good_bits=self.good_bits,
+            fillval=_fill_value(self.fillval),
+            pixmap_stepsize=self.pixmap_stepsize,
+        )
+        names = []
+        arrays = resample_library(library, resampler, names)
+        product = make_mosaic_model(library, arrays, wcs, info, pixel_scale, summaries)
+        resample_meta = {
+            "pixfrac": self.pixfrac,
+            "kernel": self.kernel,
+            "weight_type": self.weight_type,
+            "pixel_scale_ratio": ratio,
+            "pixel_scale": pixel_scale,
+            "rotation": self.rotation,
+            "n_inputs": len(summaries),
+            "pointings": len({summary.group or summary.name for summary in summaries}),
+            "product_exposure_time": float(sum(summary.exposure_time for summary in summaries)),
+        }
+        record_resample_meta(product, resample_meta, names)
+        product.meta.cal_step.resample = "COMPLETE"
+        return product
+
+
+def _fill_value(text):
+    text = str(text).strip().upper()
+    if text in ("NAN", "INDEF", "NONE", ""):
+        return np.nan
+    return float(text)
+
+
+def make_mosaic_model(library, arrays, wcs, info, pixel_scale, summaries):
+    """Return the ``IRISMosaicModel`` of drizzled arrays, with the first frame's metadata.
+
+    Parameters
+    ----------
+    library : ModelLibrary
+        The frames; the first one's metadata is copied.
+    arrays : dict
+        `Resampler.finish`'s output.
+    wcs : gwcs.WCS
+        The grid.
+    info : dict
+        The grid's FITS WCS keywords (``meta.wcsinfo``).
+    pixel_scale : float
+        arcsec.
+    summaries : list of FrameSummary
+        The frames.
+
+    Returns
+    -------
+    IRISMosaicModel
+    """
+    from ..datamodels import IRISMosaicModel
+
+    product = IRISMosaicModel(data=arrays["data"])
+    with library:
+        first = library.borrow(0)
+        try:
+            product.update(first)
+        finally:
+            library.shelve(first, 0, modify=False)
+        del first
+    product.wht = arrays["wht"]
+    if arrays.get("con") is not None:
+        context = arrays["con"].astype(np.int32)
+        product.con = context[np.newaxis] if context.ndim == 2 else context
+    for name in ("err", "var_poisson", "var_rnoise", "var_flat"):
+        if arrays.get(name) is not None:
+            setattr(product, name, arrays[name])
+    product.meta.wcs = wcs
+    for key, value in info.items():
+        try:
+            setattr(product.meta.wcsinfo, key, value)
+        except (AttributeError, KeyError, ValueError):
+            log.debug("meta.wcsinfo.%s not in the schema", key)
+    product.meta.bunit_data = summaries[0].bunit
+    area_arcsec2 = pixel_scale * pixel_scale
+    product.meta.photometry.pixelarea_arcsecsq = area_arcsec2
+    product.meta.photometry.pixelarea_steradians = area_arcsec2 * (math.pi / 180.0 / 3600.0) ** 2
+    product.meta.exposure.exposure_time = float(sum(summary.exposure_time for summary in summaries))
+    product.meta.filename = None
+    return product
+
+
+def record_resample_meta(product, values, names):
+    """Write ``meta.resample.*``: the drizzle parameters and the input frames' names."""
+    for key, value in {**values, "members": ",".join(names)}.items():
+        setattr(product.meta.resample, key, value)

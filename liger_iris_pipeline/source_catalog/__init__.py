@@ -1,0 +1,5 @@
+"""Source catalog of a mosaic."""
+
+from .source_catalog_step import SourceCatalogStep
+
+__all__ = ["SourceCatalogStep"]
