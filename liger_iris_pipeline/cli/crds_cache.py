@@ -28,6 +28,7 @@ from ..simulate.detector import CACHE_DETECTOR_SEED as SEED
 __all__ = [
     "SEED",
     "build",
+    "distortion_reference",
     "example_science_file",
     "main",
     "new_reference",
@@ -52,14 +53,23 @@ FLAT_LAMP_FILL = 20000.0
 """DN a flat-lamp exposure accumulates by its last read (~40 % of full well)."""
 
 
-def source_reference_models(detector, useafter):
-    """Return the reference models of every type for one USEAFTER date.
+PINHOLE_NREADS = 10
+"""Reads of the simulated pinhole-grid exposure the distortion reference is fitted to."""
+
+DERIVED_TYPES = ("DARK", "FLAT", "DISTORTION", "PHOTOM")
+"""Reference types made by the project's calibration pipelines (the others are the simulator's truth)."""
+
+
+def source_reference_models(detector, useafter, types=None):
+    """Return the reference models of every type (or of `types`) for one USEAFTER date.
 
     This is the one place that decides where each reference type comes from: the mask,
     nonlinearity, saturation, read-noise and gain references are the simulator's truth (the
     laboratory characterisation of the detector); the dark and the flat are made by the
     project's calibration pipelines from simulated dark and flat-lamp exposures, reduced to
-    Level 1 with those truth references.
+    Level 1 with those truth references; the distortion by ``distortion_calibration`` from a
+    simulated pinhole-grid exposure; the photometric calibration by
+    `liger_iris_pipeline.pipeline.photom_calibration.photom_reference_for_cache`.
 
     Parameters
     ----------
@@ -67,6 +77,9 @@ def source_reference_models(detector, useafter):
         The simulated detector.
     useafter : str
         USEAFTER, ``YYYY-MM-DDThh:mm:ss``.
+    types : iterable of str, optional
+        Upper-case types wanted; default all. The calibration pipelines run only for the
+        types that need them.
 
     Returns
     -------
@@ -75,9 +88,25 @@ def source_reference_models(detector, useafter):
     """
     from .. import simulate
 
+    wanted = set(DERIVED_TYPES) if types is None else {name.upper() for name in types}
     references = simulate.reference_models(detector, useafter=useafter, filter=_ANY)
-    references["DARK"], references["FLAT"] = calibration_references(detector, references, useafter)
+    if wanted & set(DERIVED_TYPES):
+        references["DARK"], references["FLAT"] = calibration_references(detector, references, useafter)
+    if "DISTORTION" in wanted:
+        references["DISTORTION"] = distortion_reference(detector, references, useafter)
+    if "PHOTOM" in wanted:
+        from ..pipeline.photom_calibration import photom_reference_for_cache
+
+        references["PHOTOM"] = photom_reference_for_cache(detector, references, useafter)
     return references
+
+
+def _level1_pipeline(truth):
+    """Detector1Pipeline reducing simulated ramps with the truth references (no CRDS look-up)."""
+    from ..pipeline import Detector1Pipeline
+
+    ramp_fit = {f"override_{name.lower()}": truth[name] for name in ("NONLIN", "SATURATION", "READNOISE", "GAIN")}
+    return Detector1Pipeline(steps={"dq_init": {"override_mask": truth["MASK"]}, "ramp_fit": ramp_fit})
 
 
 def calibration_references(detector, truth, useafter):
@@ -99,11 +128,10 @@ def calibration_references(detector, truth, useafter):
         ``(TMTDarkModel, TMTFlatModel)``.
     """
     from .. import simulate
-    from ..pipeline import Detector1Pipeline, MasterDarkPipeline, ProcessFlatfieldL2
+    from ..pipeline import MasterDarkPipeline, ProcessFlatfieldL2
     from ..simulate.instruments import instrument_model
 
-    ramp_fit = {f"override_{name.lower()}": truth[name] for name in ("NONLIN", "SATURATION", "READNOISE", "GAIN")}
-    level1 = Detector1Pipeline(steps={"dq_init": {"override_mask": truth["MASK"]}, "ramp_fit": ramp_fit})
+    level1 = _level1_pipeline(truth)
     reference = {"useafter": useafter, "pedigree": "SIMULATION", "author": AUTHOR}
 
     def level1_frames(simulate_exposure, **kwargs):
@@ -120,6 +148,35 @@ def calibration_references(detector, truth, useafter):
     flat = ProcessFlatfieldL2(**reference, steps={"dark_current": {"override_dark": dark}}).run(flats)
     flat.meta.instrument.filter = _ANY
     return dark, flat
+
+
+def distortion_reference(detector, references, useafter):
+    """Make the distortion reference: a simulated pinhole-grid exposure through detector1 and distortion_calibration.
+
+    Parameters
+    ----------
+    detector : liger_iris_pipeline.simulate.DetectorTruth
+        The simulated detector.
+    references : dict
+        The truth references and the ``DARK`` made by `calibration_references`.
+    useafter : str
+        USEAFTER of the result.
+
+    Returns
+    -------
+    TMTDistortionModel
+    """
+    from .. import simulate
+    from ..pipeline import DistortionCalibrationPipeline
+
+    ramp, _ = simulate.simulate_pinhole_exposure(detector, nreads=PINHOLE_NREADS, seed=SEED + 7000)
+    frame = _level1_pipeline(references).run(ramp)
+    del ramp
+    reference = {"useafter": useafter, "pedigree": "SIMULATION", "author": AUTHOR}
+    steps = {"dark_current": {"override_dark": references["DARK"]}, "fit_distortion": reference}
+    distortion = DistortionCalibrationPipeline(steps=steps).run(frame)
+    distortion.meta.instrument.filter = _ANY
+    return distortion
 
 
 @contextlib.contextmanager
@@ -225,7 +282,7 @@ def new_reference(reftype, output, useafter, size=None, parkeys=None, instrument
     instrument : str
         ``iris`` or ``liger``.
     """
-    model = source_reference_models(_detector(instrument, size), useafter)[reftype.upper()]
+    model = source_reference_models(_detector(instrument, size), useafter, [reftype])[reftype.upper()]
     _apply_selection(model, {"META.INSTRUMENT.DETECTOR": "IMG1", **(parkeys or {})})
     model.meta.author = AUTHOR
     write_reference_file(model, output)
@@ -346,7 +403,8 @@ def _build(path, size, context, force, log, instruments=None):
             for filename, _, filekind, parkeys, useafter in (item for item in todo if item[1] == instrument):
                 start = time.perf_counter()
                 if useafter not in models_by_date:
-                    models_by_date[useafter] = source_reference_models(detector, useafter)
+                    kinds = {item[2].upper() for item in todo if item[1] == instrument and item[4] == useafter}
+                    models_by_date[useafter] = source_reference_models(detector, useafter, kinds)
                 model = models_by_date[useafter][filekind.upper()]
                 _apply_selection(model, parkeys)
                 model.meta.author = AUTHOR

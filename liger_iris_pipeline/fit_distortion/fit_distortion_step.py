@@ -50,7 +50,7 @@ class FitDistortionStep(TMTStep):
         kind = exposure_kind(model)
         if kind not in (None, "PINHOLE"):
             log.warning("%s: EXP_TYPE %s is not a pinhole-grid exposure", name, model.meta.exposure.type)
-        x, y, _ = find_pinholes(model.data, model.dq, fwhm=self.fwhm, threshold=self.threshold, name=name)
+        x, y, _ = find_pinholes(model.data, model.dq, model.err, fwhm=self.fwhm, threshold=self.threshold, name=name)
         xstart, ystart, _, _ = subarray_bounds(model)
         x, y = x + (xstart - 1), y + (ystart - 1)  # full-frame pixels
         ny, nx = detector_shape(model)

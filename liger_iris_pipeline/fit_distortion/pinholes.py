@@ -81,7 +81,7 @@ def evaluate(matrix, s, t):
     return np.polynomial.polynomial.polyval2d(s, t, matrix)
 
 
-def find_pinholes(data, dq=None, fwhm=4.0, threshold=20.0, box_size=None, name="frame"):
+def find_pinholes(data, dq=None, err=None, fwhm=4.0, threshold=20.0, box_size=None, name="frame"):
     """Return the centroids of the pinholes in a frame.
 
     Parameters
@@ -89,8 +89,11 @@ def find_pinholes(data, dq=None, fwhm=4.0, threshold=20.0, box_size=None, name="
     data : numpy.ndarray
         The frame (DN/s).
     dq : numpy.ndarray, optional
-        Its DQ; pixels flagged DO_NOT_USE or SATURATED are masked, and a pinhole whose
-        centroid box holds one is dropped.
+        Its DQ; pixels flagged DO_NOT_USE or SATURATED are left out of the centroid fits, and a
+        pinhole with one in its core (3x3 pixels about the peak) is dropped.
+    err : numpy.ndarray, optional
+        Its ERR: the noise the threshold refers to is its median. Without it, the sigma-clipped
+        standard deviation of the frame (too high where the pinholes' haloes cover the frame).
     fwhm : float
         FWHM of the pinhole images (pixels), for detection.
     threshold : float
@@ -117,6 +120,11 @@ def find_pinholes(data, dq=None, fwhm=4.0, threshold=20.0, box_size=None, name="
     if bad.all():
         raise DistortionFitError(f"{name}: no usable pixel (all flagged or not finite)")
     _, median, std = sigma_clipped_stats(data[~bad], sigma=3.0)
+    if err is not None:
+        noise = np.asarray(err, dtype=np.float64)[~bad]
+        noise = noise[np.isfinite(noise) & (noise > 0)]
+        if noise.size:
+            std = float(np.median(noise))
     image = np.where(bad, 0.0, data - median)
     finder = DAOStarFinder(threshold * std, fwhm, exclude_border=True)
     with warnings.catch_warnings():
@@ -130,19 +138,22 @@ def find_pinholes(data, dq=None, fwhm=4.0, threshold=20.0, box_size=None, name="
     x0 = np.asarray(found["x_centroid"], dtype=float)
     y0 = np.asarray(found["y_centroid"], dtype=float)
     ny, nx = data.shape
-    # Whole boxes only: a centroid from a box cut by the edge or holding a flagged pixel is biased.
+    # Whole boxes only: a centroid from a box cut by the edge is biased. Flagged pixels in the box
+    # are left out of the fit; one in the core (3x3 about the peak) drops the pinhole.
     inside = (x0 >= half + 1) & (x0 < nx - half - 2) & (y0 >= half + 1) & (y0 < ny - half - 2)
     clean = np.array(
         [
-            inside[k] and not bad[int(round(y0[k])) - half : int(round(y0[k])) + half + 1,
-                                  int(round(x0[k])) - half : int(round(x0[k])) + half + 1].any()
+            inside[k] and not bad[int(round(y0[k])) - 1 : int(round(y0[k])) + 2,
+                                  int(round(x0[k])) - 1 : int(round(x0[k])) + 2].any()
             for k in range(len(x0))
         ],
         dtype=bool,
     )  # fmt: skip
     if not clean.any():
         return np.empty(0), np.empty(0), np.empty(0)
-    x, y = centroid_sources(image, x0[clean], y0[clean], box_size=box_size, centroid_func=centroid_2dg)
+    x, y = centroid_sources(
+        image, x0[clean], y0[clean], box_size=box_size, centroid_func=centroid_2dg, mask=bad if bad.any() else None
+    )
     flux = np.asarray(found["flux"], dtype=float)[clean]
     good = np.isfinite(x) & np.isfinite(y)
     dropped = len(x0) - int(good.sum())
