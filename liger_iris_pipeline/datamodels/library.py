@@ -22,7 +22,7 @@ from stpipe.library import AbstractModelLibrary, NoGroupID
 
 from .model_base import DataModelError
 
-__all__ = ["ModelLibrary", "group_id"]
+__all__ = ["ModelLibrary", "as_library", "group_id"]
 
 
 def group_id(program, observation, exposure_number):
@@ -147,6 +147,35 @@ class ModelLibrary(AbstractModelLibrary):
     def member_filenames(self):
         """Return the frame files of the members, resolved against the association's directory."""
         return [self._member_to_filename(member) for member in self._members]
+
+
+def as_library(init, on_disk=False):
+    """Return a step's input as a `ModelLibrary`.
+
+    Parameters
+    ----------
+    init : ModelLibrary, str, os.PathLike, dict or list
+        A library (returned as it is), a Level 3 association, or a list of frame files or models.
+    on_disk : bool
+        For a new library: keep its frames in temporary files (not possible for a list of models).
+
+    Returns
+    -------
+    ModelLibrary
+    """
+    if isinstance(init, ModelLibrary):
+        return init
+    from .model_base import TMTDataModel
+
+    if isinstance(init, TMTDataModel):
+        init = [init]
+    return ModelLibrary(init, on_disk=on_disk and not _has_models(init))
+
+
+def _has_models(init):
+    from .model_base import TMTDataModel
+
+    return isinstance(init, (list, tuple)) and any(isinstance(item, TMTDataModel) for item in init)
 
 
 def _all_paths(items):
