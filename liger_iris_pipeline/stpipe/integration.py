@@ -16,6 +16,8 @@ STEPS = (
     ("liger_iris_pipeline.assign_wcs.AssignWcsStep", "assign_wcs", False),
     ("liger_iris_pipeline.combine_darks.CombineDarksStep", "combine_darks", False),
     ("liger_iris_pipeline.fit_distortion.FitDistortionStep", "fit_distortion", False),
+    ("liger_iris_pipeline.tweakreg.TweakRegStep", "tweakreg", False),
+    ("liger_iris_pipeline.skymatch.SkyMatchStep", "skymatch", False),
     ("liger_iris_pipeline.outlier_detection.OutlierDetectionStep", "outlier_detection", False),
     ("liger_iris_pipeline.resample.ResampleStep", "resample", False),
     ("liger_iris_pipeline.source_catalog.SourceCatalogStep", "source_catalog", False),

@@ -1,0 +1,113 @@
+"""`SkyMatchStep`: equalise the sky of overlapping calibrated frames."""
+
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..datamodels.library import as_library
+from ..stpipe import TMTStep
+from .skymatch import SkyFrame, good_sky_pixels, match_sky
+
+__all__ = ["SkyMatchStep"]
+
+log = logging.getLogger(__name__)
+
+
+class SkyMatchStep(TMTStep):
+    """Match the sky levels of overlapping frames (stcal's skymatch, as jwst's step).
+
+    Each frame records its sky (``meta.background.level``, ``BKGLEVEL``), the method
+    (``BKGMETH``) and whether the level was subtracted (``BKGSUB``); with ``subtract`` the
+    science array is lowered by it (ERR and variances unchanged: the sky is a constant).
+    DQ-flagged pixels (``bad_flags``) are ignored. A frame whose sky cannot be computed (no
+    overlap, no good pixel) is left as it is and marked ``SKIPPED``.
+    """
+
+    class_alias = "skymatch"
+    reference_file_types = []
+
+    spec = """
+    skymethod = option('local', 'global', 'match', 'global+match', default='match')  # stcal's method
+    match_down = boolean(default=True)  # match down to the lowest sky (else up to the highest)
+    subtract = boolean(default=False)  # subtract the sky from the science array (else record it only)
+    stepsize = integer(default=None)  # spacing of the bounding polygon's vertices (pixels); None: corners
+    skystat = option('median', 'mode', 'mean', 'midpt', default='median')  # sky statistic
+    lower = float(default=None)  # ignore pixel values below
+    upper = float(default=None)  # ignore pixel values above
+    nclip = integer(min=0, default=5)  # clipping iterations
+    lsigma = float(min=0.0, default=4.0)  # lower clipping limit (sigma)
+    usigma = float(min=0.0, default=4.0)  # upper clipping limit (sigma)
+    binwidth = float(min=0.0, default=0.1)  # histogram bin of 'mode' and 'midpt' (science units)
+    bad_flags = string(default='DO_NOT_USE')  # DQ flags of the pixels ignored
+    on_disk = boolean(default=False)  # keep the frames in temporary files (one in memory at a time)
+    """
+
+    def process(self, step_input):
+        """Match the skies of a Level 3 association, a list of frames or a `ModelLibrary`.
+
+        Returns
+        -------
+        ModelLibrary
+            The frames, updated in place when the input is a library.
+        """
+        library = as_library(step_input, on_disk=self.on_disk)
+        with tempfile.TemporaryDirectory(prefix="skymatch-", dir=".") as scratch:
+            frames = self._sky_frames(library, Path(scratch))
+            skies = match_sky(
+                frames,
+                skymethod=self.skymethod,
+                match_down=self.match_down,
+                skystat=self.skystat,
+                lower=self.lower,
+                upper=self.upper,
+                nclip=self.nclip,
+                lsigma=self.lsigma,
+                usigma=self.usigma,
+                binwidth=self.binwidth,
+                stepsize=self.stepsize,
+            )
+            del frames  # release the memory maps before the scratch folder goes
+        with library:
+            for index, model in enumerate(library):
+                self._record(model, skies[index])
+                library.shelve(model, index)
+        return library
+
+    def _sky_frames(self, library, scratch):
+        """One `SkyFrame` per frame; for an on-disk library the arrays are memory maps in ``scratch``."""
+        frames = []
+        with library:
+            for index, model in enumerate(library):
+                name = model.meta.filename or f"frame {index}"
+                if model.meta.wcs is None:
+                    library.shelve(model, index, modify=False)
+                    raise ValueError(f"{name}: no gwcs (meta.wcs); run assign_wcs (image2) first")
+                data = np.asarray(model.data, dtype=np.float32)
+                mask = good_sky_pixels(data, model.dq, self.bad_flags)
+                if library.on_disk:
+                    # Keep one frame in memory: stcal reads the overlaps of every frame several times.
+                    np.save(scratch / f"{index}_data.npy", data)
+                    np.save(scratch / f"{index}_mask.npy", mask)
+                    data = np.load(scratch / f"{index}_data.npy", mmap_mode="r")
+                    mask = np.load(scratch / f"{index}_mask.npy", mmap_mode="r")
+                else:
+                    data = data.copy()
+                frames.append(SkyFrame(data, mask, model.meta.wcs, name, model.meta.group_id or name))
+                library.shelve(model, index, modify=False)
+        return frames
+
+    def _record(self, model, sky):
+        name = model.meta.filename
+        if sky is None:
+            log.warning("%s: no sky value (no overlap or no good pixel); the frame is left as it is", name)
+            model.meta.cal_step.skymatch = "SKIPPED"
+            return
+        if self.subtract:
+            model.data = model.data - np.float32(sky)
+        model.meta.background.level = sky
+        model.meta.background.method = self.skymethod
+        model.meta.background.subtracted = bool(self.subtract)
+        model.meta.cal_step.skymatch = "COMPLETE"
+        log.info("%s: sky %.6g %s (%s)", name, sky, "subtracted" if self.subtract else "recorded", self.skymethod)
