@@ -34,6 +34,7 @@ class Truth:
     dec: np.ndarray
     flux_jy: np.ndarray
     defect_masks: list
+    star_images: list
 
 
 def optics(shape, amplitude):
@@ -169,7 +170,7 @@ def make_frames(
     flux_jy = np.exp(rng.uniform(np.log(flux_range[0]), np.log(flux_range[1]), n_stars))
     sigma = fwhm / (2 * math.sqrt(2 * math.log(2)))
     half = int(math.ceil(6 * sigma)) + 1
-    frames, masks = [], []
+    frames, masks, star_images = [], [], []
     for index in range(n_frames):
         offset = rng.uniform(-dither, dither, 2) if index else np.zeros(2)
         crval_tan = models.Pix2Sky_TAN() | models.RotateNative2Celestial(CENTER[0], CENTER[1], 180.0)
@@ -209,7 +210,10 @@ def make_frames(
         model.meta.wcsinfo.cdelt1 = model.meta.wcsinfo.cdelt2 = PLATE_SCALE / 3600.0
         frames.append(model)
         masks.append(mask)
-    return frames, Truth(ra=np.asarray(ra), dec=np.asarray(dec), flux_jy=flux_jy, defect_masks=masks)
+        star_images.append((truth_image - sky).astype(np.float32))
+    return frames, Truth(
+        ra=np.asarray(ra), dec=np.asarray(dec), flux_jy=flux_jy, defect_masks=masks, star_images=star_images
+    )
 
 
 def _add_defects(data, rng, noise):

@@ -12,8 +12,8 @@
 4. Outliers get ``OUTLIER | DO_NOT_USE`` in DQ; their values are kept (resample ignores them).
 
 Frames are visited one at a time: memory is the output grid's arrays and one frame. The frames'
-sky levels must agree (``skymatch`` runs first and subtracts them): a sky offset between frames
-would be flagged where the median differs.
+sky levels must agree: a level skymatch measured without subtracting it (``meta.background.level``,
+``subtracted`` False) is taken out of the single drizzles and added back to the blot.
 """
 
 import logging
@@ -24,7 +24,7 @@ from stcal.outlier_detection.median import MedianComputer
 from stcal.outlier_detection.utils import compute_weight_threshold, flag_resampled_crs
 
 from ..dqflags import pixel as FLAGS
-from ..resample.resample import VARIANCE_ARRAYS, Resampler, blot, pixel_map
+from ..resample.resample import VARIANCE_ARRAYS, Resampler, blot, pixel_map, sky_level
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,7 @@ class OutlierDetector:
             {"var_rnoise": model.var_rnoise},
             _exposure_time(model),
             name=model.meta.filename or "frame",
+            sky=sky_level(model),
         )
         result = single.finish()
         image, weight = result["data"], result["wht"]
@@ -193,6 +194,7 @@ class OutlierDetector:
             # The interpolation spreads the grid's undefined pixels (filled with 0) by its kernel's width.
             reach = blot(undefined.astype(np.float32), self.output_wcs, model.meta.wcs, model.data.shape, **options)
             blotted[~(np.abs(reach) < 1e-3)] = np.nan
+        blotted += sky_level(model)
         mask = find_outliers(model.data, model.err, blotted, self.snr, self.scale, self.backg)
         new = mask & ((model.dq & FLAGS["OUTLIER"]) == 0)
         model.dq[mask] |= np.uint32(OUTLIER_FLAGS)

@@ -3,8 +3,9 @@
 import logging
 import os
 
+from ..datamodels.library import as_library
 from ..resample.resample import output_grid, summarize_library
-from ..resample.resample_step import _fill_value, open_library
+from ..resample.resample_step import _fill_value, library_outputs
 from ..stpipe import TMTStep
 from .outlier_detection import OutlierDetector
 
@@ -40,20 +41,24 @@ class OutlierDetectionStep(TMTStep):
     save_intermediate_results = boolean(default=False)  # Save the single drizzles, the median and the blots
     """
 
+    def planned_outputs(self, *args):
+        """Return each frame's ``_crf`` file (see `TMTStep.planned_outputs`)."""
+        return library_outputs(self, args[0], self.suffix or "crf", per_frame=True)
+
     def process(self, step_input):
         """Flag the outliers of the frames.
 
         Parameters
         ----------
         step_input : ModelLibrary, str, list
-            The frames (see `liger_iris_pipeline.resample.resample_step.open_library`).
+            The frames: a library, a Level 3 association, or a list of frame files or models.
 
         Returns
         -------
         ModelLibrary
             The frames with their DQ updated.
         """
-        library = open_library(step_input, on_disk=not self.in_memory)
+        library = as_library(step_input, on_disk=not self.in_memory)
         # Saved frames are named after each frame (x_cal.fits -> x_crf.fits).
         self.output_use_model = True
         if len(library) < 2:

@@ -49,6 +49,7 @@ __all__ = [
     "output_grid",
     "pixel_map",
     "resample_library",
+    "sky_level",
 ]
 
 VARIANCE_ARRAYS = ("var_rnoise", "var_poisson", "var_flat")
@@ -57,6 +58,27 @@ KERNELS = ("square", "point", "turbo", "gaussian", "lanczos2", "lanczos3")
 
 class ResampleError(ValueError):
     """The inputs or parameters cannot make a mosaic."""
+
+
+def sky_level(model):
+    """Return the sky level skymatch measured but did not subtract from a frame (else 0).
+
+    ``meta.background.level`` with ``meta.background.subtracted`` False (jwst's convention);
+    a level the background step already subtracted (``subtracted`` unset) is not counted.
+
+    Parameters
+    ----------
+    model : IRISImageModel
+        A frame.
+
+    Returns
+    -------
+    float
+    """
+    background = model.meta.background
+    if background.subtracted is False and background.level is not None:
+        return float(background.level)
+    return 0.0
 
 
 def frame_footprint(wcs, shape):
@@ -302,7 +324,7 @@ class Resampler:
         weight[~np.isfinite(data) | ~np.isfinite(weight)] = 0.0
         return weight
 
-    def add(self, data, wcs, dq=None, variances=None, exptime=1.0, pixmap=None, name="frame"):
+    def add(self, data, wcs, dq=None, variances=None, exptime=1.0, pixmap=None, name="frame", sky=0.0):
         """Drizzle one frame onto the output.
 
         Parameters
@@ -322,6 +344,8 @@ class Resampler:
             A pixel map already computed for this frame and grid.
         name : str
             For messages.
+        sky : float
+            Sky level to subtract (`sky_level`).
 
         Returns
         -------
@@ -344,7 +368,7 @@ class Resampler:
             pixmap[undefined] = -1.0e6
             weight[undefined] = 0.0
         scale = self._flux_scale(pixmap)
-        scaled = np.where(weight > 0, data * scale, 0.0).astype(np.float32)
+        scaled = np.where(weight > 0, (data - sky) * scale, 0.0).astype(np.float32)
         self._driz.add_image(
             scaled,
             exptime=exptime,
@@ -667,6 +691,7 @@ def resample_library(library, resampler, frame_names=None):
                     variances,
                     float(getattr(model.meta.exposure, "exposure_time", None) or 1.0),
                     name=model.meta.filename or f"frame {index}",
+                    sky=sky_level(model),
                 )
                 if frame_names is not None:
                     frame_names.append(model.meta.filename or f"frame {index}")

@@ -2,40 +2,51 @@
 
 import logging
 import math
+import os
 
 import numpy as np
 
+from ..datamodels.library import as_library
 from ..stpipe import TMTStep
 from .resample import Resampler, output_grid, resample_library, summarize_library
 
-__all__ = ["ResampleStep", "open_library"]
+__all__ = ["ResampleStep", "library_outputs"]
 
 log = logging.getLogger(__name__)
 
 
-def open_library(step_input, on_disk=True):
-    """Return a step's input as a `~liger_iris_pipeline.datamodels.library.ModelLibrary`.
+def library_outputs(step, step_input, suffix, per_frame):
+    """Return the final names of the products a Level 3 step saves for a library or list input.
 
     Parameters
     ----------
-    step_input : ModelLibrary, str, os.PathLike, list or TMTDataModel
-        A library, a Level 3 association, a list of frame files or models, or one frame.
-    on_disk : bool
-        For an association or files: keep the frames in temporary files between uses.
+    step : TMTStep
+        The step (its ``output_dir`` and ``output_file``).
+    step_input : ModelLibrary, str or list
+        The step's input.
+    suffix : str
+        The product's suffix.
+    per_frame : bool
+        One product per frame (``crf``) instead of one for the association (``i2d``).
 
     Returns
     -------
-    ModelLibrary
+    list of str
     """
     from ..datamodels.library import ModelLibrary
 
-    if isinstance(step_input, ModelLibrary):
-        return step_input
-    if not isinstance(step_input, (list, tuple, str)) and not hasattr(step_input, "__fspath__"):
-        step_input = [step_input]
-    if isinstance(step_input, (list, tuple)) and not all(isinstance(item, str) for item in step_input):
-        return ModelLibrary(list(step_input), on_disk=False)
-    return ModelLibrary(step_input, on_disk=on_disk)
+    if step.output_file and not per_frame:
+        return [step.make_output_path(basepath=step.output_file, suffix=suffix)]
+    library = step_input if isinstance(step_input, ModelLibrary) else None
+    if library is None:
+        return []  # made into a library by process(); names checked when saved
+    try:
+        names = library.member_filenames()
+        product = library.product_name()
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return []
+    bases = [os.path.basename(name) for name in names] if per_frame else [f"{product}.fits"]
+    return [step.make_output_path(basepath=base, suffix=suffix) for base in bases]
 
 
 class ResampleStep(TMTStep):
@@ -64,19 +75,23 @@ class ResampleStep(TMTStep):
     in_memory = boolean(default=False)  # Keep all frames in memory instead of one at a time
     """
 
+    def planned_outputs(self, *args):
+        """Return ``<product>_i2d.fits`` of the association (see `TMTStep.planned_outputs`)."""
+        return library_outputs(self, args[0], self.suffix or "i2d", per_frame=False)
+
     def process(self, step_input):
         """Drizzle the frames.
 
         Parameters
         ----------
         step_input : ModelLibrary, str, list
-            The frames (see `open_library`).
+            The frames: a library, a Level 3 association, or a list of frame files or models.
 
         Returns
         -------
         IRISMosaicModel
         """
-        library = open_library(step_input, on_disk=not self.in_memory)
+        library = as_library(step_input, on_disk=not self.in_memory)
         summaries = summarize_library(library)
         output_shape = tuple(reversed(self.output_shape)) if self.output_shape else None
         wcs, info, pixel_scale, ratio = output_grid(
