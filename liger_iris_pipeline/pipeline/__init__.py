@@ -4,11 +4,13 @@ from .calibration import MasterDarkPipeline, ProcessFlatfieldL2
 from .detector1 import Detector1Pipeline
 from .distortion_calibration import DistortionCalibrationPipeline
 from .image2 import ProcessImagerL2Pipeline
+from .photom_calibration import PhotomCalibrationPipeline
 
 __all__ = [
     "Detector1Pipeline",
     "DistortionCalibrationPipeline",
     "MasterDarkPipeline",
+    "PhotomCalibrationPipeline",
     "ProcessFlatfieldL2",
     "ProcessImagerL2Pipeline",
 ]

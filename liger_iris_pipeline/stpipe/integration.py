@@ -16,6 +16,8 @@ STEPS = (
     ("liger_iris_pipeline.assign_wcs.AssignWcsStep", "assign_wcs", False),
     ("liger_iris_pipeline.combine_darks.CombineDarksStep", "combine_darks", False),
     ("liger_iris_pipeline.fit_distortion.FitDistortionStep", "fit_distortion", False),
+    ("liger_iris_pipeline.photom.PhotomStep", "photom", False),
+    ("liger_iris_pipeline.measure_photom.MeasurePhotomStep", "measure_photom", False),
     ("liger_iris_pipeline.tweakreg.TweakRegStep", "tweakreg", False),
     ("liger_iris_pipeline.skymatch.SkyMatchStep", "skymatch", False),
     ("liger_iris_pipeline.outlier_detection.OutlierDetectionStep", "outlier_detection", False),
@@ -26,6 +28,7 @@ STEPS = (
     ("liger_iris_pipeline.pipeline.ProcessFlatfieldL2", "preprocess_flatfield", True),
     ("liger_iris_pipeline.pipeline.MasterDarkPipeline", "master_dark", True),
     ("liger_iris_pipeline.pipeline.DistortionCalibrationPipeline", "distortion_calibration", True),
+    ("liger_iris_pipeline.pipeline.PhotomCalibrationPipeline", "photom_calibration", True),
 )
 """(class path, alias, is_pipeline) of every step and pipeline."""
 
@@ -38,6 +41,8 @@ PRODUCT_SUFFIXES = {
     "master_dark": "dark",
     "fit_distortion": "distortion",
     "distortion_calibration": "distortion",
+    "measure_photom": "photom",
+    "photom_calibration": "photom",
     "outlier_detection": "crf",
     "resample": "i2d",
     "source_catalog": "cat",
