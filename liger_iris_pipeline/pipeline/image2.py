@@ -8,6 +8,7 @@ from ..lib.models import open_image
 from ..lib.observation import observation_category
 from ..lib.status import mark_skipped
 from ..parse_subarray_map import ParseSubarrayMapStep
+from ..photom import PhotomStep
 from ..stpipe import TMTPipeline
 from .inputs import input_products
 
@@ -15,13 +16,15 @@ __all__ = ["ProcessImagerL2Pipeline"]
 
 
 class ProcessImagerL2Pipeline(TMTPipeline):
-    """Calibrate imager frames: background, WCS, subarray map, dark, flat (the seeds' order).
+    """Calibrate imager frames: background, WCS, subarray map, dark, flat (the seeds' order), photom.
 
     With background exposures (members of a Level 2 association) the background subtraction
     comes first, on Level 1 frames: the sky and the dark rate of the detector cancel in the
     difference, so the dark step is then skipped (subtracting the dark again would remove it
     twice). Without them, the dark is subtracted, and with ``steps.background.sky_from_science``
-    the frame's own sky is removed after flat fielding, where it is uniform.
+    the frame's own sky is removed after flat fielding, where it is uniform. ``photom`` comes
+    last (the background steps work in DN/s) and converts the frame to MJy/sr; without a PHOTOM
+    reference it is skipped and the frame stays in DN/s.
     """
 
     class_alias = "image2"
@@ -36,6 +39,7 @@ class ProcessImagerL2Pipeline(TMTPipeline):
         "parse_subarray_map": ParseSubarrayMapStep,
         "dark_current": DarkCurrentStep,
         "flat_field": FlatFieldStep,
+        "photom": PhotomStep,
     }
 
     def process(self, step_input):
@@ -82,6 +86,7 @@ class ProcessImagerL2Pipeline(TMTPipeline):
         model = self.flat_field.run(model)
         if not product.background and self.background.sky_from_science:
             model = self.background.run(model)
+        model = self.photom.run(model)
         model.meta.processing_level = 2
         model.meta.obstype, model.meta.obsname = observation_category(model)
         if product.asn_table:
