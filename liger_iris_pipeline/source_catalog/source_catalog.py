@@ -31,6 +31,7 @@ from astropy.table import QTable
 from photutils.aperture import CircularAperture, aperture_photometry
 from photutils.background import Background2D, MedianBackground
 from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources, make_2dgaussian_kernel
+from photutils.utils.exceptions import NoDetectionsWarning
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,9 @@ def _detect(data, rms, mask, fwhm, snr_threshold, npixels, deblend):
     size = 2 * int(math.ceil(2.0 * fwhm)) + 1
     kernel = make_2dgaussian_kernel(fwhm, size=size)
     convolved = convolve(np.where(mask, 0.0, data), kernel, normalize_kernel=True, boundary="extend")
-    segments = detect_sources(convolved, snr_threshold * rms, npixels, mask=mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoDetectionsWarning)  # an empty field is logged by make_catalog
+        segments = detect_sources(convolved, snr_threshold * rms, npixels, mask=mask)
     if segments is not None and deblend:
         segments = deblend_sources(convolved, segments, npixels, n_levels=32, contrast=0.001, progress_bar=False)
     return segments, convolved
