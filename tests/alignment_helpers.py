@@ -80,6 +80,10 @@ def make_frames(n=4, shape=(256, 256), n_stars=80, pointing_error_mas=30.0, dith
         model.meta.target.name = "FIELD"
         model.meta.filename = f"frame{k}_cal.fits"
         model.meta.bunit_data = "MJy/sr"
+        model.meta.exposure.exposure_time = 100.0
+        model.meta.instrument.plate_scale = PLATE_SCALE
+        model.meta.photometry.pixelarea_arcsecsq = PLATE_SCALE**2
+        model.meta.photometry.pixelarea_steradians = (PLATE_SCALE / 206264.80624709636) ** 2
         frames.append(model)
         truths.append(true_wcs)
     return frames, truths, Table({"ra": ra, "dec": dec})

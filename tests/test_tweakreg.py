@@ -57,17 +57,24 @@ def test_relative_alignment_removes_the_relative_pointing_errors(dithered):
     assert spread.max() < 1.0, spread
 
 
-def test_absolute_alignment_recovers_the_pointing_within_1_mas(dithered, tmp_path):
+@pytest.mark.parametrize(
+    ("abs_fitgeometry", "catalog_error_mas"),
+    # On these 1-arcsec frames a rotation is poorly constrained by a catalog with 2 mas errors
+    # (2 mas over a 0.5 arcsec lever arm): fit a shift there, and the rotation too with a better catalog.
+    [("shift", 2.0), ("rshift", 0.5)],
+)
+def test_absolute_alignment_recovers_the_pointing_within_1_mas(dithered, tmp_path, abs_fitgeometry, catalog_error_mas):
     frames, truths, stars = dithered
-    catalog = write_reference_catalog(stars, tmp_path / "refcat.ecsv", error_mas=2.0)
-    models = _models(_run(frames, abs_refcat=catalog))
+    catalog = write_reference_catalog(stars, tmp_path / "refcat.ecsv", error_mas=catalog_error_mas)
+    models = _models(_run(frames, abs_refcat=catalog, abs_fitgeometry=abs_fitgeometry))
     errors = [wcs_error_mas(m.meta.wcs, t, m.data.shape) for m, t in zip(models, truths, strict=True)]
+    print(f"{abs_fitgeometry}, catalog errors {catalog_error_mas} mas: largest WCS error {max(errors):.3f} mas")
     assert max(errors) <= 1.0, errors
     for model in models:
         assert model.meta.cal_step.tweakreg == "COMPLETE"
         assert model.meta.tweakreg.reference == "refcat.ecsv"
         assert model.meta.tweakreg.n_matched >= 15
-        assert model.meta.tweakreg.rms_mas < 5.0
+        assert model.meta.tweakreg.rms_mas < 3 * catalog_error_mas + 0.5
         # The FITS header follows the corrected gwcs (what DS9 shows).
         info = model.meta.wcsinfo
         ra, dec = model.meta.wcs(info.crpix1 - 1, info.crpix2 - 1)

@@ -4,6 +4,7 @@ from .calibration import MasterDarkPipeline, ProcessFlatfieldL2
 from .detector1 import Detector1Pipeline
 from .distortion_calibration import DistortionCalibrationPipeline
 from .image2 import ProcessImagerL2Pipeline
+from .image3 import ProcessImagerL3Pipeline
 from .photom_calibration import PhotomCalibrationPipeline
 
 __all__ = [
@@ -13,4 +14,5 @@ __all__ = [
     "PhotomCalibrationPipeline",
     "ProcessFlatfieldL2",
     "ProcessImagerL2Pipeline",
+    "ProcessImagerL3Pipeline",
 ]

@@ -29,6 +29,7 @@ STEPS = (
     ("liger_iris_pipeline.pipeline.MasterDarkPipeline", "master_dark", True),
     ("liger_iris_pipeline.pipeline.DistortionCalibrationPipeline", "distortion_calibration", True),
     ("liger_iris_pipeline.pipeline.PhotomCalibrationPipeline", "photom_calibration", True),
+    ("liger_iris_pipeline.pipeline.ProcessImagerL3Pipeline", "image3", True),
 )
 """(class path, alias, is_pipeline) of every step and pipeline."""
 
@@ -46,6 +47,7 @@ PRODUCT_SUFFIXES = {
     "outlier_detection": "crf",
     "resample": "i2d",
     "source_catalog": "cat",
+    "image3": "i2d",
 }
 """Alias -> suffix of the product of a step or pipeline run on its own; every other step's is its alias."""
 

@@ -1,0 +1,210 @@
+"""ProcessImagerL3Pipeline (``image3``): calibrated imager frames (``_cal``) -> mosaic and catalog.
+
+tweakreg -> skymatch -> outlier_detection -> resample -> source_catalog, on a `ModelLibrary`
+kept on disk throughout (one frame in memory at a time, ``in_memory = False``). Products:
+``<product>_i2d.fits`` (`IRISMosaicModel`), ``<product>_cat.ecsv`` and ``<product>_segm.fits``;
+the flagged frames ``<frame>_crf.fits`` with ``steps.outlier_detection.save_results``.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+from ..associations.asn import AssociationError
+from ..datamodels.library import ModelLibrary
+from ..outlier_detection import OutlierDetectionStep
+from ..resample import ResampleStep
+from ..skymatch import SkyMatchStep
+from ..source_catalog import SourceCatalogStep
+from ..stpipe import TMTPipeline
+from ..tweakreg import TweakRegStep
+
+__all__ = ["ProcessImagerL3Pipeline", "level3_library"]
+
+log = logging.getLogger(__name__)
+
+
+def level3_library(step_input, on_disk=True):
+    """Open the input of ``image3`` as a `ModelLibrary`, refusing frames of mixed filters or instruments.
+
+    Parameters
+    ----------
+    step_input : str, os.PathLike, ModelLibrary or list
+        A Level 3 association (``.json``), a library, or a list of ``_cal`` files or models.
+    on_disk : bool
+        Keep the frames in temporary files (for a list of models: impossible, they stay in memory).
+
+    Returns
+    -------
+    ModelLibrary
+
+    Raises
+    ------
+    AssociationError
+        An unreadable association, a member that is not a Level 2 imager frame, or members of
+        different filters or instruments (one line naming them).
+    """
+    from ..associations.level3 import check_level3_members, read_level3_asn
+    from ..datamodels.model_base import TMTDataModel
+
+    if isinstance(step_input, ModelLibrary):
+        library = step_input
+        _check_library(library)
+        return library
+    if isinstance(step_input, (str, os.PathLike)):
+        path = Path(step_input)
+        if path.suffix.lower() != ".json":
+            step_input = [path]
+        else:
+            document = read_level3_asn(path)
+            members = [path.parent / member["expname"] for member in document["products"][0]["members"]]
+            check_level3_members(members)
+            return ModelLibrary(path, on_disk=on_disk)
+    items = list(step_input)
+    if not items:
+        raise AssociationError("image3 needs at least one calibrated frame")
+    if all(isinstance(item, (str, os.PathLike)) for item in items):
+        check_level3_members(items)
+        return ModelLibrary(items, on_disk=on_disk)
+    if all(isinstance(item, TMTDataModel) for item in items):
+        library = ModelLibrary(items)
+        _check_library(library)
+        return library
+    raise AssociationError("image3 takes an association, a list of _cal files or a list of models, not a mix")
+
+
+def _check_library(library):
+    """Refuse a library whose frames have different filters or instruments."""
+    seen = {"instrument": set(), "filter": set()}
+    with library:
+        for index, model in enumerate(library):
+            seen["instrument"].add(str(model.meta.instrument.name))
+            seen["filter"].add(str(model.meta.instrument.filter))
+            library.shelve(model, index, modify=False)
+    for key, values in seen.items():
+        if len(values) > 1:
+            raise AssociationError(
+                f"Level 3 members have different {key}s ({', '.join(sorted(values))}): one association per {key}"
+            )
+
+
+class ProcessImagerL3Pipeline(TMTPipeline):
+    """Combine dithered calibrated frames: align, match skies, flag outliers, drizzle, catalog.
+
+    The frames stay in a `ModelLibrary`; each step borrows one frame at a time. An input of
+    several filters or instruments is refused before any work.
+    """
+
+    class_alias = "image3"
+    spec = """
+    in_memory = boolean(default=False)  # keep every frame in memory instead of one at a time
+    """
+    combines_inputs = True
+    step_defs = {
+        "tweakreg": TweakRegStep,
+        "skymatch": SkyMatchStep,
+        "outlier_detection": OutlierDetectionStep,
+        "resample": ResampleStep,
+        "source_catalog": SourceCatalogStep,
+    }
+
+    def process(self, step_input):
+        """Make the mosaic and catalog of the input.
+
+        Parameters
+        ----------
+        step_input : str, os.PathLike, ModelLibrary or list
+            A Level 3 association (``.json``), a library, or ``_cal`` frames (files or models).
+
+        Returns
+        -------
+        IRISMosaicModel
+            The mosaic (saved as ``<product>_i2d.fits``); the catalog and segmentation image are
+            saved by ``source_catalog``.
+        """
+        library = level3_library(step_input, on_disk=not self.in_memory)
+        product = self._product_name(library, step_input)
+        self.output_file = product
+        # Each step keeps the pipeline's choice of memory use.
+        self.tweakreg.on_disk = self.skymatch.on_disk = library.on_disk
+        self.outlier_detection.in_memory = self.resample.in_memory = not library.on_disk
+        log.info("image3: %d frames -> %s", len(library), product)
+
+        library = self.tweakreg.run(library)
+        library = self.skymatch.run(library)
+        if len(library) > 1:
+            library = self.outlier_detection.run(library)
+        else:
+            log.warning("image3: one frame, outlier detection skipped")
+            self.outlier_detection.skip = True
+        mosaic = self.resample.run(library)
+        mosaic.meta.filename = f"{product}_i2d.fits"
+        mosaic.meta.processing_level = 3
+        mosaic.meta.asn.table_name = library.asn.get("table_name") or mosaic.meta.asn.table_name
+
+        if self.save_results:
+            # <product>_cat.ecsv and <product>_segm.fits beside <product>_i2d.fits.
+            self.source_catalog.save_results = True
+            self.source_catalog.output_file = product
+            if self.output_dir:
+                self.source_catalog.output_dir = self.output_dir
+        self.source_catalog.run(mosaic)
+        mosaic.meta.cal_step.source_catalog = "COMPLETE"
+        if library.on_disk:
+            library.close()
+        return mosaic
+
+    @staticmethod
+    def _product_name(library, step_input):
+        """The association's product name, else the first frame's name without its suffix."""
+        name = library.product_name()
+        if name:
+            return name
+        if isinstance(step_input, (list, tuple)) and step_input:
+            first = step_input[0]
+            stem = Path(first.meta.filename if hasattr(first, "meta") else first).name.split(".")[0]
+            return stem.rsplit("_", 1)[0] if "_" in stem else stem
+        return "mosaic"
+
+    def planned_outputs(self, *args):
+        """Return ``<product>_i2d.fits`` (see `TMTStep.planned_outputs`)."""
+        if not args or not isinstance(args[0], (str, os.PathLike)) or not str(args[0]).endswith(".json"):
+            return []
+        try:
+            from ..associations.level3 import read_level3_asn
+
+            product = read_level3_asn(args[0])["products"][0]["name"]
+        except AssociationError:
+            return []
+        return [self.make_output_path(basepath=f"{product}.fits", suffix="i2d")]
+
+    @classmethod
+    def _get_crds_parameters(cls, dataset):
+        """CRDS parameters of the first member of a Level 3 association (the Level 2 reader does not take it)."""
+        if isinstance(dataset, (str, os.PathLike)) and str(dataset).endswith(".json"):
+            from ..associations.level3 import read_level3_asn
+
+            try:
+                document = read_level3_asn(dataset)
+            except AssociationError:
+                return super()._get_crds_parameters(dataset)
+            first = Path(dataset).parent / document["products"][0]["members"][0]["expname"]
+            return super()._get_crds_parameters(first)
+        if isinstance(dataset, (list, tuple)) and dataset:
+            return super()._get_crds_parameters(dataset[0])
+        return super()._get_crds_parameters(dataset)
+
+    def _protected_files(self, args):
+        """The run's inputs and, for a Level 3 association, its members: no product may replace them."""
+        protected = super()._protected_files(args)
+        if args and isinstance(args[0], (str, os.PathLike)) and str(args[0]).endswith(".json"):
+            from ..associations.level3 import read_level3_asn
+
+            try:
+                document = read_level3_asn(args[0])
+            except AssociationError:
+                return protected
+            folder = Path(args[0]).parent
+            for member in document["products"][0]["members"]:
+                protected.append((os.fspath(folder / member["expname"]), "association member"))
+        return protected

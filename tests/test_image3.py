@@ -1,0 +1,139 @@
+"""ModelLibrary and the image3 pipeline on dithered frames with pointing errors (`alignment_helpers`)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from alignment_helpers import PLATE_SCALE, make_frames, write_reference_catalog
+from astropy.table import Table
+
+from liger_iris_pipeline import datamodels
+from liger_iris_pipeline.associations import AssociationError
+from liger_iris_pipeline.associations.level3 import make_level3_asn
+from liger_iris_pipeline.datamodels.library import ModelLibrary
+from liger_iris_pipeline.pipeline import ProcessImagerL3Pipeline
+
+CFG = Path(__file__).parents[1] / "liger_iris_pipeline" / "pipeline" / "cfgs" / "image3.cfg"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("image3")
+    frames, truths, stars = make_frames(n=4, pointing_error_mas=30.0)
+    paths = []
+    for frame in frames:
+        path = folder / frame.meta.filename
+        frame.save(path)
+        paths.append(path)
+    asn = folder / "field_asn.json"
+    make_level3_asn(paths, "field_Kbb", output=asn)
+    refcat = write_reference_catalog(stars, folder / "refcat.ecsv", error_mas=2.0)
+    return {"folder": folder, "paths": paths, "asn": asn, "refcat": refcat, "stars": stars, "truths": truths}
+
+
+def test_library_groups_by_exposure_and_keeps_frames_on_disk(dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    frames = [datamodels.open(path) for path in dataset["paths"]]
+    frames[1].meta.observation.exposure_number = 1  # two detectors of one exposure
+    paths = []
+    for frame in frames:
+        path = tmp_path / frame.meta.filename
+        frame.save(path)
+        frame.close()
+        paths.append(path)
+    library = ModelLibrary(paths, on_disk=True)
+    assert library.group_indices == {"SIM-0001_001_00001": [0, 1], "SIM-0001_001_00003": [2], "SIM-0001_001_00004": [3]}
+    with library:
+        model = library.borrow(2)
+        model.data += 1.0
+        library.shelve(model, 2)
+        # On disk: the frame was written to a temporary file and is read back from it.
+        assert 2 in library._temp_filenames and Path(library._temp_filenames[2]).is_file()
+    with library:
+        again = library.borrow(2)
+        assert again.meta.group_id == "SIM-0001_001_00003"
+        original = datamodels.open(paths[2])
+        np.testing.assert_allclose(again.data, original.data + 1.0)
+        original.close()
+        library.shelve(again, 2, modify=False)
+    library.close()
+
+
+def test_library_from_association(dataset):
+    library = ModelLibrary(dataset["asn"])
+    assert len(library) == 4
+    assert library.product_name() == "field_Kbb"
+    with library:
+        model = library.borrow(0)
+        assert model.meta.asn.table_name == "field_asn.json"
+        library.shelve(model, 0, modify=False)
+
+
+def test_image3_mosaic_catalog_and_products(dataset, tmp_path):
+    mosaic = ProcessImagerL3Pipeline.call(
+        str(dataset["asn"]),
+        config_file=str(CFG),
+        output_dir=str(tmp_path),
+        # A shift only on these 1-arcsec frames: see test_tweakreg.
+        steps={"tweakreg": {"abs_refcat": dataset["refcat"], "abs_fitgeometry": "shift"}},
+    )
+    assert isinstance(mosaic, datamodels.IRISMosaicModel)
+    for name in ("field_Kbb_i2d.fits", "field_Kbb_cat.ecsv", "field_Kbb_segm.fits"):
+        assert (tmp_path / name).is_file(), name
+    # No temporary frames left behind.
+    assert not [p for p in Path.cwd().iterdir() if p.name.startswith("tmp") and p.is_dir() and not any(p.iterdir())]
+    with datamodels.open(tmp_path / "field_Kbb_i2d.fits") as saved:
+        assert saved.meta.cal_step.tweakreg == "COMPLETE"
+        assert saved.meta.cal_step.resample == "COMPLETE"
+        assert saved.meta.processing_level == 3
+    catalog = Table.read(tmp_path / "field_Kbb_cat.ecsv")
+    stars = dataset["stars"]
+    # Mosaic positions of the bright isolated stars against the truth (after absolute alignment).
+    cos = np.cos(np.radians(stars["dec"][0]))
+    east, north = stars["ra"] * cos * 3.6e6, stars["dec"] * 3.6e6  # mas
+    separations = np.hypot(east[:, None] - east[None], north[:, None] - north[None])
+    np.fill_diagonal(separations, np.inf)
+    isolated = separations.min(axis=1) > 25 * PLATE_SCALE * 1000.0  # no neighbour within 25 pixels
+    residuals = []
+    for row in catalog:
+        d = np.hypot(east - row["ra"] * cos * 3.6e6, north - row["dec"] * 3.6e6)
+        k = np.argmin(d)
+        if d[k] < 8.0 and isolated[k] and row["segment_flux"] / row["segment_flux_err"] > 100:
+            residuals.append((row["ra"] * cos * 3.6e6 - east[k], row["dec"] * 3.6e6 - north[k]))
+    residuals = np.array(residuals) / (PLATE_SCALE * 1000.0)  # pixels, (east, north)
+    assert len(residuals) >= 10
+    # The common offset is the absolute alignment's error (catalog errors / sqrt(matches));
+    # the scatter about it is the mosaic's own astrometry.
+    offset = residuals.mean(axis=0)
+    scatter = np.sqrt(np.mean(np.sum((residuals - offset) ** 2, axis=1)))
+    print(f"mosaic: {len(residuals)} isolated stars, offset {offset.round(4)} px, rms about it {scatter:.4f} px")
+    assert np.hypot(*offset) < 0.25  # 1 mas
+    assert scatter < 0.02, scatter
+
+
+def test_mixed_filters_are_refused(dataset, tmp_path):
+    other = datamodels.open(dataset["paths"][1])
+    other.meta.instrument.filter = "H"
+    path = tmp_path / "other_cal.fits"
+    other.save(path)
+    other.close()
+    asn = tmp_path / "mixed_asn.json"
+    make_level3_asn([dataset["paths"][0], path], "mixed", output=asn)
+    with pytest.raises(AssociationError, match=r"different filters \(H, Kbb\)"):
+        ProcessImagerL3Pipeline.call(str(asn), output_dir=str(tmp_path))
+    assert not list(tmp_path.glob("mixed_i2d*")) and not list(tmp_path.glob("mixed_cat*"))
+
+
+def test_level2_association_is_refused(dataset, tmp_path):
+    asn = tmp_path / "l2_asn.json"
+    asn.write_text(
+        json.dumps(
+            {
+                "asn_type": "image2",
+                "products": [{"name": "x", "members": [{"expname": str(dataset["paths"][0]), "exptype": "science"}]}],
+            }
+        )
+    )
+    with pytest.raises(AssociationError, match="invalid Level 3 association"):
+        ProcessImagerL3Pipeline.call(str(asn), output_dir=str(tmp_path))
