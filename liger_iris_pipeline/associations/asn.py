@@ -214,17 +214,36 @@ def main(argv=None):
     from ..lib.errors import run_command
 
     parser = argparse.ArgumentParser(
-        prog="tmt-asn", description="Write a Level 2 association of science and background exposures."
+        prog="tmt-asn",
+        description="Write a Level 2 association of science and background exposures, or (--asn-type image3) "
+        "a Level 3 association of the calibrated frames of one target and filter.",
     )
-    parser.add_argument("science", nargs="+", help="science exposures (Level 1 rate files)")
+    parser.add_argument("science", nargs="+", help="science exposures (Level 1 rate files; _cal files for image3)")
     parser.add_argument("-b", "--background", nargs="*", default=[], help="background exposures")
     parser.add_argument("-o", "--output", required=True, help="association file to write (.json)")
-    parser.add_argument("--product-name", help="product name (one science exposure only)")
-    parser.add_argument("--asn-type", default="image2", choices=["image2", "spec2"])
+    parser.add_argument(
+        "--product-name", help="product name (image2: one science exposure only; image3: default <target>_<filter>)"
+    )
+    parser.add_argument("--asn-type", default="image2", choices=["image2", "spec2", "image3"])
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     args = parser.parse_args(argv)
 
+    def write_level3():
+        from .level3 import check_level3_members, level3_product_name, make_level3_asn
+
+        if args.background:
+            raise AssociationError("a Level 3 (image3) association has no background members")
+        if not args.output.endswith(".json"):
+            raise AssociationError(f"{args.output}: an association file name ends in .json")
+        check_level3_members(args.science)
+        name = args.product_name or level3_product_name(args.science)
+        make_level3_asn(args.science, name, args.output)
+        print(f"wrote {args.output}")
+        return 0
+
     def write():
+        if args.asn_type == "image3":
+            return write_level3()
         members = [(name, "science") for name in args.science] + [(name, "background") for name in args.background]
         for name, role in members:
             check_member(name, role)

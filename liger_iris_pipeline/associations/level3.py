@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .asn import AssociationError
 
-__all__ = ["check_level3_members", "make_level3_asn", "read_level3_asn"]
+__all__ = ["check_level3_members", "level3_product_name", "make_level3_asn", "read_level3_asn"]
 
 
 def _validate(document, path):
@@ -114,6 +114,31 @@ def check_level3_members(paths):
                 f"Level 3 members have different {key}s ({', '.join(values)}): one association per {key}"
             )
     return described
+
+
+def level3_product_name(members):
+    """Check the members (`check_level3_members`, one target too) and return ``<target>_<filter>``.
+
+    Parameters
+    ----------
+    members : list of str or os.PathLike
+        The ``_cal`` frames.
+
+    Returns
+    -------
+    str
+        The target name and filter, characters other than letters, digits, ``-`` and ``.`` as ``_``.
+    """
+    import re
+
+    described = check_level3_members(members)
+    targets = sorted({str(member["target"]) for member in described})
+    if len(targets) > 1:
+        raise AssociationError(
+            f"Level 3 members have different targets ({', '.join(targets)}): one association per target"
+        )
+    name = f"{targets[0]}_{described[0]['filter']}"
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", name).strip("_")
 
 
 def make_level3_asn(members, product_name, output=None, pool="liger_iris_pipeline"):
