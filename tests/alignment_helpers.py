@@ -36,9 +36,40 @@ def render(shape, x, y, flux, sky, noise, rng):
     return image + rng.normal(0.0, noise, shape)
 
 
+def distortion_model(shape, amplitude):
+    """Detector -> focal-plane pixels: a cubic of ``amplitude`` pixels at the corners, with a fitted inverse."""
+    from astropy.modeling import fitting, models
+
+    ny, nx = shape
+    cx, cy, radius = (nx - 1) / 2.0, (ny - 1) / 2.0, nx / 2.0
+    a = amplitude / 2.0
+
+    def normalised():
+        return (models.Shift(-cx) | models.Scale(1.0 / radius)) & (models.Shift(-cy) | models.Scale(1.0 / radius))
+
+    to_u = models.Polynomial2D(3, c0_0=cx, c1_0=radius, c3_0=0.6 * a, c1_2=0.4 * a, c1_1=0.3 * a)
+    to_v = models.Polynomial2D(3, c0_0=cy, c0_1=radius, c0_3=0.5 * a, c2_1=0.5 * a, c2_0=-0.2 * a)
+    forward = normalised() | models.Mapping((0, 1, 0, 1)) | (to_u & to_v)
+    grid_y, grid_x = np.mgrid[-4 : ny + 4 : 40j, -4 : nx + 4 : 40j]
+    grid_u, grid_v = forward(grid_x, grid_y)
+    fitter = fitting.LinearLSQFitter()
+    un, vn = (grid_u - cx) / radius, (grid_v - cy) / radius
+    back_x = fitter(models.Polynomial2D(7), un, vn, grid_x)
+    back_y = fitter(models.Polynomial2D(7), un, vn, grid_y)
+    forward.inverse = normalised() | models.Mapping((0, 1, 0, 1)) | (back_x & back_y)
+    return forward
+
+
 def make_frames(n=4, shape=(256, 256), n_stars=80, pointing_error_mas=30.0, dither_arcsec=0.15, sky_levels=None,
-                noise=1.0, seed=1):  # fmt: skip
-    """Return ``(frames, true_wcs, stars)``: IRISImageModels, their true gwcs, and the star table (ra, dec)."""
+                noise=1.0, seed=1, distortion_px=0.0):  # fmt: skip
+    """Return ``(frames, true_wcs, stars)``: IRISImageModels, their true gwcs, and the star table (ra, dec).
+
+    With ``distortion_px`` every frame has that field distortion at its corners (a ``focal`` frame
+    in its gwcs) and a SIP header, as ``assign_wcs`` writes them.
+    """
+    from liger_iris_pipeline.assign_wcs.imaging import update_fits_wcsinfo
+
+    distortion = distortion_model(shape, distortion_px) if distortion_px else None
     rng = np.random.default_rng(seed)
     ny, nx = shape
     half = nx * PLATE_SCALE / 3600.0 / 2.0 * 1.6
@@ -55,7 +86,7 @@ def make_frames(n=4, shape=(256, 256), n_stars=80, pointing_error_mas=30.0, dith
         )
         nominal = {"crpix1": (nx + 1) / 2.0, "crpix2": (ny + 1) / 2.0, "crval1": crval[0], "crval2": crval[1],
                    "position_angle": 0.0, "cdelt1": PLATE_SCALE / 3600.0, "cdelt2": PLATE_SCALE / 3600.0}  # fmt: skip
-        true_wcs = make_gwcs(complete_wcsinfo(nominal), shape)
+        true_wcs = make_gwcs(complete_wcsinfo(nominal), shape, distortion=distortion)
         x, y = true_wcs.invert(ra, dec, with_bounding_box=False)
         sky = 5.0 if sky_levels is None else sky_levels[k]
         data = render(shape, x, y, flux, sky, noise, rng)
@@ -68,7 +99,7 @@ def make_frames(n=4, shape=(256, 256), n_stars=80, pointing_error_mas=30.0, dith
         model.err[:] = noise
         model.var_rnoise[:] = noise**2
         model.meta.wcsinfo = info
-        model.meta.wcs = make_gwcs(info, shape)
+        model.meta.wcs = make_gwcs(info, shape, distortion=distortion)
         model.meta.program.id = "SIM-0001"
         model.meta.observation.observation_id = "001"
         model.meta.observation.exposure_number = k + 1
@@ -84,6 +115,8 @@ def make_frames(n=4, shape=(256, 256), n_stars=80, pointing_error_mas=30.0, dith
         model.meta.instrument.plate_scale = PLATE_SCALE
         model.meta.photometry.pixelarea_arcsecsq = PLATE_SCALE**2
         model.meta.photometry.pixelarea_steradians = (PLATE_SCALE / 206264.80624709636) ** 2
+        if distortion is not None:
+            update_fits_wcsinfo(model)
         frames.append(model)
         truths.append(true_wcs)
     return frames, truths, Table({"ra": ra, "dec": dec})

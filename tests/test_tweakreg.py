@@ -130,3 +130,27 @@ def test_catalog_that_matches_nothing_falls_back_to_relative(dithered, tmp_path,
     for model in models:
         assert model.meta.tweakreg.reference == "relative"
         assert model.meta.cal_step.tweakreg == "COMPLETE"
+
+
+def test_distorted_frames_with_sip_headers(tmp_path):
+    """A gwcs with a focal frame (distortion) and a SIP header: both follow the correction."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    frames, truths, stars = make_frames(n=3, pointing_error_mas=30.0, distortion_px=3.0, seed=4)
+    assert frames[0].meta.wcsinfo.ctype1 == "RA---TAN-SIP"
+    catalog = write_reference_catalog(stars, tmp_path / "refcat.ecsv", error_mas=0.5)
+    models = _models(_run(frames, abs_refcat=catalog))
+    for model, truth in zip(models, truths, strict=True):
+        assert model.meta.wcs.available_frames == ["detector", "focal", "world"]
+        assert wcs_error_mas(model.meta.wcs, truth, model.data.shape) <= 1.0
+        assert model.meta.wcsinfo.sip_max_error < 0.01
+    path = tmp_path / "distorted_cal.fits"
+    models[2].save(path)
+    with fits.open(path) as hdulist:
+        header_wcs = WCS(hdulist["SCI"].header)
+    ny, nx = models[2].data.shape
+    x, y = np.meshgrid(np.linspace(0, nx - 1, 7), np.linspace(0, ny - 1, 7))
+    ra, dec = header_wcs.all_pix2world(x, y, 0)
+    ra0, dec0 = truths[2](x, y)
+    assert np.max(np.hypot((ra - ra0) * np.cos(np.radians(dec0)), dec - dec0)) * 3.6e6 < 1.0
