@@ -1,6 +1,10 @@
 """Compare a calibrated frame with the simulator's truth: photometry, astrometry, background, flags.
 
 Used by the end-to-end test and the README demo, so both judge a reduction the same way.
+
+Fluxes are compared in the frame's units: DN/s frames against the truth's rates (``flux``),
+MJy/sr frames (after ``photom``) in Jy against the truth's flux densities (``flux_jy``), a
+star's flux density being ``sum(SCI) * PIXAR_SR`` MJy (the frame's own pixel-area keyword).
 """
 
 import math
@@ -14,6 +18,8 @@ from . import filters
 __all__ = ["TruthComparison", "compare_with_truth"]
 
 _GAUSSIAN_FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+_JY_PER_MJY = 1.0e6
+_CALIBRATED_UNIT = "MJy/sr"
 
 
 @dataclass
@@ -28,13 +34,19 @@ class TruthComparison:
         Distance (pixels) between each bright star's centroid and where the frame's WCS puts
         its true RA/Dec.
     background_residual : float
-        Mean of the frame over source-free good pixels (DN/s); zero when the sky is removed.
+        Mean of the frame over source-free good pixels (``unit``); zero when the sky is removed.
     background_residual_error : float
         Standard error of that mean from the frame's ERR.
     background_pull_std : float
         Standard deviation of ``data / err`` over those pixels (1 when ERR is right).
     bad_pixels_flagged : float
         Fraction of the truth's DO_NOT_USE pixels that carry DO_NOT_USE in the frame.
+    flux_ratios : numpy.ndarray
+        ``measured / true`` flux of the same isolated stars as ``flux_pulls``.
+    flux_errors : numpy.ndarray
+        Their relative errors ``error / true``.
+    unit : str
+        Unit of the frame (``DN/s`` or ``MJy/sr``); fluxes were compared in DN/s or Jy.
     """
 
     flux_pulls: np.ndarray
@@ -43,13 +55,24 @@ class TruthComparison:
     background_residual_error: float
     background_pull_std: float
     bad_pixels_flagged: float
+    flux_ratios: np.ndarray = None
+    flux_errors: np.ndarray = None
+    unit: str = "DN/s"
+
+    def flux_bias(self):
+        """Return the inverse-variance weighted mean of ``flux_ratios - 1`` and its standard error."""
+        weights = 1.0 / self.flux_errors**2
+        bias = float(np.sum(weights * (self.flux_ratios - 1.0)) / np.sum(weights))
+        return bias, float(1.0 / math.sqrt(np.sum(weights)))
 
     def summary(self):
         """Return a few lines describing the comparison."""
         pulls, offsets = self.flux_pulls, self.position_offsets
+        flux_unit = "Jy" if self.unit == _CALIBRATED_UNIT else self.unit
         stars = (
-            f"{pulls.size} isolated stars: flux pull mean {pulls.mean():+.2f}, std {pulls.std():.2f}, "
-            f"max |pull| {np.abs(pulls).max():.2f}\n"
+            f"{pulls.size} isolated stars ({flux_unit}): flux pull mean {pulls.mean():+.2f}, std {pulls.std():.2f}, "
+            f"max |pull| {np.abs(pulls).max():.2f}, bias {100 * self.flux_bias()[0]:+.2f} "
+            f"+- {100 * self.flux_bias()[1]:.2f} %\n"
             if pulls.size
             else "no isolated star to measure\n"
         )
@@ -62,7 +85,8 @@ class TruthComparison:
         return (
             stars
             + positions
-            + f"background residual {self.background_residual:+.4f} +- {self.background_residual_error:.4f} DN/s, "
+            + f"background residual {self.background_residual:+.4g} +- {self.background_residual_error:.4g} "
+            f"{self.unit}, "
             f"pull std {self.background_pull_std:.3f}\n"
             f"truth bad pixels flagged DO_NOT_USE: {100 * self.bad_pixels_flagged:.2f} %"
         )
@@ -74,7 +98,8 @@ def compare_with_truth(frame, truth, aperture_sigmas=4.0, bright_snr=100.0):
     Parameters
     ----------
     frame : IRISImageModel
-        Level 2 frame with ``meta.wcs`` (after ``assign_wcs``), sky subtracted.
+        Level 2 frame with ``meta.wcs`` (after ``assign_wcs``), sky subtracted, in DN/s or
+        (after ``photom``) MJy/sr with PIXAR_SR.
     truth : ExposureTruth
         The truth of the exposure the frame was reduced from.
     aperture_sigmas : float
@@ -85,7 +110,14 @@ def compare_with_truth(frame, truth, aperture_sigmas=4.0, bright_snr=100.0):
     Returns
     -------
     TruthComparison
+
+    Raises
+    ------
+    ValueError
+        A frame in MJy/sr without PIXAR_SR, or in a unit that is neither DN/s nor MJy/sr.
     """
+    unit = frame.meta.bunit_data or "DN/s"
+    to_flux, truth_flux = _flux_scale(frame, unit)
     ny, nx = frame.data.shape
     sigma = (
         filters.psf_fwhm(truth.filter_name, frame.meta.instrument.name)
@@ -100,9 +132,10 @@ def compare_with_truth(frame, truth, aperture_sigmas=4.0, bright_snr=100.0):
     galaxy_reach = 3.0 * radius + 10.0 * np.asarray(truth.extended_sources["r_eff"]) / frame.meta.instrument.plate_scale
 
     yy, xx = np.mgrid[0:ny, 0:nx]
-    pulls, offsets = [], []
+    offsets = []
+    pulls, ratios, relative_errors = [], [], []
     for star in truth.sources:
-        x, y, flux = float(star["x"]), float(star["y"]), float(star["flux"])
+        x, y, flux = float(star["x"]), float(star["y"]), float(star[truth_flux])
         if not (radius + 1 < x < nx - radius - 2 and radius + 1 < y < ny - radius - 2):
             continue
         neighbours = np.hypot(x_all - x, y_all - y)
@@ -117,8 +150,10 @@ def compare_with_truth(frame, truth, aperture_sigmas=4.0, bright_snr=100.0):
             continue
         data = frame.data[y0:y1, x0:x1][inside].astype(np.float64)
         error = math.sqrt(float(np.sum(frame.err[y0:y1, x0:x1][inside].astype(np.float64) ** 2)))
-        measured = data.sum() / enclosed
-        pulls.append((measured - flux) / (error / enclosed))
+        measured = data.sum() * to_flux / enclosed
+        pulls.append((measured - flux) / (error * to_flux / enclosed))
+        ratios.append(measured / flux)
+        relative_errors.append(error * to_flux / enclosed / flux)
         if data.sum() / error >= bright_snr:
             cx = float(np.sum(data * xx[y0:y1, x0:x1][inside]) / data.sum())
             cy = float(np.sum(data * yy[y0:y1, x0:x1][inside]) / data.sum())
@@ -138,4 +173,19 @@ def compare_with_truth(frame, truth, aperture_sigmas=4.0, bright_snr=100.0):
         background_residual_error=float(np.sqrt(np.sum(errors**2)) / values.size),
         background_pull_std=float(np.std(values / errors)),
         bad_pixels_flagged=float(np.mean(bad[truth_bad])) if truth_bad.any() else 1.0,
+        flux_ratios=np.array(ratios),
+        flux_errors=np.array(relative_errors),
+        unit=unit,
     )
+
+
+def _flux_scale(frame, unit):
+    """Return (factor from a sum of SCI to a flux, truth column of that flux) for the frame's unit."""
+    if unit == "DN/s":
+        return 1.0, "flux"
+    if unit == _CALIBRATED_UNIT:
+        area = frame.meta.photometry.pixelarea_steradians
+        if not area:
+            raise ValueError(f"{frame.meta.filename or 'the frame'} is in MJy/sr but has no PIXAR_SR")
+        return float(area) * _JY_PER_MJY, "flux_jy"
+    raise ValueError(f"{frame.meta.filename or 'the frame'} has BUNIT {unit!r}: fluxes compare in DN/s or MJy/sr")
