@@ -315,7 +315,12 @@ def align_frames(
     else:
         log.info("One exposure group: no relative alignment")
 
-    if abs_refcat:
+    if abs_refcat and aligned_relative:
+        # A frame whose relative fit failed is off by its whole pointing error: fitted with the
+        # others as one group it would spoil the match of all; it keeps its original WCS.
+        usable = [(index, corrector) for index, corrector in usable if results[index].status == "COMPLETE"]
+        correctors = [corrector for _, corrector in usable]
+    if abs_refcat and usable:
         relative_state = [copy.deepcopy(corrector) for corrector in correctors]
         try:
             absolute_align(
