@@ -117,6 +117,7 @@ def make_frames(
     position_angle=0.0,
     defects=False,
     margin=12,
+    on_frame=None,
 ):
     """Return ``(frames, truth)``: dithered IRISImageModel frames in MJy/sr and their truth.
 
@@ -148,6 +149,9 @@ def make_frames(
         Distortion at the frame corners (pixels).
     position_angle : float
         Of the frames' +y axis (deg).
+    on_frame : callable, optional
+        Called with each frame instead of keeping it (``frames`` and the truth images are then
+        empty): full-frame data sets one frame at a time.
     defects : bool
         Add hot pixels, cosmic rays and a trail; their truth is ``truth.defect_masks``.
     """
@@ -195,6 +199,7 @@ def make_frames(
         model.var_poisson, model.var_rnoise, model.var_flat = var_poisson, var_rnoise, var_flat
         model.meta.wcs = wcs
         model.meta.bunit_data = "MJy/sr"
+        model.meta.processing_level = 2
         model.meta.filename = f"frame{index}_cal.fits"
         model.meta.program.id = "00001"
         model.meta.observation.observation_id = "001"
@@ -208,6 +213,14 @@ def make_frames(
         model.meta.wcsinfo.crval1, model.meta.wcsinfo.crval2 = float(crval[0]), float(crval[1])
         model.meta.wcsinfo.crpix1, model.meta.wcsinfo.crpix2 = (nx + 1) / 2.0, (ny + 1) / 2.0
         model.meta.wcsinfo.cdelt1 = model.meta.wcsinfo.cdelt2 = PLATE_SCALE / 3600.0
+        pc = pc_matrix(position_angle)
+        info = model.meta.wcsinfo
+        info.pc1_1, info.pc1_2, info.pc2_1, info.pc2_2 = (float(value) for value in pc.ravel())
+        info.ctype1, info.ctype2, info.cunit1, info.cunit2 = "RA---TAN", "DEC--TAN", "deg", "deg"
+        info.radesys, info.position_angle = "ICRS", float(position_angle)
+        if on_frame is not None:
+            on_frame(model)
+            continue
         frames.append(model)
         masks.append(mask)
         star_images.append((truth_image - sky).astype(np.float32))

@@ -92,6 +92,9 @@ class ResampleStep(TMTStep):
         IRISMosaicModel
         """
         library = as_library(step_input, on_disk=not self.in_memory)
+        product_name = _product_name(library)
+        if self.parent is None and not self.output_file and product_name:
+            self.output_file = product_name  # <product>_i2d.fits, as image3 names it
         summaries = summarize_library(library)
         output_shape = tuple(reversed(self.output_shape)) if self.output_shape else None
         wcs, info, pixel_scale, ratio = output_grid(
@@ -130,6 +133,13 @@ class ResampleStep(TMTStep):
         record_resample_meta(product, resample_meta, names)
         product.meta.cal_step.resample = "COMPLETE"
         return product
+
+
+def _product_name(library):
+    try:
+        return library.product_name()
+    except (AttributeError, KeyError, IndexError):
+        return None
 
 
 def _fill_value(text):

@@ -1,0 +1,166 @@
+"""Benchmark of Level 3 imaging (image3) on dithered frames, against bare drizzle calls in the same run.
+
+N dithered, distorted Level 2 frames (``_cal``, MJy/sr, stars, the test suite's
+``tests/mosaic_helpers.py`` generator; dithers of about an arcsecond, 5 pixels of distortion at
+the corners of a full frame) are written once; then each stage runs in a fresh Python process,
+so that its time includes start-up and its peak memory (``VmHWM``) is its own:
+
+* ``floor``: for each frame, read it, compute its pixel map on the mosaic grid (stcal's
+  ``calc_pixmap``) and drizzle its SCI (one ``drizzle.resample.Drizzle.add_image``): the bare
+  drizzle a mosaic needs. ``floor x2`` is twice that: outlier detection drizzles every frame
+  once more;
+* ``outlier_detection``, ``resample``: the steps on the association, frames on disk;
+* ``source_catalog``: the step on the ``_i2d``;
+* ``image3``: the whole pipeline (tweakreg, skymatch, outlier_detection, resample,
+  source_catalog), when it is installed.
+
+Each stage's wall time, its ratio to the floor and its peak memory are printed, with the memory
+of the output arrays plus one frame (the design's bound) for comparison.
+
+usage: python benchmarks/bench_image3.py [--size 4096] [--frames 4 9] [--workdir DIR] [--keep]
+"""
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+
+MAKE_FRAMES = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from mosaic_helpers import make_frames
+from liger_iris_pipeline.associations.level3 import make_level3_asn
+work, size, count = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+names = []
+def save(model):
+    name = f"{work}/bench{len(names)}_cal.fits"
+    model.save(name)
+    model.close()
+    names.append(name)
+scale = size / 4096
+make_frames(n_frames=count, shape=(size, size), n_stars=max(16, int(400 * scale * scale)), fwhm=4.0,
+            dither=250 * scale, distortion=5.0, seed=count, margin=int(40 * scale) + 12, on_frame=save)
+make_level3_asn(names, "bench", output=f"{work}/bench_asn.json")
+"""
+
+FLOOR = """
+import sys, json
+from pathlib import Path
+import numpy as np
+from drizzle.resample import Drizzle
+from liger_iris_pipeline import datamodels
+from liger_iris_pipeline.resample.resample import frame_summary, output_grid, pixel_map
+asn = Path(sys.argv[1])
+members = [asn.parent / m["expname"] for m in json.loads(asn.read_text())["products"][0]["members"]]
+summaries = []
+for name in members:
+    with datamodels.open(name) as model:
+        summaries.append(frame_summary(model))
+wcs, _info, _scale, ratio = output_grid(summaries)
+driz = Drizzle(out_shape=wcs.array_shape, fillval=np.nan)
+for name in members:
+    with datamodels.open(name) as model:
+        pixmap = pixel_map(model.meta.wcs, wcs, model.data.shape)
+        driz.add_image(model.data, exptime=1.0, pixmap=pixmap, pixel_scale_ratio=ratio)
+print(wcs.array_shape)
+"""
+
+STEP = """
+import sys
+from importlib import import_module
+module, name, source, output = sys.argv[1:5]
+step = getattr(import_module(module), name)
+result = step.call(source, output_dir=output, save_results=True)
+"""
+
+# Runs code in this process and appends the process's own peak RSS (VmHWM) to the file in argv[1].
+PEAK_WRAPPER = """
+import sys
+report, code, sys.argv = sys.argv[1], sys.argv[2], sys.argv[2:]
+try:
+    exec(compile(code, "<stage>", "exec"), {"__name__": "__main__"})
+finally:
+    with open("/proc/self/status") as proc, open(report, "w") as out:
+        out.write(next(line for line in proc if line.startswith("VmHWM:")).split()[1])
+"""
+
+
+def run_stage(code, args, work):
+    """Run one stage in a fresh Python; return (wall s, peak RSS bytes)."""
+    report = work / "peak_kib.txt"
+    command = [sys.executable, "-c", PEAK_WRAPPER, str(report), code, *map(str, args)]
+    start = time.perf_counter()
+    result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=work)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"stage {args[:2]} failed:\n{result.stderr[-3000:]}")
+    return elapsed, int(report.read_text()) * 1024
+
+
+def image3_available():
+    try:
+        import liger_iris_pipeline.pipeline.image3  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def bench(size, count, work):
+    """Run every stage on ``count`` frames of ``size`` pixels; return the rows of the table."""
+    work.mkdir(parents=True, exist_ok=True)
+    run_stage(MAKE_FRAMES, [TESTS, work, size, count], work)
+    asn = work / "bench_asn.json"
+    frame_bytes = size * size * 4 * 6  # SCI, ERR, DQ, 3 variances
+    rows = {"floor": run_stage(FLOOR, [asn], work)}
+    for name, module, klass, source in (
+        ("outlier_detection", "liger_iris_pipeline.outlier_detection", "OutlierDetectionStep", asn),
+        ("resample", "liger_iris_pipeline.resample", "ResampleStep", asn),
+        ("source_catalog", "liger_iris_pipeline.source_catalog", "SourceCatalogStep", work / "out" / "bench_i2d.fits"),
+    ):
+        rows[name] = run_stage(STEP, [module, klass, source, work / "out"], work)
+    if image3_available():
+        rows["image3"] = run_stage(
+            STEP, ["liger_iris_pipeline.pipeline.image3", "ProcessImagerL3Pipeline", asn, work / "image3"], work
+        )
+    with_header = {}
+    from astropy.io import fits
+
+    with fits.open(work / "out" / "bench_i2d.fits") as hdus:
+        ny, nx = hdus["SCI"].data.shape
+    output_bytes = ny * nx * 4 * 8  # SCI, ERR, WHT, CON, 3 variances + drizzle's working weights
+    with_header["bound"] = output_bytes + frame_bytes
+    return rows, (ny, nx), with_header["bound"]
+
+
+def main(argv=None):
+    """Run the benchmark and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=4096, help="frame side (pixels)")
+    parser.add_argument("--frames", type=int, nargs="+", default=[4, 9], help="numbers of dithered frames")
+    parser.add_argument("--workdir", help="where to put the data (default: a temporary directory)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    base = Path(args.workdir or tempfile.mkdtemp(prefix="bench_image3_"))
+    for count in args.frames:
+        rows, shape, bound = bench(args.size, count, base / f"n{count}")
+        floor = rows["floor"][0]
+        print(f"\n{count} frames of {args.size}x{args.size} -> mosaic {shape[1]}x{shape[0]}")
+        print(f"{'stage':<18} {'wall s':>8} {'x floor':>8} {'peak GiB':>9} {'x bound':>8}")
+        for name, (elapsed, peak) in rows.items():
+            print(f"{name:<18} {elapsed:8.2f} {elapsed / floor:8.2f} {peak / 2**30:9.2f} {peak / bound:8.2f}")
+        steps = sum(rows[name][0] for name in ("outlier_detection", "resample"))
+        print(
+            f"outlier_detection + resample: {steps:.1f} s = {steps / (2 * floor):.2f} x (floor x2); "
+            f"source_catalog {rows['source_catalog'][0]:.1f} s; bound (outputs + one frame) {bound / 2**30:.2f} GiB"
+        )
+    if not args.keep and not args.workdir:
+        shutil.rmtree(base)
+
+
+if __name__ == "__main__":
+    main()
