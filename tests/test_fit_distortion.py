@@ -118,3 +118,23 @@ def test_a_frame_without_pinholes(corner_pinholes):
     empty.meta.filename = "empty_rate.fits"
     with pytest.raises(DistortionFitError, match=r"empty_rate.fits: 0 pinholes found"):
         FitDistortionStep.call(empty)
+
+
+def test_distortion_calibration_from_the_command_line(tmp_path):
+    """``tmtrun distortion_calibration.cfg pinhole_rate.fits``: dark subtraction, then the fit, to ``_distortion``."""
+    from liger_iris_pipeline.cli.tmtrun import main as tmtrun
+
+    detector = sim.make_detector((256, 256), seed=1)
+    ramp, truth = sim.simulate_pinhole_exposure(detector, pitch=24.0, nreads=3, seed=2)
+    rate = tmp_path / "pinhole_rate.fits"
+    level1_from_truth(ramp, truth).save(rate)
+    dark = tmp_path / "dark.fits"
+    sim.reference_model(detector, "DARK").save(dark)
+    arguments = [f"--steps.dark_current.override_dark={dark}", f"--output_dir={tmp_path}", "--log-level=WARNING"]
+    assert tmtrun(["distortion_calibration.cfg", str(rate), *arguments]) == 0
+    with datamodels.open(tmp_path / "pinhole_distortion.fits") as reference:
+        assert isinstance(reference, datamodels.TMTDistortionModel)
+        assert reference.meta.cal_step.dark_current == "COMPLETE"
+        assert reference.meta.cal_step.fit_distortion == "COMPLETE"
+        assert reference.meta.distortion.npoints >= 0.8 * len(truth.sources)
+        assert reference.meta.pedigree == "GROUND" and reference.meta.useafter == "2024-01-01T00:00:00"
