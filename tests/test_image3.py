@@ -137,3 +137,22 @@ def test_level2_association_is_refused(dataset, tmp_path):
     )
     with pytest.raises(AssociationError, match="invalid Level 3 association"):
         ProcessImagerL3Pipeline.call(str(asn), output_dir=str(tmp_path))
+
+
+def test_frames_that_do_not_overlap_are_refused(dataset, tmp_path):
+    from liger_iris_pipeline.assign_wcs.imaging import complete_wcsinfo, make_gwcs
+
+    far = datamodels.open(dataset["paths"][2])
+    info = dict(far.meta.wcsinfo.instance)
+    info["crval2"] += 0.01  # 36 arcsec north: no overlap
+    info = complete_wcsinfo(info)
+    far.meta.wcsinfo = info
+    far.meta.wcs = make_gwcs(info, far.data.shape)
+    path = tmp_path / "far_cal.fits"
+    far.save(path)
+    far.close()
+    asn = tmp_path / "apart_asn.json"
+    make_level3_asn([dataset["paths"][0], dataset["paths"][1], path], "apart", output=asn)
+    with pytest.raises(AssociationError, match=r"far_cal.fits: no overlap with frame0_cal.fits"):
+        ProcessImagerL3Pipeline.call(str(asn), output_dir=str(tmp_path))
+    assert not list(tmp_path.glob("apart_i2d*"))

@@ -19,7 +19,7 @@ from ..source_catalog import SourceCatalogStep
 from ..stpipe import TMTPipeline
 from ..tweakreg import TweakRegStep
 
-__all__ = ["ProcessImagerL3Pipeline", "level3_library"]
+__all__ = ["ProcessImagerL3Pipeline", "check_overlaps", "level3_library"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,39 @@ def _check_library(library):
             )
 
 
+def check_overlaps(library):
+    """Raise `AssociationError` when a frame overlaps no other frame of the library (nothing to align or combine).
+
+    Parameters
+    ----------
+    library : ModelLibrary
+        Two frames or more, with their gwcs.
+    """
+    from spherical_geometry.polygon import SphericalPolygon
+
+    names, polygons = [], []
+    with library:
+        for index, model in enumerate(library):
+            names.append(model.meta.filename or f"frame {index}")
+            ra, dec = model.meta.wcs.footprint().T
+            polygons.append(SphericalPolygon.from_radec(ra, dec))
+            library.shelve(model, index, modify=False)
+    # The frames must form one connected mosaic: grow a set from the first frame by overlaps.
+    connected, frontier = {0}, [0]
+    while frontier:
+        current = frontier.pop()
+        for other in range(len(polygons)):
+            if other not in connected and polygons[current].intersects_poly(polygons[other]):
+                connected.add(other)
+                frontier.append(other)
+    apart = [names[index] for index in range(len(names)) if index not in connected]
+    if apart:
+        raise AssociationError(
+            f"{', '.join(apart)}: no overlap with {names[0]} and the frames overlapping it; "
+            "image3 combines overlapping frames (one association per field)"
+        )
+
+
 class ProcessImagerL3Pipeline(TMTPipeline):
     """Combine dithered calibrated frames: align, match skies, flag outliers, drizzle, catalog.
 
@@ -129,6 +162,8 @@ class ProcessImagerL3Pipeline(TMTPipeline):
         self.tweakreg.on_disk = self.skymatch.on_disk = library.on_disk
         self.outlier_detection.in_memory = self.resample.in_memory = not library.on_disk
         log.info("image3: %d frames -> %s", len(library), product)
+        if len(library) > 1:
+            check_overlaps(library)
 
         library = self.tweakreg.run(library)
         library = self.skymatch.run(library)
