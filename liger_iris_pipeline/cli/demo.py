@@ -12,6 +12,13 @@ frame, 4096x4096). Steps:
 5. every product is read back through ``datamodels.open`` and the calibrated frames are compared
    with the simulator's truth (star fluxes, WCS positions, background, bad pixels).
 
+``--level3 [--dither N]`` goes on to Level 3 instead (`run_level3`): N dithered science exposures
+with pointing errors and residual defects, the calibration pipelines on a pinhole-grid and a
+standard-star exposure (compared with the simulator's distortion and flux scale), ``image2``,
+a Level 3 association and ``tmtrun image3.cfg`` with the reference catalog, and the truth check
+of the aligned frames, the mosaic and its catalog
+(`liger_iris_pipeline.simulate.validation_level3.compare_mosaic_with_truth`).
+
 It prints where the products are, the wall time of each stage and the peak memory.
 """
 
@@ -29,6 +36,12 @@ PROG = "liger-iris-demo"
 
 FULL_FRAME = instrument_model("iris").detector_shape[1]
 """Side of the IRIS imager detector (pixels): the demo's default and the checkout cache's size."""
+
+LEVEL3_MIN_SIZE = 128
+"""Smallest detector of ``--level3``: tweakreg needs 15 stars in each frame."""
+
+LEVEL3_PRODUCT = "sim_mosaic"
+"""Product name of the Level 3 association (``sim_mosaic_i2d.fits``, ``sim_mosaic_cat.ecsv``)."""
 
 
 def _summarise(path):
@@ -79,39 +92,45 @@ def main(argv=None):
     """
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="demo_output", help="directory for the products (default demo_output)")
-    parser.add_argument(
-        "--size", type=int, default=FULL_FRAME, help=f"detector side in pixels (default {FULL_FRAME})"
-    )
+    parser.add_argument("--size", type=int, default=FULL_FRAME, help=f"detector side in pixels (default {FULL_FRAME})")
     parser.add_argument("--nreads", type=int, default=10, help="reads per integration (default 10)")
+    parser.add_argument(
+        "--level3",
+        action="store_true",
+        help="go on to Level 3: dithered exposures, distortion and photometric calibration, image3, "
+        "and the mosaic and catalog checked against the truth",
+    )
+    parser.add_argument(
+        "--dither", type=int, default=4, metavar="N", help="dithered science exposures with --level3 (default 4)"
+    )
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     args = parser.parse_args(argv)
     if args.size < 16 or args.nreads < 2:
         parser.error("--size must be at least 16 pixels and --nreads at least 2")
+    if args.level3 and (args.size < LEVEL3_MIN_SIZE or args.dither < 2):
+        parser.error(f"--level3 needs --size of at least {LEVEL3_MIN_SIZE} pixels and --dither of at least 2")
 
     from ..lib.errors import run_command
 
-    return run_command(PROG, lambda: _run(args), argv=["--debug"] if args.debug else [])
+    run = run_level3 if args.level3 else _run
+    return run_command(PROG, lambda: run(args), argv=["--debug"] if args.debug else [])
 
 
-def _run(args):
-    """Run the demo's stages; return the exit status."""
+class _Clock:
+    """Prints each stage with the time since the start and since the previous stage."""
 
-    from ..associations import make_asn
-    from ..crds_plugin import cache_path
-    from ..simulate import ExposureTruth, simulate_dataset
-    from ..simulate.validation import compare_with_truth
-    from .crds_cache import SEED
-    from .tmtrun import main as tmtrun
+    def __init__(self):
+        self.started = self.stage_start = time.perf_counter()
 
-    output = Path(args.output)
-    started = time.perf_counter()
-    stage_start = started
-
-    def stage(text):
-        nonlocal stage_start
+    def __call__(self, text):
         now = time.perf_counter()
-        print(f"[{now - started:7.1f} s] {text} ({now - stage_start:.1f} s)", flush=True)
-        stage_start = now
+        print(f"[{now - self.started:7.1f} s] {text} ({now - self.stage_start:.1f} s)", flush=True)
+        self.stage_start = now
+
+
+def _prepare_cache(args, output):
+    """Point CRDS at the cache of the demo's detector size, building what it lacks; return its path."""
+    from ..crds_plugin import cache_path
 
     # The repository's cache holds full-frame references; other sizes get a cache of their own.
     cache = cache_path()
@@ -123,6 +142,22 @@ def _run(args):
         cache = own
     os.environ["CRDS_PATH"] = str(cache.resolve())
     _ensure_cache(cache, args.size, print)
+    return cache
+
+
+def _run(args):
+    """Run the demo's stages; return the exit status."""
+
+    from ..associations import make_asn
+    from ..simulate import ExposureTruth, simulate_dataset
+    from ..simulate.validation import compare_with_truth
+    from .crds_cache import SEED
+    from .tmtrun import main as tmtrun
+
+    output = Path(args.output)
+    stage = _Clock()
+    started = stage.started
+    cache = _prepare_cache(args, output)
     stage("CRDS cache ready")
 
     manifest = simulate_dataset(
@@ -167,6 +202,240 @@ def _run(args):
         f"wall time {time.perf_counter() - started:.1f} s, peak memory {peak_gib:.2f} GiB"
     )
     return 0
+
+
+def level3_star_count(size):
+    """Stars of the ``--level3`` scene: 1600 on the full frame, at least 100 (tweakreg needs 15 per frame)."""
+    return max(100, round(1600 * (size / FULL_FRAME) ** 2))
+
+
+def _reference_path(cache, model, reftype):
+    """The cache file of the reference a product was calibrated with (``meta.ref_file.<type>``), or None."""
+    entry = getattr(model.meta.ref_file, reftype, None)
+    name = getattr(entry, "name", None)
+    if not name or name.upper() == "N/A":
+        return None
+    name = name.removeprefix("crds://")
+    instrument = (model.meta.instrument.name or "iris").lower()
+    path = Path(cache) / "references" / "tmt" / instrument / name
+    return path if path.exists() else None
+
+
+def distortion_difference(reference, distortion, shape, npoints=33):
+    """Rms and largest difference (pixels) of a distortion reference's focal-plane positions from the simulator's.
+
+    Parameters
+    ----------
+    reference : str, os.PathLike or TMTDistortionModel
+        The ``distortion`` reference (``COEFF_X/Y``, ``DIS_CX/CY/SCL``: detector -> focal plane).
+    distortion : liger_iris_pipeline.simulate.Distortion
+        The truth the exposures were drawn with.
+    shape : tuple of int
+        ``(ny, nx)`` of the (full-frame) detector.
+    npoints : int
+        The detector is sampled on an ``npoints`` x ``npoints`` grid.
+
+    Returns
+    -------
+    tuple of float
+        ``(rms per axis, largest distance)``.
+    """
+    import numpy as np
+    from numpy.polynomial import polynomial
+
+    from .. import datamodels
+
+    with datamodels.open(reference) as model:
+        info = model.meta.distortion
+        cx, cy, scale = float(info.center_x), float(info.center_y), float(info.scale)
+        coeffs_x, coeffs_y = np.asarray(model.coeffs_x, float), np.asarray(model.coeffs_y, float)
+    ny, nx = shape
+    y, x = np.mgrid[0 : ny - 1 : npoints * 1j, 0 : nx - 1 : npoints * 1j]
+    s, t = (x - cx) / scale, (y - cy) / scale
+    u_fit, v_fit = x + polynomial.polyval2d(s, t, coeffs_x), y + polynomial.polyval2d(s, t, coeffs_y)
+    u_true, v_true = distortion.to_focal(x, y)
+    du, dv = u_fit - u_true, v_fit - v_true
+    return float(np.sqrt(np.mean((du**2 + dv**2) / 2))), float(np.hypot(du, dv).max())
+
+
+def photom_ratio(reference, filter_name, instrument="iris"):
+    """Return a photom reference's PHOTMJSR of a filter over the simulator's (``filters.dn_per_jy``).
+
+    The simulator's conversion: a source of 1 Jy gives ``dn_per_jy`` DN/s, and a frame in MJy/sr
+    sums to its flux in MJy times ``1 / PIXAR_SR``, so ``PHOTMJSR = 1e-6 / (dn_per_jy PIXAR_SR)``.
+    """
+    from .. import datamodels
+    from ..simulate import filters
+
+    with datamodels.open(reference) as model:
+        pixar_sr = float(model.meta.photometry.pixelarea_steradians)
+        rows = [row for row in model.phot_table if str(row["filter"]).strip() == filter_name]
+        if not rows:
+            raise ValueError(f"{reference}: no {filter_name} row in the photom reference")
+        photmjsr = float(rows[0]["photmjsr"])
+    return photmjsr / (1e-6 / (filters.dn_per_jy(filter_name, instrument) * pixar_sr))
+
+
+def run_level3(args):
+    """The ``--level3`` demo: Level 0 -> 3 on dithered exposures, checked against the truth; return the exit status."""
+    from .. import datamodels
+    from ..associations import make_asn
+    from ..simulate import ExposureTruth, simulate_dataset
+    from ..simulate.validation_level3 import compare_mosaic_with_truth, wcs_pointing_error
+    from .crds_cache import SEED
+    from .tmtrun import main as tmtrun
+
+    output = Path(args.output)
+    stage = _Clock()
+    cache = _prepare_cache(args, output)
+    stage("CRDS cache ready")
+
+    level0, level1, level2, level3 = (output / name for name in ("level0", "level1", "level2", "level3"))
+    calibration = output / "calibration"
+    n_stars = level3_star_count(args.size)
+    manifest = simulate_dataset(
+        level0,
+        size=args.size,
+        nreads=args.nreads,
+        n_science=args.dither,
+        n_sky=2,
+        n_darks=0,
+        n_flats=0,
+        seed=SEED,
+        n_stars=n_stars,
+        level3=True,
+    )
+    truths = {name: ExposureTruth.load(path) for name, path in manifest["truth"].items()}
+    stage(
+        f"simulated {args.dither} dithered science exposures ({n_stars} stars), 2 sky, a pinhole grid and a "
+        f"standard star, {args.size}x{args.size}, {args.nreads} reads, in {level0}"
+    )
+
+    ramps = [*manifest["science"], *manifest["sky"], *manifest["pinhole"], *manifest["standard"]]
+    for ramp in ramps:
+        if tmtrun(["detector1.cfg", ramp, f"--output_dir={level1}", "--log-level=WARNING"], PROG) != 0:
+            return 1
+    stage(f"Level 1: tmtrun detector1.cfg on {len(ramps)} exposures -> {level1}")
+
+    def rate(ramp):
+        return level1 / Path(ramp).name.replace("_uncal.fits", "_rate.fits")
+
+    pinhole, standard = rate(manifest["pinhole"][0]), rate(manifest["standard"][0])
+    log = "--log-level=WARNING"
+    if tmtrun(["distortion_calibration.cfg", str(pinhole), f"--output_dir={calibration}", log], PROG) != 0:
+        return 1
+    standards = f"--standards_catalog={manifest['standards_catalog']}"
+    if tmtrun(["photom_calibration.cfg", str(standard), standards, f"--output_dir={calibration}", log], PROG) != 0:
+        return 1
+    stage(f"calibrations: tmtrun distortion_calibration.cfg, photom_calibration.cfg -> {calibration}")
+
+    science_rates = [rate(ramp) for ramp in manifest["science"]]
+    asn2 = level1 / "image2_asn.json"
+    make_asn(science_rates, [rate(ramp) for ramp in manifest["sky"]], output=asn2)
+    if tmtrun(["image2.cfg", str(asn2), f"--output_dir={level2}", log], PROG) != 0:
+        return 1
+    cals = [level2 / Path(ramp).name.replace("_uncal.fits", "_cal.fits") for ramp in manifest["science"]]
+    stage(f"Level 2: tmtrun image2.cfg {asn2} -> {level2}")
+
+    # What the reduction used (the cache's references) and what the demo's own calibrations made, against the truth.
+    filter_name = truths[Path(manifest["science"][0]).name].filter_name
+    pinhole_truth = truths[Path(manifest["pinhole"][0]).name]
+    with datamodels.open(cals[0]) as first:
+        used = {reftype: _reference_path(cache, first, reftype) for reftype in ("distortion", "photom")}
+        bunit = first.meta.bunit_data
+    for label, path in (("own", _only(calibration.glob("*_distortion.fits"))), ("cache", used["distortion"])):
+        if path is None:
+            print(f"  distortion ({label}): none (the reduction ran without a distortion reference)")
+            continue
+        rms, largest = distortion_difference(path, pinhole_truth.distortion, (args.size, args.size))
+        print(f"  distortion ({label}, {path.name}) vs the simulator's: rms {rms:.4f} px, max {largest:.4f} px")
+    for label, path in (("own", _only(calibration.glob("*_photom.fits"))), ("cache", used["photom"])):
+        if path is None:
+            print(f"  photom ({label}): none (the frames stay in {bunit})")
+            continue
+        ratio = photom_ratio(path, filter_name)
+        print(f"  photom ({label}, {path.name}) {filter_name}: PHOTMJSR / simulator's {ratio:.4f} ({ratio - 1:+.2%})")
+    for cal, ramp in zip(cals, manifest["science"], strict=True):
+        truth = truths[Path(ramp).name]
+        with datamodels.open(cal) as model:
+            measured = wcs_pointing_error(model, truth)
+        true = truth.pointing_error_mas
+        print(
+            f"  {cal.name}: header WCS pointing error ({measured[0]:+.2f}, {measured[1]:+.2f}) mas, "
+            f"truth PNTERR ({true[0]:+.2f}, {true[1]:+.2f}) mas"
+        )
+    stage("calibration products and Level 2 WCS compared with the truth")
+
+    from ..associations.level3 import make_level3_asn
+
+    asn3 = level2 / "image3_asn.json"
+    make_level3_asn(cals, LEVEL3_PRODUCT, output=asn3)
+    image3 = [
+        "image3.cfg",
+        str(asn3),
+        f"--output_dir={level3}",
+        f"--steps.tweakreg.abs_refcat={manifest['reference_catalog']}",
+        "--steps.outlier_detection.save_results=True",
+        f"--steps.outlier_detection.output_dir={level3}",
+        log,
+    ]
+    if tmtrun(image3, PROG) != 0:
+        return 1
+    stage(
+        f"Level 3: tmtrun image3.cfg {asn3} (reference catalog {Path(manifest['reference_catalog']).name}) -> {level3}"
+    )
+
+    mosaic, catalog = level3 / f"{LEVEL3_PRODUCT}_i2d.fits", level3 / f"{LEVEL3_PRODUCT}_cat.ecsv"
+    crfs = [level3 / cal.name.replace("_cal.fits", "_crf.fits") for cal in cals]
+    for path in [mosaic, catalog, level3 / f"{LEVEL3_PRODUCT}_segm.fits", *crfs]:
+        print(f"  {path.name:<28} {_summarise_level3(path)}")
+    comparison = compare_mosaic_with_truth(
+        mosaic, catalog, crfs, [truths[Path(ramp).name] for ramp in manifest["science"]]
+    )
+    print("Level 3 products against the truth:\n  " + comparison.summary().replace("\n", "\n  "))
+    missed = [name for name, (_value, _target, met) in comparison.checks().items() if not met]
+    print("targets: " + ("all met" if not missed else "missed: " + ", ".join(missed)))
+    stage("Level 3 products read back and compared with the truth")
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(
+        f"done: products in {output}/level0, level1, calibration, level2, level3; CRDS cache {cache}; "
+        f"wall time {time.perf_counter() - stage.started:.1f} s, peak memory {peak_gib:.2f} GiB"
+    )
+    return 0
+
+
+def _only(paths):
+    """The one path of an iterable, or None."""
+    paths = sorted(paths)
+    return paths[0] if len(paths) == 1 else None
+
+
+def _summarise_level3(path):
+    """Return a one-line summary of a Level 3 product read back through `datamodels.open` or astropy."""
+    import numpy as np
+
+    from .. import datamodels
+
+    if not path.exists():
+        return "missing"
+    if path.suffix == ".ecsv":
+        from astropy.table import QTable
+
+        table = QTable.read(path, format="ascii.ecsv")
+        return f"catalog of {len(table)} sources, {len(table.colnames)} columns"
+    if path.name.endswith("_segm.fits"):
+        from astropy.io import fits
+
+        with fits.open(path) as hdulist:
+            return f"segmentation image {'x'.join(map(str, hdulist[1].data.shape))}, {hdulist[1].data.max()} segments"
+    with datamodels.open(path) as model:
+        shape = "x".join(map(str, model.data.shape))
+        finite = np.isfinite(model.data)
+        text = f"{type(model).__name__:<15} L{model.meta.processing_level} {shape:<10} {model.meta.bunit_data}"
+        if getattr(model, "dq", None) is not None and model.dq.shape == model.data.shape:
+            outliers = np.count_nonzero(model.dq & datamodels.dqflags.pixel["OUTLIER"])
+            return text + f", {outliers} pixels flagged OUTLIER"
+        return text + f", {100 * finite.mean():.1f} % covered"
 
 
 if __name__ == "__main__":
