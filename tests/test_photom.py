@@ -273,3 +273,19 @@ def test_compare_with_truth_refuses_mjy_without_pixel_area(detector, truth_refer
     frame.meta.bunit_data = "MJy/sr"
     with pytest.raises(ValueError, match="MJy/sr but has no PIXAR_SR"):
         compare_with_truth(frame, truths[0])
+
+
+def test_photom_reference_for_cache_has_every_filter():
+    from liger_iris_pipeline.pipeline.photom_calibration import photom_reference_for_cache
+
+    detector = simulate.make_detector((128, 128), seed=3, instrument="liger")
+    references = simulate.reference_models(detector, filter="N/A")
+    photom = photom_reference_for_cache(detector, references, "2024-01-01T00:00:00")
+    assert (photom.meta.instrument.name, photom.meta.instrument.filter) == ("LIGER", "N/A")
+    assert (photom.meta.useafter, photom.meta.pedigree) == ("2024-01-01T00:00:00", "SIMULATION")
+    table = photom.phot_table
+    assert sorted(str(value) for value in table["filter"]) == sorted(simulate.filter_names())
+    pulls = np.array(
+        [(row["photmjsr"] / true_photmjsr(str(row["filter"]), "liger", 0.01) - 1) / row["uncertainty"] for row in table]
+    )
+    assert np.all(np.abs(pulls) < 4) and abs(pulls.std() - 1) < 0.35, pulls

@@ -89,7 +89,7 @@ class MeasurePhotomStep(TMTStep):
                 aperture_radius=self.aperture_radius,
                 annulus=(self.annulus_inner, self.annulus_outer),
                 fit_box=self.fit_box,
-                name=name,
+                name=f"{name} ({star}, {filter_name})",
             )
             photmjsr = flux_mjy / (result.rate * area_sr)
             log.info(

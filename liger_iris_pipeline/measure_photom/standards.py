@@ -37,6 +37,9 @@ __all__ = [
 
 JY_PER_MJY = 1.0e6
 
+DETECTION_THRESHOLD = 5.0
+"""Minimum peak of the median-filtered frame above its background, in its standard deviations."""
+
 
 class StandardPhotometryError(ValueError):
     """A standard-star frame or catalog that cannot give a conversion."""
@@ -114,12 +117,17 @@ def measure_standard(data, err, dq, aperture_radius=3.0, annulus=(4.0, 6.0), fit
     bad = ((np.asarray(dq) & DO_NOT_USE) != 0) | ~np.isfinite(data) | ~np.isfinite(err)
     if bad.all():
         raise StandardPhotometryError(f"{name}: no good pixel")
-    _, level, noise = sigma_clipped_stats(data[~bad], sigma=3.0)
+    _, level, _ = sigma_clipped_stats(data[~bad], sigma=3.0)
     filled = np.where(bad, level, data)
-    peak = np.unravel_index(np.argmax(median_filter(filled, size=3)), data.shape)
+    # The 3x3 median ignores single hot pixels and cosmic-ray residuals; a star's core survives it.
+    smoothed = median_filter(filled, size=3)
+    _, smooth_level, smooth_noise = sigma_clipped_stats(smoothed, sigma=3.0)
+    peak = np.unravel_index(np.argmax(smoothed), data.shape)
     y0, x0 = float(peak[0]), float(peak[1])
-    if not filled[peak] - level > 10.0 * max(noise, 1e-30):
-        raise StandardPhotometryError(f"{name}: no star brighter than 10 sigma of the background")
+    if not smoothed[peak] - smooth_level > DETECTION_THRESHOLD * max(smooth_noise, 1e-30):
+        raise StandardPhotometryError(
+            f"{name}: no star brighter than {DETECTION_THRESHOLD:g} sigma of the background (median-filtered)"
+        )
 
     fit_box = int(fit_box) | 1
     fit = fit_2dgaussian(
