@@ -30,8 +30,9 @@ def detect(frames, **options):
     for model in frames:
         detector.add(model)
     median = detector.median()
-    for model in frames:
-        detector.flag(model, median)
+    for index, model in enumerate(frames):
+        detector.flag(model, median, index)
+    detector.close()
     return median
 
 

@@ -17,7 +17,9 @@ sky levels must agree: a level skymatch measured without subtracting it (``meta.
 """
 
 import logging
+import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 from stcal.outlier_detection.median import MedianComputer
@@ -113,6 +115,35 @@ class OutlierDetector:
             (n_frames, *self.shape), in_memory=in_memory, buffer_size=buffer_size, dtype="float32", tempdir=tempdir
         )
         self._added = 0
+        # Each frame's pixel map, computed for its single drizzle, serves again for its blot: the
+        # WCS evaluation is the largest cost of both. On disk unless in_memory.
+        self._pixmaps = {} if in_memory else tempfile.TemporaryDirectory(prefix="pixmaps_", dir=tempdir or None)
+
+    def _keep_pixmap(self, index, pixmap):
+        if isinstance(self._pixmaps, dict):
+            self._pixmaps[index] = pixmap
+        else:
+            np.save(Path(self._pixmaps.name) / f"{index}.npy", pixmap)
+
+    def _pixmap(self, index, model):
+        if index is not None:
+            if isinstance(self._pixmaps, dict):
+                if index in self._pixmaps:
+                    return self._pixmaps.pop(index)
+            else:
+                path = Path(self._pixmaps.name) / f"{index}.npy"
+                if path.exists():
+                    pixmap = np.load(path)
+                    path.unlink()
+                    return pixmap
+        return pixel_map(model.meta.wcs, self.output_wcs, model.data.shape, self.pixmap_stepsize)
+
+    def close(self):
+        """Remove the pixel maps kept between `add` and `flag`."""
+        if isinstance(self._pixmaps, dict):
+            self._pixmaps.clear()
+        else:
+            self._pixmaps.cleanup()
 
     def add(self, model):
         """Drizzle one frame alone onto the grid and keep it for the median.
@@ -138,7 +169,7 @@ class OutlierDetector:
             pixmap_stepsize=self.pixmap_stepsize,
             **self.drizzle_options,
         )
-        single.add(
+        pixmap = single.add(
             model.data,
             model.meta.wcs,
             model.dq,
@@ -147,6 +178,8 @@ class OutlierDetector:
             name=model.meta.filename or "frame",
             sky=sky_level(model),
         )
+        self._keep_pixmap(self._added, pixmap)
+        del pixmap
         result = single.finish()
         image, weight = result["data"], result["wht"]
         threshold = compute_weight_threshold(weight, self.maskpt)
@@ -171,7 +204,7 @@ class OutlierDetector:
             warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
             return self._median.evaluate()
 
-    def flag(self, model, median):
+    def flag(self, model, median, index=None):
         """Blot the median onto a frame and flag its outliers in DQ, in place.
 
         Parameters
@@ -180,13 +213,15 @@ class OutlierDetector:
             A frame with ``meta.wcs``; its DQ is updated.
         median : numpy.ndarray
             From `median`.
+        index : int, optional
+            The frame's order in `add`: its pixel map is reused.
 
         Returns
         -------
         tuple
             ``(number of newly flagged pixels, blot)``.
         """
-        pixmap = pixel_map(model.meta.wcs, self.output_wcs, model.data.shape, self.pixmap_stepsize)
+        pixmap = self._pixmap(index, model)
         options = {"pixmap": pixmap, "pixel_scale_ratio": self.pixel_scale_ratio, "fillval": np.nan}
         blotted = blot(median, self.output_wcs, model.meta.wcs, model.data.shape, **options)
         undefined = ~np.isfinite(median)

@@ -102,13 +102,14 @@ class OutlierDetectionStep(TMTStep):
         with library:
             for index in range(len(library)):
                 model = library.borrow(index)
-                count, blotted = detector.flag(model, median)
+                count, blotted = detector.flag(model, median, index)
                 total += count
                 self._mark(model, "COMPLETE")
                 if self.save_intermediate_results:
                     self._save_blot(model, blotted)
                 library.shelve(model, index, modify=True)
                 del model
+        detector.close()
         log.info("%d outlier pixels flagged in %d frames", total, len(library))
         return library
 
