@@ -189,11 +189,8 @@ def make_mosaic_model(library, arrays, wcs, info, pixel_scale, summaries):
         if arrays.get(name) is not None:
             setattr(product, name, arrays[name])
     product.meta.wcs = wcs
-    for key, value in info.items():
-        try:
-            setattr(product.meta.wcsinfo, key, value)
-        except (AttributeError, KeyError, ValueError):
-            log.debug("meta.wcsinfo.%s not in the schema", key)
+    # The grid's keywords replace the first frame's (its SIP error among them) as a whole.
+    product.meta.wcsinfo = dict(info)
     product.meta.bunit_data = summaries[0].bunit
     area_arcsec2 = pixel_scale * pixel_scale
     product.meta.photometry.pixelarea_arcsecsq = area_arcsec2
