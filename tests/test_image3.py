@@ -156,3 +156,15 @@ def test_frames_that_do_not_overlap_are_refused(dataset, tmp_path):
     with pytest.raises(AssociationError, match=r"far_cal.fits: no overlap with frame0_cal.fits"):
         ProcessImagerL3Pipeline.call(str(asn), output_dir=str(tmp_path))
     assert not list(tmp_path.glob("apart_i2d*"))
+
+
+def test_level3_steps_run_alone_on_an_association(dataset, tmp_path):
+    from liger_iris_pipeline.cli.tmtrun import main as tmtrun
+
+    asn = str(dataset["asn"])
+    assert tmtrun(["tweakreg", asn, f"--output_dir={tmp_path}", "--log-level=WARNING"]) == 0
+    assert tmtrun(["skymatch", asn, f"--output_dir={tmp_path}", "--log-level=WARNING"]) == 0
+    for index in range(4):
+        for suffix in ("tweakreg", "skymatch"):
+            with datamodels.open(tmp_path / f"frame{index}_{suffix}.fits") as model:
+                assert getattr(model.meta.cal_step, suffix) == "COMPLETE"

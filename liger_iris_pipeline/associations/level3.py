@@ -17,7 +17,13 @@ from pathlib import Path
 
 from .asn import AssociationError
 
-__all__ = ["check_level3_members", "level3_product_name", "make_level3_asn", "read_level3_asn"]
+__all__ = [
+    "association_members",
+    "check_level3_members",
+    "level3_product_name",
+    "make_level3_asn",
+    "read_level3_asn",
+]
 
 
 def _validate(document, path):
@@ -185,3 +191,43 @@ def make_level3_asn(members, product_name, output=None, pool="liger_iris_pipelin
             with writing(output) as temporary:
                 Path(temporary).write_text(json.dumps(document, indent=2) + "\n")
     return document
+
+
+def association_members(path, check_files=True):
+    """Return the member files of a Level 2 or Level 3 association, science members first.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The JSON file.
+    check_files : bool
+        Raise if a member file does not exist.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Resolved against the association's directory; the first is the first science member,
+        whose metadata selects CRDS references and parameters.
+
+    Raises
+    ------
+    AssociationError
+        Unreadable, or valid as neither level (the Level 2 reader's message).
+    """
+    from .asn import load_asn
+
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        document = None
+    if isinstance(document, dict) and document.get("asn_type") == "image3":
+        document = read_level3_asn(path)
+        members = [path.parent / member["expname"] for member in document["products"][0]["members"]]
+        missing = [str(member) for member in members if check_files and not member.exists()]
+        if missing:
+            raise AssociationError(f"{path}: member file(s) not found: {', '.join(missing)}")
+        return members
+    products = load_asn(path, check_files=check_files)
+    science = [product.science for product in products]
+    return science + [background for product in products for background in product.background]

@@ -212,34 +212,3 @@ class ProcessImagerL3Pipeline(TMTPipeline):
         except AssociationError:
             return []
         return [self.make_output_path(basepath=f"{product}.fits", suffix="i2d")]
-
-    @classmethod
-    def _get_crds_parameters(cls, dataset):
-        """CRDS parameters of the first member of a Level 3 association (the Level 2 reader does not take it)."""
-        if isinstance(dataset, (str, os.PathLike)) and str(dataset).endswith(".json"):
-            from ..associations.level3 import read_level3_asn
-
-            try:
-                document = read_level3_asn(dataset)
-            except AssociationError:
-                return super()._get_crds_parameters(dataset)
-            first = Path(dataset).parent / document["products"][0]["members"][0]["expname"]
-            return super()._get_crds_parameters(first)
-        if isinstance(dataset, (list, tuple)) and dataset:
-            return super()._get_crds_parameters(dataset[0])
-        return super()._get_crds_parameters(dataset)
-
-    def _protected_files(self, args):
-        """The run's inputs and, for a Level 3 association, its members: no product may replace them."""
-        protected = super()._protected_files(args)
-        if args and isinstance(args[0], (str, os.PathLike)) and str(args[0]).endswith(".json"):
-            from ..associations.level3 import read_level3_asn
-
-            try:
-                document = read_level3_asn(args[0])
-            except AssociationError:
-                return protected
-            folder = Path(args[0]).parent
-            for member in document["products"][0]["members"]:
-                protected.append((os.fspath(folder / member["expname"]), "association member"))
-        return protected

@@ -44,6 +44,12 @@ class SkyMatchStep(TMTStep):
     on_disk = boolean(default=False)  # keep the frames in temporary files (one in memory at a time)
     """
 
+    def planned_outputs(self, *args):
+        """Return each frame's product, ``<frame>_skymatch.fits`` (see `TMTStep.planned_outputs`)."""
+        from ..resample.resample_step import library_outputs
+
+        return library_outputs(self, args[0], self.suffix or self.default_suffix(), per_frame=True)
+
     def process(self, step_input):
         """Match the skies of a Level 3 association, a list of frames or a `ModelLibrary`.
 
@@ -53,6 +59,8 @@ class SkyMatchStep(TMTStep):
             The frames, updated in place when the input is a library.
         """
         library = as_library(step_input, on_disk=self.on_disk)
+        # Saved frames are named after each frame (x_cal.fits -> x_skymatch.fits).
+        self.output_use_model = True
         with tempfile.TemporaryDirectory(prefix="skymatch-", dir=".") as scratch:
             frames = self._sky_frames(library, Path(scratch))
             skies = match_sky(

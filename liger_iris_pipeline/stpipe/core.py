@@ -135,9 +135,9 @@ class _TMTMixin:
         from ..datamodels import open as open_model
 
         if isinstance(init, (str, os.PathLike)) and str(init).endswith(".json"):
-            from ..associations import load_asn
+            from ..associations.level3 import association_members
 
-            init = load_asn(init)[0].science
+            init = association_members(init)[0]
         return open_model(init, **kwargs)
 
     @classmethod
@@ -170,9 +170,9 @@ class _TMTMixin:
 
             path = Path(dataset)
             if path.suffix.lower() == ".json":
-                from ..associations import load_asn
+                from ..associations.level3 import association_members
 
-                path = load_asn(path)[0].science
+                path = association_members(path)[0]
             if path.suffix.lower() in (".fits", ".fit", ".fts") and path.exists():
                 model_type = declared_model_type(path)
                 if model_type not in MODEL_CLASSES:
@@ -288,7 +288,8 @@ class _TMTMixin:
 
     def _protected_files(self, args):
         """Return ``(path, role)`` of the run's input files, association members and reference overrides."""
-        from ..associations import AssociationError, load_asn
+        from ..associations import AssociationError
+        from ..associations.level3 import association_members
 
         protected = []
 
@@ -301,8 +302,7 @@ class _TMTMixin:
                 protected.append((path, role))
                 if path.endswith(".json") and os.path.isfile(path):
                     with contextlib.suppress(AssociationError):
-                        for product in load_asn(path, check_files=False):
-                            add([product.science, *product.background], "association member")
+                        add(association_members(path, check_files=False), "association member")
 
         add(list(args), "input")
         for step in self._steps():

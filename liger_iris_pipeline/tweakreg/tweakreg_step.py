@@ -56,6 +56,12 @@ class TweakRegStep(TMTStep):
     on_disk = boolean(default=False)  # keep the frames in temporary files (one in memory at a time)
     """
 
+    def planned_outputs(self, *args):
+        """Return each frame's product, ``<frame>_tweakreg.fits`` (see `TMTStep.planned_outputs`)."""
+        from ..resample.resample_step import library_outputs
+
+        return library_outputs(self, args[0], self.suffix or self.default_suffix(), per_frame=True)
+
     def process(self, step_input):
         """Align the frames of a Level 3 association, a list of frames or a `ModelLibrary`.
 
@@ -65,6 +71,8 @@ class TweakRegStep(TMTStep):
             The frames, corrected in place when the input is a library.
         """
         library = as_library(step_input, on_disk=self.on_disk)
+        # Saved frames are named after each frame (x_cal.fits -> x_tweakreg.fits).
+        self.output_use_model = True
         frames = []
         with library:
             for index, model in enumerate(library):
