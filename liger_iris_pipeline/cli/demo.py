@@ -13,11 +13,13 @@ frame, 4096x4096). Steps:
    with the simulator's truth (star fluxes, WCS positions, background, bad pixels).
 
 ``--level3 [--dither N]`` goes on to Level 3 instead (`run_level3`): N dithered science exposures
-with pointing errors and residual defects, the calibration pipelines on a pinhole-grid and a
-standard-star exposure (compared with the simulator's distortion and flux scale), ``image2``,
-a Level 3 association and ``tmtrun image3.cfg`` with the reference catalog, and the truth check
-of the aligned frames, the mosaic and its catalog
-(`liger_iris_pipeline.simulate.validation_level3.compare_mosaic_with_truth`).
+with pointing errors and residual defects (``level3_star_count`` stars), the calibration
+pipelines on a pinhole-grid and a standard-star exposure (their products compared with the
+simulator's distortion and flux scale; the reduction uses the cache's references), ``image2``
+with the sky members, a Level 3 association (``tmt-asn --asn-type image3``), ``tmtrun image3.cfg``
+with the reference catalog, and the truth check of the aligned ``_crf`` frames, the mosaic and
+its catalog (`liger_iris_pipeline.simulate.validation_level3.compare_mosaic_with_truth`). The
+demo reports; ``tests/test_level3_end_to_end.py`` asserts the targets.
 
 It prints where the products are, the wall time of each stage and the peak memory.
 """
@@ -280,6 +282,7 @@ def run_level3(args):
     """The ``--level3`` demo: Level 0 -> 3 on dithered exposures, checked against the truth; return the exit status."""
     from .. import datamodels
     from ..associations import make_asn
+    from ..associations.asn import main as asn_main
     from ..simulate import ExposureTruth, simulate_dataset
     from ..simulate.validation_level3 import compare_mosaic_with_truth, wcs_pointing_error
     from .crds_cache import SEED
@@ -366,10 +369,10 @@ def run_level3(args):
         )
     stage("calibration products and Level 2 WCS compared with the truth")
 
-    from ..associations.level3 import make_level3_asn
-
     asn3 = level2 / "image3_asn.json"
-    make_level3_asn(cals, LEVEL3_PRODUCT, output=asn3)
+    tmt_asn = [*map(str, cals), "--asn-type", "image3", "--product-name", LEVEL3_PRODUCT, "-o", str(asn3)]
+    if asn_main(tmt_asn) != 0:
+        return 1
     image3 = [
         "image3.cfg",
         str(asn3),
