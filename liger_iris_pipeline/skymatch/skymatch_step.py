@@ -100,8 +100,6 @@ class SkyMatchStep(TMTStep):
                     np.save(scratch / f"{index}_mask.npy", mask)
                     data = np.load(scratch / f"{index}_data.npy", mmap_mode="r")
                     mask = np.load(scratch / f"{index}_mask.npy", mmap_mode="r")
-                else:
-                    data = data.copy()
                 frames.append(SkyFrame(data, mask, model.meta.wcs, name, model.meta.group_id or name))
                 library.shelve(model, index, modify=False)
         return frames
