@@ -289,3 +289,22 @@ def test_photom_reference_for_cache_has_every_filter():
         [(row["photmjsr"] / true_photmjsr(str(row["filter"]), "liger", 0.01) - 1) / row["uncertainty"] for row in table]
     )
     assert np.all(np.abs(pulls) < 4) and abs(pulls.std() - 1) < 0.35, pulls
+
+
+def test_compare_with_truth_in_jansky_agrees_with_dn_per_second(detector):
+    """A frame converted with the simulator's own conversion measures the same in Jy as in DN/s."""
+    scene = simulate.Scene.random(20, seed=5, ra=RA, dec=DEC, field=0.8 * SIZE * 0.004, n_extended=0)
+    ramp, truth = simulate.simulate_exposure(scene, detector, nreads=5, pointing=(RA, DEC, 0.0), noiseless=True)
+    rng = np.random.default_rng(2)
+    error = np.sqrt(np.maximum(truth.scene_rate, 0) / 7.35 + 0.5).astype(np.float32)
+    frame = datamodels.IRISImageModel(truth.scene_rate - truth.sky_rate + error * rng.standard_normal(error.shape))
+    frame.update(ramp)
+    frame.err, frame.dq = error, np.zeros(error.shape, np.uint32)
+    frame.var_poisson, frame.var_rnoise, frame.var_flat = error**2, np.zeros_like(error), np.zeros_like(error)
+    in_dn = compare_with_truth(frame, truth, bright_snr=np.inf)
+    apply_photom(frame, photom_model([("Kbb", true_photmjsr("Kbb"), 0.0, 1)]))
+    in_jy = compare_with_truth(frame, truth, bright_snr=np.inf)
+    assert (in_dn.unit, in_jy.unit) == ("DN/s", "MJy/sr") and in_jy.flux_pulls.size >= 5
+    np.testing.assert_allclose(in_jy.flux_pulls, in_dn.flux_pulls, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(in_jy.flux_ratios, in_dn.flux_ratios, rtol=1e-5)
+    assert "isolated stars (Jy)" in in_jy.summary() and "MJy/sr" in in_jy.summary()
