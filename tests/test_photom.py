@@ -275,6 +275,7 @@ def test_compare_with_truth_refuses_mjy_without_pixel_area(detector, truth_refer
         compare_with_truth(frame, truths[0])
 
 
+@pytest.mark.slow
 def test_photom_reference_for_cache_has_every_filter():
     from liger_iris_pipeline.pipeline.photom_calibration import photom_reference_for_cache
 
