@@ -309,3 +309,17 @@ def test_compare_with_truth_in_jansky_agrees_with_dn_per_second(detector):
     np.testing.assert_allclose(in_jy.flux_pulls, in_dn.flux_pulls, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(in_jy.flux_ratios, in_dn.flux_ratios, rtol=1e-5)
     assert "isolated stars (Jy)" in in_jy.summary() and "MJy/sr" in in_jy.summary()
+
+
+def test_measure_standard_sees_a_compact_halo(detector):
+    """The curve of growth beyond the aperture shows PSF wings the Gaussian core model misses."""
+    wings = {}
+    for halo in (0.0, 0.3):
+        scene = simulate.Scene(
+            center=(RA, DEC), ra=[RA], dec=[DEC], flux=[2.0e4], halo_fraction=halo, halo_fwhm=0.03, halo_radius=0.15
+        )
+        ramp, truth = simulate.simulate_exposure(scene, detector, nreads=10, seed=0, noiseless=True)
+        data, err = ideal_level2(detector, level1_from_truth(ramp, truth, seed=10))
+        wings[halo] = measure_standard(data, err, truth.mask)
+    assert abs(wings[0.0].wing_fraction) < 3 * wings[0.0].wing_fraction_error
+    assert wings[0.3].wing_fraction > 4 * wings[0.3].wing_fraction_error

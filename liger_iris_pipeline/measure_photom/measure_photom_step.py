@@ -22,6 +22,9 @@ __all__ = ["MeasurePhotomStep", "photom_reference"]
 
 log = logging.getLogger(__name__)
 
+WING_SIGMAS = 4.0
+"""Significance of the flux beyond the aperture (curve of growth) that makes the step warn of a halo."""
+
 
 class MeasurePhotomStep(TMTStep):
     """Measure standard stars on dark-subtracted, flat-fielded frames and make the PHOTOM reference.
@@ -91,6 +94,16 @@ class MeasurePhotomStep(TMTStep):
                 fit_box=self.fit_box,
                 name=f"{name} ({star}, {filter_name})",
             )
+            if result.wing_fraction > WING_SIGMAS * result.wing_fraction_error:
+                log.warning(
+                    "%s: %.2f %% (+- %.2f %%) of the star's flux lies between the aperture (%.1f px) and the "
+                    "background annulus: the PSF has wings beyond its Gaussian core, which the aperture "
+                    "correction misses; a larger aperture_radius (and annulus) would hold them",
+                    name,
+                    100 * result.wing_fraction,
+                    100 * result.wing_fraction_error,
+                    result.aperture_radius,
+                )
             photmjsr = flux_mjy / (result.rate * area_sr)
             log.info(
                 "%s: %s in %s at (%.2f, %.2f), FWHM %.2f px: %.6g +- %.2g DN/s (aperture correction %.5f, "

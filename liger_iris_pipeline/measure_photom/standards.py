@@ -11,8 +11,11 @@ model (``CircularGaussianPRF``, pixel-integrated, the simulator's diffraction-li
 FWHM ``1.03 lambda / D``) puts inside it on the good pixels; the rate is divided by that
 fraction. At the default 3 FWHM it is ``1 - 2**-36`` for an unmasked Gaussian, so the correction
 only compensates DO_NOT_USE pixels in the aperture. A PSF with a halo reaching beyond the
-aperture (the simulator's optional Moffat halo) would need a larger aperture or a measured
-curve of growth: the Gaussian correction does not see the halo.
+aperture (the simulator's optional Moffat halo) needs a larger aperture: the Gaussian correction
+does not see the halo. The curve of growth between the aperture and the background annulus
+tells when the halo is narrower than the annulus (``wing_fraction``; the step warns when that ring
+holds significantly more flux than the model); a halo broader than the annulus is a pedestal that
+the local background removes, from the standard and, measured the same way, from science stars.
 """
 
 import logging
@@ -67,6 +70,10 @@ class StandardMeasurement:
         aperture sum divided by it).
     masked_pixels : int
         DO_NOT_USE or non-finite pixels inside the aperture.
+    wing_fraction, wing_fraction_error : float
+        Flux between the aperture and the background annulus beyond the Gaussian model's share
+        there, as a fraction of ``rate``, and its error: the curve of growth check. Significantly
+        positive, the PSF has wings (a halo) that the aperture correction misses.
     """
 
     x: float
@@ -78,6 +85,8 @@ class StandardMeasurement:
     aperture_radius: float
     aperture_correction: float
     masked_pixels: int
+    wing_fraction: float = 0.0
+    wing_fraction_error: float = 0.0
 
 
 def measure_standard(data, err, dq, aperture_radius=3.0, annulus=(4.0, 6.0), fit_box=15, name="frame"):
@@ -161,16 +170,27 @@ def measure_standard(data, err, dq, aperture_radius=3.0, annulus=(4.0, 6.0), fit
 
     aperture_sum = float(photometry["aperture_sum"][0])
     variance = float(photometry["aperture_sum_err"][0]) ** 2 + (good_area * background_error) ** 2
+    # Curve of growth beyond the aperture: the flux between the aperture and the annulus, less the
+    # model's share there. Positive when the PSF has wings the Gaussian core does not (a halo).
+    between = CircularAnnulus((x, y), r_in=radius, r_out=inner)
+    outside = aperture_photometry(data - ring_mean, between, error=err, mask=bad)
+    outside_area = float(aperture_photometry(np.ones_like(data), between, mask=bad)["aperture_sum"][0])
+    outside_model = float(aperture_photometry(model, between, mask=bad)["aperture_sum"][0])
+    rate = aperture_sum / enclosed
+    wing = float(outside["aperture_sum"][0]) - outside_model * rate
+    wing_error = math.hypot(float(outside["aperture_sum_err"][0]), outside_area * background_error)
     return StandardMeasurement(
         x=x,
         y=y,
         fwhm=fwhm,
-        rate=aperture_sum / enclosed,
+        rate=rate,
         rate_error=math.sqrt(variance) / enclosed,
         background=float(ring_mean),
         aperture_radius=radius,
         aperture_correction=enclosed,
         masked_pixels=masked,
+        wing_fraction=wing / rate,
+        wing_fraction_error=wing_error / rate,
     )
 
 
