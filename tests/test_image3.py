@@ -76,10 +76,14 @@ def test_image3_mosaic_catalog_and_products(dataset, tmp_path):
         config_file=str(CFG),
         output_dir=str(tmp_path),
         # A shift only on these 1-arcsec frames: see test_tweakreg.
-        steps={"tweakreg": {"abs_refcat": dataset["refcat"], "abs_fitgeometry": "shift"}},
+        steps={
+            "tweakreg": {"abs_refcat": dataset["refcat"], "abs_fitgeometry": "shift"},
+            "outlier_detection": {"save_results": True},
+        },
     )
     assert isinstance(mosaic, datamodels.IRISMosaicModel)
-    for name in ("field_Kbb_i2d.fits", "field_Kbb_cat.ecsv", "field_Kbb_segm.fits"):
+    crf = [f"frame{index}_crf.fits" for index in range(4)]
+    for name in ("field_Kbb_i2d.fits", "field_Kbb_cat.ecsv", "field_Kbb_segm.fits", *crf):
         assert (tmp_path / name).is_file(), name
     # No temporary frames left behind.
     assert not [p for p in Path.cwd().iterdir() if p.name.startswith("tmp") and p.is_dir() and not any(p.iterdir())]
