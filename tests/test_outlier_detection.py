@@ -71,9 +71,13 @@ def test_injected_defects_are_flagged(seed):
 
 def test_no_defect_no_flag():
     frames, _truth = make_frames(n_frames=4, shape=(128, 128), n_stars=9, distortion=1.0, flux_range=(2e-9, 2e-7))
+    known = FLAGS["HOT"] | FLAGS["DO_NOT_USE"]
+    frames[0].data[60, 60] += 1e3  # a known hot pixel: already unusable, not an outlier
+    frames[0].dq[60, 60] = known
     detect(frames)
     flagged = sum(np.count_nonzero(m.dq & FLAGS["OUTLIER"]) for m in frames)
     assert flagged < 1e-3 * 4 * 128 * 128
+    assert frames[0].dq[60, 60] == known
 
 
 def test_find_outliers_thresholds():

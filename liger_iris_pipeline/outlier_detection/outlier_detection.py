@@ -10,6 +10,7 @@
    ``|d blot|`` the largest absolute difference to an adjacent pixel of the blot: a margin
    for the interpolation error on steep profiles).
 4. Outliers get ``OUTLIER | DO_NOT_USE`` in DQ; their values are kept (resample ignores them).
+   Pixels already flagged DO_NOT_USE are not tested.
 
 Frames are visited one at a time: memory is the output grid's arrays and one frame. The frames'
 sky levels must agree: a level skymatch measured without subtracting it (``meta.background.level``,
@@ -231,6 +232,8 @@ class OutlierDetector:
             blotted[~(np.abs(reach) < 1e-3)] = np.nan
         blotted += sky_level(model)
         mask = find_outliers(model.data, model.err, blotted, self.snr, self.scale, self.backg)
+        # Pixels already unusable (known hot pixels, reference pixels...) stay as they are.
+        mask &= (model.dq & FLAGS["DO_NOT_USE"]) == 0
         new = mask & ((model.dq & FLAGS["OUTLIER"]) == 0)
         model.dq[mask] |= np.uint32(OUTLIER_FLAGS)
         count = int(np.count_nonzero(new))
