@@ -308,7 +308,11 @@ def run_level3(args):
         n_stars=n_stars,
         level3=True,
     )
-    truths = {name: ExposureTruth.load(path) for name, path in manifest["truth"].items()}
+
+    def truth(ramp):
+        # Loaded when needed, one at a time: a full-frame truth takes ~250 MB.
+        return ExposureTruth.load(manifest["truth"][Path(ramp).name])
+
     stage(
         f"simulated {args.dither} dithered science exposures ({n_stars} stars), 2 sky, a pinhole grid and a "
         f"standard star, {args.size}x{args.size}, {args.nreads} reads, in {level0}"
@@ -341,8 +345,8 @@ def run_level3(args):
     stage(f"Level 2: tmtrun image2.cfg {asn2} -> {level2}")
 
     # What the reduction used (the cache's references) and what the demo's own calibrations made, against the truth.
-    filter_name = truths[Path(manifest["science"][0]).name].filter_name
-    pinhole_truth = truths[Path(manifest["pinhole"][0]).name]
+    filter_name = truth(manifest["science"][0]).filter_name
+    pinhole_distortion = truth(manifest["pinhole"][0]).distortion
     with datamodels.open(cals[0]) as first:
         used = {reftype: _reference_path(cache, first, reftype) for reftype in ("distortion", "photom")}
         bunit = first.meta.bunit_data
@@ -350,7 +354,7 @@ def run_level3(args):
         if path is None:
             print(f"  distortion ({label}): none (the reduction ran without a distortion reference)")
             continue
-        rms, largest = distortion_difference(path, pinhole_truth.distortion, (args.size, args.size))
+        rms, largest = distortion_difference(path, pinhole_distortion, (args.size, args.size))
         print(f"  distortion ({label}, {path.name}) vs the simulator's: rms {rms:.4f} px, max {largest:.4f} px")
     for label, path in (("own", _only(calibration.glob("*_photom.fits"))), ("cache", used["photom"])):
         if path is None:
@@ -359,10 +363,10 @@ def run_level3(args):
         ratio = photom_ratio(path, filter_name)
         print(f"  photom ({label}, {path.name}) {filter_name}: PHOTMJSR / simulator's {ratio:.4f} ({ratio - 1:+.2%})")
     for cal, ramp in zip(cals, manifest["science"], strict=True):
-        truth = truths[Path(ramp).name]
+        exposure_truth = truth(ramp)
         with datamodels.open(cal) as model:
-            measured = wcs_pointing_error(model, truth)
-        true = truth.pointing_error_mas
+            measured = wcs_pointing_error(model, exposure_truth)
+        true = exposure_truth.pointing_error_mas
         print(
             f"  {cal.name}: header WCS pointing error ({measured[0]:+.2f}, {measured[1]:+.2f}) mas, "
             f"truth PNTERR ({true[0]:+.2f}, {true[1]:+.2f}) mas"
@@ -393,7 +397,7 @@ def run_level3(args):
     for path in [mosaic, catalog, level3 / f"{LEVEL3_PRODUCT}_segm.fits", *crfs]:
         print(f"  {path.name:<28} {_summarise_level3(path)}")
     comparison = compare_mosaic_with_truth(
-        mosaic, catalog, crfs, [truths[Path(ramp).name] for ramp in manifest["science"]]
+        mosaic, catalog, crfs, [manifest["truth"][Path(ramp).name] for ramp in manifest["science"]]
     )
     print("Level 3 products against the truth:\n  " + comparison.summary().replace("\n", "\n  "))
     missed = [name for name, (_value, _target, met) in comparison.checks().items() if not met]

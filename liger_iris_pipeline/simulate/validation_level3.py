@@ -283,7 +283,8 @@ def _outliers(frames, truths, min_coverage, star_sigmas):
         if close:
             model.close()
     counts = np.zeros(6, np.int64)
-    for item, truth in zip(frames, truths, strict=True):
+    for item, truth_item in zip(frames, truths, strict=True):
+        truth = _truth(truth_item)  # one truth in memory at a time: full-frame truths are ~250 MB each
         if truth.defect_mask is None:
             continue
         model, close = _open(item)
@@ -367,14 +368,15 @@ def compare_mosaic_with_truth(
     -------
     MosaicComparison
     """
-    truths = [_truth(item) for item in truths]
+    truths = list(truths)
     if not truths:
         raise ValueError("compare_mosaic_with_truth needs at least one truth (the scene)")
     notes = []
 
     # (a) pointing errors left in the aligned frames' WCS
     errors, residuals = [], []
-    for item, truth in zip(frames, truths, strict=True):
+    for item, truth_item in zip(frames, truths, strict=True):
+        truth = _truth(truth_item)
         model, close = _open(item)
         try:
             residuals.append(wcs_pointing_error(model, truth))
@@ -393,9 +395,11 @@ def compare_mosaic_with_truth(
     finally:
         if close:
             mosaic_model.close()
-    scene, extended = truths[0].sources, truths[0].extended_sources
+    first = _truth(truths[0])
+    scene, extended, filter_name = first.sources, first.extended_sources, first.filter_name
+    del first
     table = _catalog_table(catalog)
-    fwhm = filters.psf_fwhm(truths[0].filter_name, instrument) / pixel_scale
+    fwhm = filters.psf_fwhm(filter_name, instrument) / pixel_scale
     xt, yt = wcs.invert(np.asarray(scene["ra"], float), np.asarray(scene["dec"], float), with_bounding_box=False)
     xt, yt = np.asarray(xt), np.asarray(yt)
     offsets, ratios, ratio_errors = [], [], []
