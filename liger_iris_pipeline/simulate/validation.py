@@ -169,9 +169,10 @@ def compare_with_truth(frame, truth, aperture_sigmas=4.0, bright_snr=100.0):
     return TruthComparison(
         flux_pulls=np.array(pulls),
         position_offsets=np.array(offsets),
-        background_residual=float(values.mean()),
-        background_residual_error=float(np.sqrt(np.sum(errors**2)) / values.size),
-        background_pull_std=float(np.std(values / errors)),
+        # NaN when no pixel is free of sources (a tiny frame), without numpy's empty-mean warnings.
+        background_residual=float(values.mean()) if values.size else math.nan,
+        background_residual_error=float(np.sqrt(np.sum(errors**2)) / values.size) if values.size else math.nan,
+        background_pull_std=float(np.std(values / errors)) if values.size else math.nan,
         bad_pixels_flagged=float(np.mean(bad[truth_bad])) if truth_bad.any() else 1.0,
         flux_ratios=np.array(ratios),
         flux_errors=np.array(relative_errors),
