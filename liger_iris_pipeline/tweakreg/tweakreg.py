@@ -101,7 +101,8 @@ def detect_sources(
         exclude_border=True,
     )
     # Masked pixels are set to the sky so that no source is found on (or centred by) them.
-    image = np.where(mask, median, data) - median
+    sky = np.float32(median)  # float32 arithmetic: a full frame's working copy stays at 64 MB
+    image = np.where(mask, sky, data).astype(np.float32, copy=False) - sky
     with warnings.catch_warnings():
         # No source is an answer here (the caller decides what too few means), not a warning.
         warnings.simplefilter("ignore", NoDetectionsWarning)
