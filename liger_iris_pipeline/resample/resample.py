@@ -190,8 +190,12 @@ def make_output_wcs(
     return wcs, info
 
 
-def pixel_map(input_wcs, output_wcs, shape, stepsize=1):
-    """Return drizzle's pixel map of an input frame on the output grid (stcal's ``calc_pixmap``).
+def pixel_map(input_wcs, output_wcs, shape, stepsize=1, block_rows=256):
+    """Return drizzle's pixel map of an input frame on the output grid.
+
+    With ``stepsize = 1`` every pixel's centre goes through both WCSs, ``block_rows`` rows at a
+    time (the gwcs temporaries of a whole full frame would take gigabytes); with ``stepsize >
+    1``, stcal's ``calc_pixmap`` evaluates a sparse grid and interpolates.
 
     Parameters
     ----------
@@ -203,13 +207,25 @@ def pixel_map(input_wcs, output_wcs, shape, stepsize=1):
         Input ``(ny, nx)``.
     stepsize : int
         Full WCS evaluation every ``stepsize`` pixels, interpolated in between (1: every pixel).
+    block_rows : int
+        Rows evaluated at once.
 
     Returns
     -------
     numpy.ndarray
-        (ny, nx, 2) output ``x, y`` of each input pixel centre.
+        (ny, nx, 2) output ``x, y`` of each input pixel centre (NaN where undefined).
     """
-    return calc_pixmap(input_wcs, output_wcs, shape, stepsize=stepsize, order=1)
+    if stepsize > 1:
+        return calc_pixmap(input_wcs, output_wcs, shape, stepsize=stepsize, order=1)
+    ny, nx = shape
+    pixmap = np.empty((ny, nx, 2), dtype=np.float64)
+    columns = np.arange(nx, dtype=np.float64)
+    for first in range(0, ny, block_rows):
+        last = min(ny, first + block_rows)
+        x, y = np.meshgrid(columns, np.arange(first, last, dtype=np.float64))
+        ra, dec = input_wcs(x, y, with_bounding_box=False)
+        pixmap[first:last, :, 0], pixmap[first:last, :, 1] = output_wcs.invert(ra, dec, with_bounding_box=False)
+    return pixmap
 
 
 def area_ratio(pixmap):
