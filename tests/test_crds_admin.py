@@ -12,12 +12,15 @@ from astropy.io import fits
 from crds_helpers import crds_env, run
 
 from liger_iris_pipeline.crds_plugin import INSTRUMENTS, diagnose, ingest
-from liger_iris_pipeline.crds_plugin.generate import first_context_types
+from liger_iris_pipeline.crds_plugin.generate import LATEST_SERIAL, context_types
 
 BIN = Path(sys.executable).parent
 
-N_REFERENCES = sum(len(first_context_types(instrument)) for instrument in INSTRUMENTS)
-"""References the first context names: every type of every instrument."""
+N_REFERENCES = sum(len(context_types(instrument)) for instrument in INSTRUMENTS)
+"""References the latest context names: every type of every instrument."""
+
+CONTEXT = f"tmt_{LATEST_SERIAL:04d}.pmap"
+"""The checkout's context (and a new cache's)."""
 
 
 def tmt_crds_cache(*args, env=None):
@@ -56,7 +59,7 @@ def test_build_makes_a_complete_cache_in_a_new_or_empty_directory(tmp_path, exis
     assert f"{N_REFERENCES} reference file(s) built" in out
     status, out, err = tmt_crds_cache("check", "--path", target)
     assert status == 0, err
-    assert out == f"{target}: CRDS context tmt_0001.pmap loads, its {N_REFERENCES} reference files are in the cache\n"
+    assert out == f"{target}: CRDS context {CONTEXT} loads, its {N_REFERENCES} reference files are in the cache\n"
     assert sorted(p.name for p in (target / "references" / "tmt").iterdir()) == ["iris", "liger"]
     assert not [p for p in target.rglob("*") if p.name.startswith(".")]
 
@@ -78,10 +81,10 @@ def test_failures_are_one_line(small_reduction, tmp_path):
     assert failure(*tmt_crds_cache("check", "--path", cache)) == (
         f"{cache / 'references' / 'tmt' / 'iris' / 'tmt_iris_mask_0001.fits'}: missing "
         f"(1 of the {N_REFERENCES} references "
-        f"CRDS context tmt_0001.pmap names are); build them with `tmt-crds-cache build --path {cache}`"
+        f"CRDS context {CONTEXT} names are); build them with `tmt-crds-cache build --path {cache}`"
     )
     assert failure(*tmt_crds_cache("context", "--path", cache, "tmt_0007.pmap")) == (
-        f"{cache}: no CRDS context tmt_0007.pmap in mappings/tmt (it has: tmt_0001.pmap)"
+        f"{cache}: no CRDS context tmt_0007.pmap in mappings/tmt (it has: tmt_0001.pmap, tmt_0002.pmap)"
     )
     assert failure(*tmt_crds_cache("build", "--size", "x")) == ("argument --size: invalid int value: 'x' (see --help)")
 
@@ -107,7 +110,7 @@ def test_ingest_refuses_bad_files_and_leaves_the_cache_unchanged(small_reduction
         hdulist[0].header["USEAFTER"] = "2025-01-01T00:00:00"
         hdulist.writeto(bad, checksum=True)
     message = _ingest_failure(cache, bad)
-    assert message.startswith(f"{bad}: crds certify against tmt_0001.pmap (reference file): ")
+    assert message.startswith(f"{bad}: crds certify against {CONTEXT} (reference file): ")
     assert "IMG9" in message
 
 
@@ -143,20 +146,20 @@ def test_context_switch_is_atomic_and_validated(small_reduction, tmp_path, monke
         real_replace(source, target)
 
     monkeypatch.setattr(os, "replace", recording_replace)
-    (cache / "mappings" / "tmt" / "tmt_0002.pmap").write_text("header = {\n")  # a context that does not load
-    with pytest.raises(diagnose.CrdsSetupError, match=r"tmt_0002.pmap: CRDS mapping does not load"):
-        ingest.set_context(cache, "tmt_0002.pmap")
+    (cache / "mappings" / "tmt" / "tmt_0009.pmap").write_text("header = {\n")  # a context that does not load
+    with pytest.raises(diagnose.CrdsSetupError, match=r"tmt_0009.pmap: CRDS mapping does not load"):
+        ingest.set_context(cache, "tmt_0009.pmap")
     assert config.read_bytes() == before and not renames
-    shutil.copy(cache / "mappings" / "tmt" / "tmt_0001.pmap", cache / "mappings" / "tmt" / "tmt_0002.pmap")
+    shutil.copy(cache / "mappings" / "tmt" / "tmt_0001.pmap", cache / "mappings" / "tmt" / "tmt_0009.pmap")
     run(
-        "crds refactor2 set_header --rmaps tmt_0002.pmap --header-key name --header-value tmt_0002.pmap "
+        "crds refactor2 set_header --rmaps tmt_0009.pmap --header-key name --header-value tmt_0009.pmap "
         "--inplace --fixers",
         crds_env(cache, tmp_path),
         cache / "mappings" / "tmt",
     )
-    ingest.set_context(cache, "tmt_0002.pmap")
+    ingest.set_context(cache, "tmt_0009.pmap")
     assert [(source.parent, target) for source, target in renames] == [(config.parent, config)]
-    assert diagnose.read_server_config(cache)["latest_context"] == "tmt_0002.pmap"
+    assert diagnose.read_server_config(cache)["latest_context"] == "tmt_0009.pmap"
     assert sorted(p.name for p in config.parent.iterdir()) == ["ref_cache_subdir_mode", "server_config"]
 
 
@@ -213,15 +216,15 @@ def test_ingest_calibration_pipeline_products(small_reduction, tmp_path, monkeyp
     assert f"ingested {dark} as {refdir / 'tmt_iris_dark_0002.fits'}" in output
     assert f"ingested {flat} as {refdir / 'tmt_iris_flat_0002.fits'}" in output
     assert (
-        "tmt_0002.pmap (tmt_iris_0002.imap, tmt_iris_dark_0002.rmap, tmt_iris_flat_0002.rmap) is now the context"
+        "tmt_0003.pmap (tmt_iris_0003.imap, tmt_iris_dark_0002.rmap, tmt_iris_flat_0002.rmap) is now the context"
         in output
     )
     info = diagnose.read_server_config(cache)
-    assert [info[key] for key in ingest.CONTEXT_KEYS] == ["tmt_0002.pmap"] * 3
+    assert [info[key] for key in ingest.CONTEXT_KEYS] == ["tmt_0003.pmap"] * 3
     # The stock tools see the new context as the cache's, and need no CRDS_OBSERVATORY.
     del env["CRDS_OBSERVATORY"]
-    assert "Effective Context = 'tmt_0002.pmap'" in run("crds list --status", env, tmp_path).stdout
-    run("crds certify crds://tmt_0002.pmap", env, tmp_path)
+    assert "Effective Context = 'tmt_0003.pmap'" in run("crds list --status", env, tmp_path).stdout
+    run("crds certify crds://tmt_0003.pmap", env, tmp_path)
     # Frames observed before the new USEAFTER keep the old references, later ones get the new.
     from liger_iris_pipeline.cli.crds_cache import example_science_file
 
@@ -238,26 +241,27 @@ def test_ingest_calibration_pipeline_products(small_reduction, tmp_path, monkeyp
     ]
     # Ingesting the same files again makes the next versions.
     output = run(f"tmt-crds-cache ingest --path {cache} {dark}", env, tmp_path).stdout
-    assert "tmt_0003.pmap (tmt_iris_0003.imap, tmt_iris_dark_0003.rmap) is now the context" in output
+    assert "tmt_0004.pmap (tmt_iris_0004.imap, tmt_iris_dark_0003.rmap) is now the context" in output
 
 
-def test_first_context_generated_is_the_checkout_one(tmp_path):
+def test_contexts_generated_are_the_checkout_ones(tmp_path):
     from crds_helpers import SOURCE_CACHE
 
-    from liger_iris_pipeline.crds_plugin.generate import write_first_context
+    from liger_iris_pipeline.crds_plugin.generate import write_contexts, write_first_context
 
-    written = write_first_context(tmp_path)
+    written = write_contexts(tmp_path / "all")
+    assert written[0].name == CONTEXT
     for path in written:
         assert path.read_text() == (SOURCE_CACHE / "mappings" / "tmt" / path.name).read_text(), path.name
-    assert sorted(p.name for p in written) == sorted(
-        p.name
-        for p in (SOURCE_CACHE / "mappings" / "tmt").iterdir()
-        if p.name.endswith("_0001.pmap") or p.name.endswith("_0001.imap") or p.name.endswith("_0001.rmap")
-    )
+    assert sorted(p.name for p in written) == sorted(p.name for p in (SOURCE_CACHE / "mappings" / "tmt").iterdir())
+    first = write_first_context(tmp_path / "first")
+    assert first[0].name == "tmt_0001.pmap"
+    for path in first:
+        assert path.read_text() == (SOURCE_CACHE / "mappings" / "tmt" / path.name).read_text(), path.name
 
 
 @pytest.mark.slow
-def test_build_without_a_checkout_generates_the_first_context(tmp_path):
+def test_build_without_a_checkout_generates_the_contexts(tmp_path):
     target = tmp_path / "cache"
     code = (
         "import liger_iris_pipeline.crds_plugin as p\np.CHECKOUT_CACHE = '/nonexistent/crds_cache'\n"
@@ -267,7 +271,7 @@ def test_build_without_a_checkout_generates_the_first_context(tmp_path):
     environment = {key: value for key, value in os.environ.items() if not key.startswith("CRDS_")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
     assert result.returncode == 0, result.stderr
-    assert f"new TMT CRDS cache in {target} (first context generated)" in result.stdout
+    assert f"new TMT CRDS cache in {target} (contexts generated)" in result.stdout
     status, out, err = tmt_crds_cache("check", "--path", target)
     assert status == 0, err
-    assert diagnose.read_server_config(target)["latest_context"] == "tmt_0001.pmap"
+    assert diagnose.read_server_config(target)["latest_context"] == CONTEXT

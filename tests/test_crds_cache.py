@@ -10,12 +10,13 @@ from crds_helpers import SOURCE_CACHE, build_tiny_cache, copy_cache, crds_env, r
 import liger_iris_pipeline
 from liger_iris_pipeline.cli import crds_cache
 from liger_iris_pipeline.crds_plugin import INSTRUMENTS, REFERENCE_TYPES, generate, register
-from liger_iris_pipeline.crds_plugin.generate import first_context_types
+from liger_iris_pipeline.crds_plugin.generate import LATEST_SERIAL, context_types
 from liger_iris_pipeline.reference_types import instrument_types
 from liger_iris_pipeline.stpipe import TMTStep
 
 MAPPINGS = SOURCE_CACHE / "mappings" / "tmt"
-N_REFERENCES = sum(len(generate.first_context_types(instrument)) for instrument in INSTRUMENTS)
+CONTEXT = f"tmt_{LATEST_SERIAL:04d}.pmap"
+N_REFERENCES = sum(len(context_types(instrument)) for instrument in INSTRUMENTS)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def _load(path):
 
 
 def _imap_types(instrument="iris"):
-    imap = (MAPPINGS / f"tmt_{instrument}_0001.imap").read_text()
+    imap = (MAPPINGS / f"tmt_{instrument}_{LATEST_SERIAL:04d}.imap").read_text()
     return {name.lower() for name in ast.literal_eval(imap.split("selector =", 1)[1].strip())}
 
 
@@ -62,7 +63,7 @@ def _step_classes():
 
 def test_imap_types_are_the_types_steps_ask_for():
     for instrument in INSTRUMENTS:
-        expected = {entry.name for entry in generate.first_context_types(instrument)}
+        expected = {entry.name for entry in context_types(instrument)}
         assert _imap_types(instrument) == expected, instrument
         assert expected <= {entry.name for entry in instrument_types(instrument)}
     for step in _step_classes():
@@ -73,7 +74,7 @@ def test_builder_builds_every_named_file_once(tiny_cache):
     planned = crds_cache.planned_references(tiny_cache)
     for instrument in INSTRUMENTS:
         mine = [item for item in planned if item[1] == instrument]
-        expected = sorted(entry.name for entry in generate.first_context_types(instrument))
+        expected = sorted(entry.name for entry in context_types(instrument))
         assert sorted(kind for _, _, kind, _, _ in mine) == expected
         refdir = tiny_cache / "references" / "tmt" / instrument
         assert sorted(p.name for p in refdir.iterdir()) == sorted(name for name, *_ in mine)
@@ -126,18 +127,18 @@ def test_built_references_have_full_headers(tiny_cache):
 def test_crds_cli_on_the_cache(tiny_cache, tmp_path):
     env = crds_env(tiny_cache, tmp_path)
     status = run("crds list --status", env, tmp_path).stdout
-    assert "Effective Context = 'tmt_0001.pmap'" in status and "Readonly Cache = True" in status
+    assert f"Effective Context = '{CONTEXT}'" in status and "Readonly Cache = True" in status
     assert "tmt_iris_flat_0001.rmap" in run("crds list --mappings", env, tmp_path).stdout
     refs = tiny_cache / "references" / "tmt"
-    certify = run(f"crds certify {refs}/*/*.fits --comparison-context tmt_0001.pmap", env, tmp_path).stdout
+    certify = run(f"crds certify {refs}/*/*.fits --comparison-context {CONTEXT}", env, tmp_path).stdout
     assert "0 errors" in certify
-    assert "0 errors" in run(f"crds certify {tiny_cache}/mappings/tmt/tmt_0001.pmap", env, tmp_path).stdout
+    assert "0 errors" in run(f"crds certify {tiny_cache}/mappings/tmt/{CONTEXT}", env, tmp_path).stdout
     crds_cache.example_science_file(tmp_path / "sci.fits", "2024-06-01")
     run("crds bestrefs --files sci.fits --update-bestrefs", env, tmp_path)
     from astropy.io import fits
 
     header = fits.getheader(tmp_path / "sci.fits")
-    for entry in first_context_types("iris"):
+    for entry in context_types("iris"):
         assert header[entry.keyword] == f"crds://tmt_iris_{entry.name}_0001.fits"
 
 

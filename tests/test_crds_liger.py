@@ -93,7 +93,7 @@ def test_liger_reduced_through_crds_matches_truth(liger_reduction):
             assert getattr(rate.meta.ref_file, name).name == f"crds://tmt_liger_{name}_0001.fits"
     for frame in calibrated:
         assert frame.meta.ref_file.flat.name == "crds://tmt_liger_flat_0001.fits"
-        assert frame.meta.ref_file.crds.context_used == "tmt_0001.pmap"
+        assert frame.meta.ref_file.crds.context_used == "tmt_0002.pmap"
     assert_liger_frames_match_truth(calibrated, truths)
 
 
@@ -106,15 +106,15 @@ def test_ingest_a_liger_reference_changes_only_liger_selection(liger_cache, tmp_
     for key in list(os.environ):
         if key.startswith("CRDS_"):
             monkeypatch.delenv(key)
-    assert ingest([dark], cache, log=lines.append) == "tmt_0002.pmap"
+    assert ingest([dark], cache, log=lines.append) == "tmt_0003.pmap"
     refdir = cache / "references" / "tmt" / "liger"
     assert lines == [
         f"ingested {dark} as {refdir / 'tmt_liger_dark_0002.fits'}",
-        f"tmt_0002.pmap (tmt_liger_0002.imap, tmt_liger_dark_0002.rmap) is now the context of {cache} "
-        "(was tmt_0001.pmap)",
+        f"tmt_0003.pmap (tmt_liger_0003.imap, tmt_liger_dark_0002.rmap) is now the context of {cache} "
+        "(was tmt_0002.pmap)",
     ]
     late = {"date": "2025-06-01"}
-    assert _best("tmt_0002.pmap", cache, monkeypatch, instrument="LIGER", **late)["dark"] == "tmt_liger_dark_0002.fits"
-    assert _best("tmt_0002.pmap", cache, monkeypatch, instrument="LIGER")["dark"] == "tmt_liger_dark_0001.fits"
-    assert _best("tmt_0002.pmap", cache, monkeypatch, instrument="IRIS", **late)["dark"] == "tmt_iris_dark_0001.fits"
+    assert _best("tmt_0003.pmap", cache, monkeypatch, instrument="LIGER", **late)["dark"] == "tmt_liger_dark_0002.fits"
+    assert _best("tmt_0003.pmap", cache, monkeypatch, instrument="LIGER")["dark"] == "tmt_liger_dark_0001.fits"
+    assert _best("tmt_0003.pmap", cache, monkeypatch, instrument="IRIS", **late)["dark"] == "tmt_iris_dark_0001.fits"
     assert not (cache / "references" / "tmt" / "iris" / "tmt_iris_dark_0002.fits").exists()

@@ -56,6 +56,10 @@ FLAT_LAMP_FILL = 20000.0
 PINHOLE_NREADS = 10
 """Reads of the simulated pinhole-grid exposure the distortion reference is fitted to."""
 
+PINHOLE_MIN_SIDE = 64
+"""Smallest detector side (pixels) with enough pinholes (5 x 5 at the simulator's minimum pitch)
+for a degree-3 fit; a smaller test cache gets a distortion reference without distortion."""
+
 DERIVED_TYPES = ("DARK", "FLAT", "DISTORTION", "PHOTOM")
 """Reference types made by the project's calibration pipelines (the others are the simulator's truth)."""
 
@@ -97,7 +101,9 @@ def source_reference_models(detector, useafter, types=None):
     if "PHOTOM" in wanted:
         from ..pipeline.photom_calibration import photom_reference_for_cache
 
-        references["PHOTOM"] = photom_reference_for_cache(detector, references, useafter)
+        references["PHOTOM"] = photom = photom_reference_for_cache(detector, references, useafter)
+        if photom.meta.subarray.name is None:
+            photom.meta.subarray.name = "FULL"  # one table serves the whole detector
     return references
 
 
@@ -170,11 +176,35 @@ def distortion_reference(detector, references, useafter):
     from ..pipeline import DistortionCalibrationPipeline
 
     ramp, _ = simulate.simulate_pinhole_exposure(detector, nreads=PINHOLE_NREADS, seed=SEED + 7000)
+    reference = {"useafter": useafter, "pedigree": "SIMULATION", "author": AUTHOR}
+    if min(detector.shape) < PINHOLE_MIN_SIDE:
+        return _identity_distortion(ramp, reference)
     frame = _level1_pipeline(references).run(ramp)
     del ramp
-    reference = {"useafter": useafter, "pedigree": "SIMULATION", "author": AUTHOR}
     steps = {"dark_current": {"override_dark": references["DARK"]}, "fit_distortion": reference}
     distortion = DistortionCalibrationPipeline(steps=steps).run(frame)
+    distortion.meta.instrument.filter = _ANY
+    return distortion
+
+
+def _identity_distortion(frame, reference):
+    """The distortion reference of a detector too small for a pinhole fit: no distortion."""
+    import numpy as np
+
+    from ..fit_distortion.fit_distortion_step import distortion_reference
+    from ..fit_distortion.pinholes import DistortionFit
+
+    ny, nx = frame.data.shape[-2:]
+    zero = [np.zeros((4, 4)) for _ in range(4)]  # one array per HDU
+    fit = DistortionFit(
+        *zero, ((nx - 1) / 2.0, (ny - 1) / 2.0), max(nx, ny) / 2.0, 0.0, 3, 0, (0.0, 0.0), (0.0, 0.0),
+        np.zeros(0, dtype=bool), np.zeros((0, 2), dtype=int),
+    )  # fmt: skip
+    distortion = distortion_reference(frame, fit, reference["useafter"], reference["pedigree"], reference["author"])
+    distortion.meta.description = (
+        f"Distortion: none (a {nx}x{ny} detector has too few pinholes for a fit; the simulated distortion "
+        "at its centre is below 1e-3 px)"
+    )
     distortion.meta.instrument.filter = _ANY
     return distortion
 
@@ -423,9 +453,9 @@ def seed(path, log=print):
     """Give a new or empty directory the configuration and mappings of a TMT cache.
 
     They are copied from the source checkout's ``crds_cache/`` (its ``config/tmt`` and every
-    mapping of ``mappings/tmt``) or, without a checkout, generated (the first context,
-    `liger_iris_pipeline.crds_plugin.generate.write_first_context`). Every file is written under
-    a temporary name and renamed, ``server_config`` last, so an interrupted seed leaves no cache
+    mapping of ``mappings/tmt``) or, without a checkout, generated (every context,
+    `liger_iris_pipeline.crds_plugin.generate.write_contexts`; the latest is the cache's). Every
+    file is written under a temporary name and renamed, ``server_config`` last, so an interrupted seed leaves no cache
     that looks complete.
 
     Parameters
@@ -444,7 +474,7 @@ def seed(path, log=print):
 
     from ..crds_plugin import CHECKOUT_CACHE
     from ..crds_plugin.diagnose import CrdsSetupError
-    from ..crds_plugin.generate import write_first_context
+    from ..crds_plugin.generate import write_contexts
     from ..crds_plugin.ingest import server_config_text
 
     path = Path(path)
@@ -464,11 +494,11 @@ def seed(path, log=print):
             shutil.copytree(source / "config" / OBSERVATORY, staging / "config")
             origin = f"mappings of {source}"
         else:
-            written = write_first_context(staging / "mappings")
+            written = write_contexts(staging / "mappings")
             (staging / "config").mkdir()
             (staging / "config" / "ref_cache_subdir_mode").write_text("instrument\n")
             (staging / "config" / "server_config").write_text(server_config_text(written[0].name))
-            origin = "first context generated"
+            origin = "contexts generated"
         for part, folder in (("mappings", mappings), ("config", config)):
             folder.mkdir(parents=True)
             for file in sorted((staging / part).iterdir(), key=lambda p: p.name == "server_config"):

@@ -363,9 +363,10 @@ def _mapping_text(header, selector):
 def first_context_types(instrument):
     """Return the registry entries the first context has rules for, for one instrument.
 
-    Every registered type of the instrument that the simulator makes references of (the first
-    context's references are built by ``tmt-crds-cache build``); a type added later enters CRDS
-    through a new context (``docs/crds_ingest.rst``), as it would once a context is released.
+    The types of the instrument that the simulator has a truth for (the first context's
+    references are built by ``tmt-crds-cache build``); a type added later enters CRDS through a
+    new context (`CONTEXT_ADDITIONS`, ``docs/crds_ingest.rst``), as it would once a context is
+    released.
 
     Parameters
     ----------
@@ -378,47 +379,56 @@ def first_context_types(instrument):
     """
     from ..simulate.references import REFERENCE_TYPES as SIMULATED
 
-    return [entry for entry in instrument_types(instrument) if entry.name.upper() in SIMULATED]
+    later = {name for names in CONTEXT_ADDITIONS.values() for name in names}
+    return [
+        entry for entry in instrument_types(instrument) if entry.name.upper() in SIMULATED and entry.name not in later
+    ]
 
 
-def write_first_context(folder):
-    """Write the first context of a TMT cache (``tmt_0001.pmap``, an imap per instrument, an rmap per type).
+CONTEXT_ADDITIONS = {2: ("distortion", "photom")}
+"""Context serial -> the reference types it adds to the previous context (made by the calibration pipelines)."""
 
-    The same rules as the checkout's ``crds_cache/mappings/tmt`` (a test keeps them equal): the
-    pmap selects each instrument of `INSTRUMENTS` by INSTRUME (``META.INSTRUMENT.NAME``), and
-    every type of the instrument (`first_context_types`) selects the ``FIRST_DETECTOR`` reference
-    ``tmt_<instrument>_<type>_0001.fits`` from ``FIRST_USEAFTER``, with any subarray, readout
-    mode, filter and pupil. For a cache started without a source checkout
-    (``tmt-crds-cache build --path DIR``).
+LATEST_SERIAL = max(CONTEXT_ADDITIONS)
+"""Serial of the newest context, the default context of a new cache (``tmt_0002.pmap``)."""
+
+
+def context_types(instrument, serial=LATEST_SERIAL):
+    """Return the registry entries context ``tmt_<serial>.pmap`` has rules for, for one instrument.
 
     Parameters
     ----------
-    folder : str or Path
-        The cache's ``mappings/tmt`` folder (created).
+    instrument : str
+        ``iris`` or ``liger``.
+    serial : int
+        1 (`first_context_types`) up to `LATEST_SERIAL`.
 
     Returns
     -------
-    list of Path
-        The files written, with their sha1sums; the pmap first.
+    list of ReferenceType
     """
-    from crds.core import rmap
+    added = {name for number, names in CONTEXT_ADDITIONS.items() if number <= serial for name in names}
+    first = first_context_types(instrument)
+    return first + [entry for entry in instrument_types(instrument) if entry.name in added and entry not in first]
 
-    from . import register
 
-    register()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+def _context_texts(serial):
+    """Return ``{mapping name: text}`` of context ``tmt_<serial>.pmap``: the pmap, then each instrument's rmaps, imap.
+
+    Every type's rules are its first rmap, ``tmt_<instrument>_<type>_0001.rmap``, selecting the
+    ``FIRST_DETECTOR`` reference ``tmt_<instrument>_<type>_0001.fits`` from ``FIRST_USEAFTER``.
+    """
     common = {"derived_from": "created by liger_iris_pipeline", "observatory": OBSERVATORY.upper(), "sha1sum": ""}
-    imaps = {instrument.upper(): f"{OBSERVATORY}_{instrument}_0001.imap" for instrument in INSTRUMENTS}
+    imaps = {instrument.upper(): f"{OBSERVATORY}_{instrument}_{serial:04d}.imap" for instrument in INSTRUMENTS}
+    pmap_name = f"{OBSERVATORY}_{serial:04d}.pmap"
     texts = {
-        f"{OBSERVATORY}_0001.pmap": _mapping_text(
-            {**common, "mapping": "PIPELINE", "name": f"{OBSERVATORY}_0001.pmap", "parkey": ("META.INSTRUMENT.NAME",)},
+        pmap_name: _mapping_text(
+            {**common, "mapping": "PIPELINE", "name": pmap_name, "parkey": ("META.INSTRUMENT.NAME",)},
             _dict_selector(imaps),
         )
     }
     for instrument in INSTRUMENTS:
         selections = {}
-        for entry in sorted(first_context_types(instrument), key=lambda entry: entry.name):
+        for entry in sorted(context_types(instrument, serial), key=lambda entry: entry.name):
             name = f"{OBSERVATORY}_{instrument}_{entry.name}_0001.rmap"
             selections[entry.name.upper()] = name
             values = tuple(FIRST_DETECTOR if key == "META.INSTRUMENT.DETECTOR" else "N/A" for key in entry.parkeys)
@@ -438,6 +448,18 @@ def write_first_context(folder):
         imap_name = imaps[instrument.upper()]
         imap_header = {**common, "instrument": instrument.upper(), "mapping": "INSTRUMENT", "name": imap_name}
         texts[imap_name] = _mapping_text({**imap_header, "parkey": ("REFTYPE",)}, _dict_selector(selections))
+    return texts
+
+
+def _write_mappings(folder, texts):
+    """Write mapping texts with their sha1sums; return the paths in the order of `texts`."""
+    from crds.core import rmap
+
+    from . import register
+
+    register()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in texts.items():
         path = folder / name
@@ -447,6 +469,54 @@ def write_first_context(folder):
     for path in reversed(written):
         rmap.load_mapping(str(path), ignore_checksum=True).write(str(path))  # fills in the sha1sum
     return written
+
+
+def write_first_context(folder):
+    """Write the first context of a TMT cache (``tmt_0001.pmap``, an imap per instrument, an rmap per type).
+
+    The same rules as the checkout's ``crds_cache/mappings/tmt`` (a test keeps them equal): the
+    pmap selects each instrument of `INSTRUMENTS` by INSTRUME (``META.INSTRUMENT.NAME``), and
+    every type of the instrument (`first_context_types`) selects the ``FIRST_DETECTOR`` reference
+    ``tmt_<instrument>_<type>_0001.fits`` from ``FIRST_USEAFTER``, with any subarray, readout
+    mode, filter and pupil.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The cache's ``mappings/tmt`` folder (created).
+
+    Returns
+    -------
+    list of Path
+        The files written, with their sha1sums; the pmap first.
+    """
+    return _write_mappings(folder, _context_texts(1))
+
+
+def write_contexts(folder):
+    """Write every context of a new TMT cache, ``tmt_0001.pmap`` to the latest (`LATEST_SERIAL`).
+
+    Each later context's imaps name the rmaps of the one before plus the first rmap of each
+    type it adds (`CONTEXT_ADDITIONS`). For a cache started without a source checkout
+    (``tmt-crds-cache build --path DIR``); the same files as the checkout's
+    ``crds_cache/mappings/tmt`` (a test keeps them equal).
+
+    Parameters
+    ----------
+    folder : str or Path
+        The cache's ``mappings/tmt`` folder (created).
+
+    Returns
+    -------
+    list of Path
+        The files written, with their sha1sums; the latest pmap first.
+    """
+    written = []
+    for serial in range(1, LATEST_SERIAL + 1):
+        texts = {name: text for name, text in _context_texts(serial).items() if name not in {p.name for p in written}}
+        written += _write_mappings(folder, texts)
+    latest = Path(folder) / f"{OBSERVATORY}_{LATEST_SERIAL:04d}.pmap"
+    return [latest, *(path for path in written if path != latest)]
 
 
 if __name__ == "__main__":
