@@ -20,7 +20,7 @@ of the output arrays plus one frame (the design's bound) for comparison.
 
 The issue's target is printed last: image3 within 2 x the floor plus source detection (ratio <= 1).
 
-usage: python benchmarks/bench_image3.py [--size 4096] [--frames 4 9] [--workdir DIR] [--keep]
+usage: python benchmarks/bench_image3.py [--size 4096] [--frames 4 9] [--workdir DIR] [--keep] [--no-image3]
 """
 
 import argparse
@@ -117,7 +117,7 @@ def image3_available():
     return True
 
 
-def bench(size, count, work):
+def bench(size, count, work, with_image3=True):
     """Run every stage on ``count`` frames of ``size`` pixels; return the rows of the table."""
     work.mkdir(parents=True, exist_ok=True)
     run_stage(MAKE_FRAMES, [TESTS, work, size, count], work)
@@ -130,7 +130,7 @@ def bench(size, count, work):
         ("source_catalog", "liger_iris_pipeline.source_catalog", "SourceCatalogStep", work / "out" / "bench_i2d.fits"),
     ):
         rows[name] = run_stage(STEP, [module, klass, source, work / "out"], work)
-    if image3_available():
+    if with_image3 and image3_available():
         rows["image3"] = run_stage(
             STEP, ["liger_iris_pipeline.pipeline.image3", "ProcessImagerL3Pipeline", asn, work / "image3"], work
         )
@@ -155,10 +155,11 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, nargs="+", default=[4, 9], help="numbers of dithered frames")
     parser.add_argument("--workdir", help="where to put the data (default: a temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--no-image3", action="store_true", help="only the floor and this package's steps")
     args = parser.parse_args(argv)
     base = Path(args.workdir or tempfile.mkdtemp(prefix="bench_image3_"))
     for count in args.frames:
-        rows, shape, bound = bench(args.size, count, base / f"n{count}")
+        rows, shape, bound = bench(args.size, count, base / f"n{count}", with_image3=not args.no_image3)
         floor = rows["floor"][0]
         print(f"\n{count} frames of {args.size}x{args.size} -> mosaic {shape[1]}x{shape[0]}")
         print(f"{'stage':<18} {'wall s':>8} {'x floor':>8} {'peak GiB':>9} {'x bound':>8}")
