@@ -6,10 +6,11 @@ the corners of a full frame) are written once; then each stage runs in a fresh P
 so that its time includes start-up and its peak memory (``VmHWM``) is its own:
 
 * ``startup``: importing the steps (included in every stage's time);
-* ``floor``: for each frame, read it, compute its pixel map on the mosaic grid (stcal's
-  ``calc_pixmap``) and drizzle its SCI (one ``drizzle.resample.Drizzle.add_image``): the bare
-  drizzle a mosaic needs. ``floor x2`` is twice that: outlier detection drizzles every frame
-  once more. It runs first and last (the machine may be shared): the mean is the reference;
+* ``floor``: for each frame, read it, compute its pixel map on the mosaic grid (the WCS
+  evaluated every ``--pixmap-stepsize`` pixels, as the steps do) and drizzle its SCI (one
+  ``drizzle.resample.Drizzle.add_image``): the bare drizzle a mosaic needs. ``floor x2`` is twice
+  that: outlier detection drizzles every frame once more. It runs first and last (the machine
+  may be shared): the mean is the reference;
 * ``outlier_detection``, ``resample``: the steps on the association, frames on disk;
 * ``source_catalog``: the step on the ``_i2d``;
 * ``image3``: the whole pipeline (tweakreg, skymatch, outlier_detection, resample,
@@ -58,7 +59,7 @@ import numpy as np
 from drizzle.resample import Drizzle
 from liger_iris_pipeline import datamodels
 from liger_iris_pipeline.resample.resample import frame_summary, output_grid, pixel_map
-asn = Path(sys.argv[1])
+asn, stepsize = Path(sys.argv[1]), int(sys.argv[2])
 members = [asn.parent / m["expname"] for m in json.loads(asn.read_text())["products"][0]["members"]]
 summaries = []
 for name in members:
@@ -68,7 +69,7 @@ wcs, _info, _scale, ratio = output_grid(summaries)
 driz = Drizzle(out_shape=wcs.array_shape, fillval=np.nan)
 for name in members:
     with datamodels.open(name) as model:
-        pixmap = pixel_map(model.meta.wcs, wcs, model.data.shape)
+        pixmap = pixel_map(model.meta.wcs, wcs, model.data.shape, stepsize)
         driz.add_image(model.data, exptime=1.0, pixmap=pixmap, pixel_scale_ratio=ratio)
 print(wcs.array_shape)
 """
@@ -80,9 +81,15 @@ import liger_iris_pipeline.resample, liger_iris_pipeline.outlier_detection, lige
 STEP = """
 import sys
 from importlib import import_module
-module, name, source, output = sys.argv[1:5]
+module, name, source, output, stepsize = sys.argv[1:6]
 step = getattr(import_module(module), name)
-result = step.call(source, output_dir=output, save_results=True)
+if name == "ProcessImagerL3Pipeline":
+    options = {"steps": {alias: {"pixmap_stepsize": int(stepsize)} for alias in ("outlier_detection", "resample")}}
+elif name == "SourceCatalogStep":
+    options = {}
+else:
+    options = {"pixmap_stepsize": int(stepsize)}
+result = step.call(source, output_dir=output, save_results=True, **options)
 """
 
 # Runs code in this process and appends the process's own peak RSS (VmHWM) to the file in argv[1].
@@ -117,25 +124,27 @@ def image3_available():
     return True
 
 
-def bench(size, count, work, with_image3=True):
+def bench(size, count, work, with_image3=True, stepsize=4):
     """Run every stage on ``count`` frames of ``size`` pixels; return the rows of the table."""
     work.mkdir(parents=True, exist_ok=True)
     run_stage(MAKE_FRAMES, [TESTS, work, size, count], work)
     asn = work / "bench_asn.json"
     frame_bytes = size * size * 4 * 6  # SCI, ERR, DQ, 3 variances
-    rows = {"startup": run_stage(STARTUP, [], work), "floor": run_stage(FLOOR, [asn], work)}
+    rows = {"startup": run_stage(STARTUP, [], work), "floor": run_stage(FLOOR, [asn, stepsize], work)}
     for name, module, klass, source in (
         ("outlier_detection", "liger_iris_pipeline.outlier_detection", "OutlierDetectionStep", asn),
         ("resample", "liger_iris_pipeline.resample", "ResampleStep", asn),
         ("source_catalog", "liger_iris_pipeline.source_catalog", "SourceCatalogStep", work / "out" / "bench_i2d.fits"),
     ):
-        rows[name] = run_stage(STEP, [module, klass, source, work / "out"], work)
+        rows[name] = run_stage(STEP, [module, klass, source, work / "out", stepsize], work)
     if with_image3 and image3_available():
         rows["image3"] = run_stage(
-            STEP, ["liger_iris_pipeline.pipeline.image3", "ProcessImagerL3Pipeline", asn, work / "image3"], work
+            STEP,
+            ["liger_iris_pipeline.pipeline.image3", "ProcessImagerL3Pipeline", asn, work / "image3", stepsize],
+            work,
         )
     # The machine may be shared: the floor again at the end, and the mean of the two is the reference.
-    again = run_stage(FLOOR, [asn], work)
+    again = run_stage(FLOOR, [asn, stepsize], work)
     rows["floor (again)"] = again
     rows["floor"] = ((rows["floor"][0] + again[0]) / 2, max(rows["floor"][1], again[1]))
     with_header = {}
@@ -156,12 +165,19 @@ def main(argv=None):
     parser.add_argument("--workdir", help="where to put the data (default: a temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--no-image3", action="store_true", help="only the floor and this package's steps")
+    parser.add_argument(
+        "--pixmap-stepsize", type=int, default=4, help="WCS evaluated every N pixels, floor and steps alike"
+    )
     args = parser.parse_args(argv)
     base = Path(args.workdir or tempfile.mkdtemp(prefix="bench_image3_"))
     for count in args.frames:
-        rows, shape, bound = bench(args.size, count, base / f"n{count}", with_image3=not args.no_image3)
+        work = base / f"n{count}"
+        rows, shape, bound = bench(args.size, count, work, not args.no_image3, args.pixmap_stepsize)
         floor = rows["floor"][0]
-        print(f"\n{count} frames of {args.size}x{args.size} -> mosaic {shape[1]}x{shape[0]}")
+        print(
+            f"\n{count} frames of {args.size}x{args.size} -> mosaic {shape[1]}x{shape[0]}, "
+            f"pixmap_stepsize {args.pixmap_stepsize}"
+        )
         print(f"{'stage':<18} {'wall s':>8} {'x floor':>8} {'peak GiB':>9} {'x bound':>8}")
         for name, (elapsed, peak) in rows.items():
             print(f"{name:<18} {elapsed:8.2f} {elapsed / floor:8.2f} {peak / 2**30:9.2f} {peak / bound:8.2f}")

@@ -37,7 +37,7 @@ class OutlierDetectionStep(TMTStep):
     backg = float(default=0.0)  # Background subtracted from the differences
     good_bits = string(default='~DO_NOT_USE')  # DQ bits that do not exclude a pixel from the drizzles
     in_memory = boolean(default=False)  # Keep frames and single drizzles in memory (else on disk)
-    pixmap_stepsize = integer(min=1, default=1)  # Evaluate the WCS every N pixels and interpolate
+    pixmap_stepsize = integer(min=1, default=4)  # Evaluate the WCS every N pixels and interpolate (1: every pixel)
     save_intermediate_results = boolean(default=False)  # Save the single drizzles, the median and the blots
     """
 

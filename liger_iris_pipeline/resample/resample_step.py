@@ -71,7 +71,7 @@ class ResampleStep(TMTStep):
     crpix = float_list(min=2, max=2, default=None)  # Reference pixel [x, y] (FITS, 1-based); default: the centre
     crval = float_list(min=2, max=2, default=None)  # Sky position [RA, Dec] (deg) of crpix; default: the centre
     good_bits = string(default='~DO_NOT_USE')  # DQ bits that do not exclude a pixel ('~DO_NOT_USE': only it excludes)
-    pixmap_stepsize = integer(min=1, default=1)  # Evaluate the WCS every N pixels and interpolate (1: every pixel)
+    pixmap_stepsize = integer(min=1, default=4)  # Evaluate the WCS every N pixels and interpolate (1: every pixel)
     in_memory = boolean(default=False)  # Keep all frames in memory instead of one at a time
     """
 
