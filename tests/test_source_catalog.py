@@ -125,3 +125,9 @@ def test_empty_and_invalid_images():
         make_catalog(np.full((8, 8), np.nan), np.ones((8, 8)))
     with pytest.raises(CatalogError, match="pixel area"):
         make_catalog(noise, np.ones_like(noise), bunit="MJy/sr")
+
+
+def test_a_frame_is_not_a_mosaic():
+    frames, _truth = make_frames(n_frames=1, shape=(64, 64), n_stars=1)
+    with pytest.raises(TypeError, match=r"frame0_cal.fits: the mosaic of SourceCatalogStep must be an IRISMosaicModel"):
+        SourceCatalogStep.call(frames[0])
