@@ -89,7 +89,8 @@ elif name == "SourceCatalogStep":
     options = {}
 else:
     options = {"pixmap_stepsize": int(stepsize)}
-result = step.call(source, output_dir=output, save_results=True, **options)
+# The flagged frames (_crf) are written on request only, as in image3.
+result = step.call(source, output_dir=output, save_results=name != "OutlierDetectionStep", **options)
 """
 
 # Runs code in this process and appends the process's own peak RSS (VmHWM) to the file in argv[1].

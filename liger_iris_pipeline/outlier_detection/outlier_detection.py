@@ -18,11 +18,10 @@ sky levels must agree: a level skymatch measured without subtracting it (``meta.
 """
 
 import logging
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from stcal.outlier_detection.median import MedianComputer
 from stcal.outlier_detection.utils import compute_weight_threshold, flag_resampled_crs
 
@@ -116,35 +115,24 @@ class OutlierDetector:
             (n_frames, *self.shape), in_memory=in_memory, buffer_size=buffer_size, dtype="float32", tempdir=tempdir
         )
         self._added = 0
-        # Each frame's pixel map, computed for its single drizzle, serves again for its blot: the
-        # WCS evaluation is the largest cost of both. On disk unless in_memory.
-        self._pixmaps = {} if in_memory else tempfile.TemporaryDirectory(prefix="pixmaps_", dir=tempdir or None)
+        # In memory, each frame's pixel map serves its single drizzle and its blot. On disk it is
+        # computed twice: with the WCS evaluated every few pixels (pixmap_stepsize) that is faster
+        # than writing and reading it back.
+        self._pixmaps = {} if in_memory else None
 
     def _keep_pixmap(self, index, pixmap):
-        if isinstance(self._pixmaps, dict):
+        if self._pixmaps is not None:
             self._pixmaps[index] = pixmap
-        else:
-            np.save(Path(self._pixmaps.name) / f"{index}.npy", pixmap)
 
     def _pixmap(self, index, model):
-        if index is not None:
-            if isinstance(self._pixmaps, dict):
-                if index in self._pixmaps:
-                    return self._pixmaps.pop(index)
-            else:
-                path = Path(self._pixmaps.name) / f"{index}.npy"
-                if path.exists():
-                    pixmap = np.load(path)
-                    path.unlink()
-                    return pixmap
+        if self._pixmaps is not None and index in self._pixmaps:
+            return self._pixmaps.pop(index)
         return pixel_map(model.meta.wcs, self.output_wcs, model.data.shape, self.pixmap_stepsize)
 
     def close(self):
-        """Remove the pixel maps kept between `add` and `flag`."""
-        if isinstance(self._pixmaps, dict):
+        """Drop the pixel maps kept between `add` and `flag`."""
+        if self._pixmaps is not None:
             self._pixmaps.clear()
-        else:
-            self._pixmaps.cleanup()
 
     def add(self, model):
         """Drizzle one frame alone onto the grid and keep it for the median.
@@ -183,7 +171,9 @@ class OutlierDetector:
         del pixmap
         result = single.finish()
         image, weight = result["data"], result["wht"]
-        threshold = compute_weight_threshold(weight, self.maskpt)
+        # The typical weight from every 4th row and column: the same clipped mean, 16 times faster.
+        sample = weight[::4, ::4] if weight.size > 1_000_000 else weight
+        threshold = compute_weight_threshold(sample, self.maskpt)
         image[~(weight >= threshold)] = np.nan
         if self._median.in_memory:
             self._median.append(image, self._added)
@@ -227,9 +217,16 @@ class OutlierDetector:
         blotted = blot(median, self.output_wcs, model.meta.wcs, model.data.shape, **options)
         undefined = ~np.isfinite(median)
         if undefined.any():
-            # The interpolation spreads the grid's undefined pixels (filled with 0) by its kernel's width.
-            reach = blot(undefined.astype(np.float32), self.output_wcs, model.meta.wcs, model.data.shape, **options)
-            blotted[~(np.abs(reach) < 1e-3)] = np.nan
+            # The quintic interpolation reaches 3 grid pixels around each point: frame pixels that
+            # land near a grid pixel without data (filled with 0 for blot_image) are not tested.
+            near = ndimage.binary_dilation(undefined, iterations=3)
+            ny, nx = near.shape
+            column = np.clip(np.nan_to_num(np.rint(pixmap[..., 0]), nan=-1), -1, nx).astype(np.intp)
+            row = np.clip(np.nan_to_num(np.rint(pixmap[..., 1]), nan=-1), -1, ny).astype(np.intp)
+            inside = (column >= 0) & (column < nx) & (row >= 0) & (row < ny)
+            unreliable = ~inside
+            unreliable[inside] = near[row[inside], column[inside]]
+            blotted[unreliable] = np.nan
         blotted += sky_level(model)
         mask = find_outliers(model.data, model.err, blotted, self.snr, self.scale, self.backg)
         # Pixels already unusable (known hot pixels, reference pixels...) stay as they are.
