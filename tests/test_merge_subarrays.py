@@ -72,7 +72,7 @@ def test_overlaps_and_two_full_frames_are_errors(det, pieces):
 
 
 def test_gwcs_is_rebuilt_for_the_full_frame(tmp_path, pieces):
-    with_wcs = [AssignWcsStep.call(piece) for piece in pieces]
+    with_wcs = [AssignWcsStep.call(piece, override_distortion="N/A") for piece in pieces]
     merged = MergeSubarraysStep.call(*with_wcs)
     # A pixel of subarray 2 has the same sky position in the subarray and in the merged frame.
     ra, dec = with_wcs[1].meta.wcs(3.0, 5.0)

@@ -40,13 +40,13 @@ def test_image2_product_records_its_provenance(small_cache_env, tmp_path, capsys
         }
         assert header["S_DQINIT"] == header["S_RAMP"] == "COMPLETE"
         units = {hdu.name: hdu.header.get("BUNIT") for hdu in hdulist[1:] if hdu.name != "ASDF"}
-    assert units == {
-        "SCI": "DN/s",
-        "ERR": "DN/s",
+    assert units == {  # photom: the cache's context (tmt_0002) has a PHOTOM reference
+        "SCI": "MJy/sr",
+        "ERR": "MJy/sr",
         "DQ": None,
-        "VAR_POISSON": "(DN/s)**2",
-        "VAR_RNOISE": "(DN/s)**2",
-        "VAR_FLAT": "(DN/s)**2",
+        "VAR_POISSON": "(MJy/sr)**2",
+        "VAR_RNOISE": "(MJy/sr)**2",
+        "VAR_FLAT": "(MJy/sr)**2",
     }
 
 
@@ -85,6 +85,8 @@ def test_image2_of_another_imager_detector(small_reduction):
         steps={
             "dark_current": {"override_dark": references["DARK"]},
             "flat_field": {"override_flat": references["FLAT"]},
+            "assign_wcs": {"override_distortion": "N/A"},  # the cache's rules are for IMG1
+            "photom": {"override_photom": "N/A"},
         },
     )
     assert cal.meta.obsname == "IMG3-SCI"
