@@ -213,8 +213,16 @@ class OutlierDetector:
             ``(number of newly flagged pixels, blot)``.
         """
         pixmap = self._pixmap(index, model)
-        options = {"pixmap": pixmap, "pixel_scale_ratio": self.pixel_scale_ratio, "fillval": np.nan}
-        blotted = blot(median, self.output_wcs, model.meta.wcs, model.data.shape, **options)
+        blotted = blot(
+            median,
+            self.output_wcs,
+            model.meta.wcs,
+            model.data.shape,
+            pixmap=pixmap,
+            pixel_scale_ratio=self.pixel_scale_ratio,
+            stepsize=self.pixmap_stepsize,
+            fillval=np.nan,
+        )
         undefined = ~np.isfinite(median)
         if undefined.any():
             # The quintic interpolation reaches 3 grid pixels around each point: frame pixels that

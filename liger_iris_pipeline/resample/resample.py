@@ -228,25 +228,39 @@ def pixel_map(input_wcs, output_wcs, shape, stepsize=1, block_rows=256):
     return pixmap
 
 
-def area_ratio(pixmap):
+def area_ratio(pixmap, step=1):
     """Return ``J``, the output-pixel area of each input pixel (Jacobian determinant of the map).
 
     Parameters
     ----------
     pixmap : numpy.ndarray
         (ny, nx, 2), from `pixel_map`.
+    step : int
+        Compute ``J`` every ``step`` pixels and repeat it in between: the area of a smooth map
+        changes by ~1e-5 over a few pixels (IRIS's distortion), at ``1 / step**2`` of the cost.
 
     Returns
     -------
     numpy.ndarray
         (ny, nx) float32; NaN where the map is undefined.
     """
-    x, y = pixmap[..., 0], pixmap[..., 1]
+    ny, nx = pixmap.shape[:2]
+    step = max(1, min(int(step), ny // 2, nx // 2))
+    # Sample points at the centres of step x step blocks, so that the repeated value is centred.
+    offset = (step - 1) // 2
+    x, y = pixmap[offset::step, offset::step, 0], pixmap[offset::step, offset::step, 1]
+    if x.shape[0] < 2 or x.shape[1] < 2:
+        x, y, step, offset = pixmap[..., 0], pixmap[..., 1], 1, 0
     dxdi = np.gradient(x, axis=1)
     dxdj = np.gradient(x, axis=0)
     dydi = np.gradient(y, axis=1)
     dydj = np.gradient(y, axis=0)
-    return np.abs(dxdi * dydj - dxdj * dydi).astype(np.float32)
+    area = (np.abs(dxdi * dydj - dxdj * dydi) / (step * step)).astype(np.float32)
+    if step > 1:
+        area = np.repeat(np.repeat(area, step, axis=0), step, axis=1)
+        pad = ((0, max(0, ny - area.shape[0])), (0, max(0, nx - area.shape[1])))
+        area = np.pad(area, pad, mode="edge")[:ny, :nx]
+    return area
 
 
 class Resampler:
@@ -306,6 +320,8 @@ class Resampler:
         self.fillval = fillval
         self.variances = variances
         self.pixmap_stepsize = pixmap_stepsize
+        # The pixel areas are as smooth as the interpolated pixel map.
+        self.area_step = pixmap_stepsize
         self.count = 0
         self.exposure_time = 0.0
         self._driz = Drizzle(kernel=kernel, fillval=fillval, out_shape=self.shape, disable_ctx=not context)
@@ -403,16 +419,19 @@ class Resampler:
     def _flux_scale(self, pixmap):
         """``A_nominal / A_true`` of each input pixel (see the module's docstring)."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            scale = 1.0 / (area_ratio(pixmap) * self.pixel_scale_ratio**2)
+            scale = 1.0 / (area_ratio(pixmap, self.area_step) * self.pixel_scale_ratio**2)
         scale[~np.isfinite(scale)] = 0.0
         return scale
 
     def _add_variances(self, variances, pixmap, weight, scale, exptime):
         """jwst's variance resampling: drizzle ``sqrt(var)``, square, combine with squared weights."""
-        drizzled = {}
+        drizzled, zero = {}, []
         for name in VARIANCE_ARRAYS:
             variance = variances.get(name)
             if variance is None:
+                continue
+            if not variance.any():
+                zero.append(name)  # no flat error known...: nothing to drizzle, it stays zero
                 continue
             error = np.sqrt(np.clip(np.nan_to_num(variance, nan=0.0), 0.0, None)) * scale
             single = Drizzle(kernel=self.kernel, fillval=np.nan, out_shape=self.shape, disable_ctx=True)
@@ -436,6 +455,8 @@ class Resampler:
             if reference is not None:
                 frame_weight[~np.isfinite(reference)] = 0.0
         frame_weight = np.nan_to_num(frame_weight, nan=0.0, posinf=0.0).astype(np.float32)
+        for name in zero:
+            drizzled[name] = np.zeros(self.shape, np.float32)
         square = frame_weight * frame_weight
         for name, variance in drizzled.items():
             self._var_sum[name] += np.nan_to_num(variance * square, nan=0.0)
@@ -510,7 +531,7 @@ def blot(image, image_wcs, target_wcs, target_shape, pixmap=None, pixel_scale_ra
     """
     if pixmap is None:
         pixmap = pixel_map(target_wcs, image_wcs, target_shape, stepsize)
-    area = area_ratio(pixmap) * pixel_scale_ratio**2
+    area = area_ratio(pixmap, stepsize) * pixel_scale_ratio**2
     pixmap = np.where(np.isfinite(pixmap), pixmap, -1.0)
     source = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0)
     out = np.full(target_shape, fillval, dtype=np.float32)
