@@ -79,8 +79,9 @@ def test_without_the_area_correction_the_flux_would_be_biased():
     pixmap = pixel_map(frames[0].meta.wcs, wcs, (160, 160))
     area = area_ratio(pixmap)
     assert area.max() - area.min() > 0.05
-    # Computed every 4 pixels and repeated (the steps' default): the same areas to 1e-3 even there.
-    np.testing.assert_allclose(area_ratio(pixmap, 4), area, rtol=1e-3)
+    # Computed every 4 pixels and interpolated (the steps' default): the same areas to 0.3 % even there
+    # (1.5e-4 for a distortion of IRIS's relative size).
+    np.testing.assert_allclose(area_ratio(pixmap, 4), area, rtol=3e-3)
 
 
 def test_variances_and_weights():

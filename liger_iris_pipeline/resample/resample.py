@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from drizzle.resample import Drizzle, blot_image
+from scipy.interpolate import RectBivariateSpline
 from stcal.resample.utils import build_driz_weight, calc_pixmap
 
 from ..assign_wcs.imaging import make_gwcs, pc_matrix
@@ -236,8 +237,8 @@ def area_ratio(pixmap, step=1):
     pixmap : numpy.ndarray
         (ny, nx, 2), from `pixel_map`.
     step : int
-        Compute ``J`` every ``step`` pixels and repeat it in between: the area of a smooth map
-        changes by ~1e-5 over a few pixels (IRIS's distortion), at ``1 / step**2`` of the cost.
+        Compute ``J`` every ``step`` pixels and interpolate bilinearly in between: the area of a
+        smooth map is smooth, at ``1 / step**2`` of the cost of the gradients.
 
     Returns
     -------
@@ -245,22 +246,30 @@ def area_ratio(pixmap, step=1):
         (ny, nx) float32; NaN where the map is undefined.
     """
     ny, nx = pixmap.shape[:2]
-    step = max(1, min(int(step), ny // 2, nx // 2))
-    # Sample points at the centres of step x step blocks, so that the repeated value is centred.
-    offset = (step - 1) // 2
-    x, y = pixmap[offset::step, offset::step, 0], pixmap[offset::step, offset::step, 1]
-    if x.shape[0] < 2 or x.shape[1] < 2:
-        x, y, step, offset = pixmap[..., 0], pixmap[..., 1], 1, 0
-    dxdi = np.gradient(x, axis=1)
-    dxdj = np.gradient(x, axis=0)
-    dydi = np.gradient(y, axis=1)
-    dydj = np.gradient(y, axis=0)
-    area = (np.abs(dxdi * dydj - dxdj * dydi) / (step * step)).astype(np.float32)
-    if step > 1:
-        area = np.repeat(np.repeat(area, step, axis=0), step, axis=1)
-        pad = ((0, max(0, ny - area.shape[0])), (0, max(0, nx - area.shape[1])))
-        area = np.pad(area, pad, mode="edge")[:ny, :nx]
-    return area
+    rows = _sample_points(ny, step)
+    columns = _sample_points(nx, step)
+    x, y = pixmap[np.ix_(rows, columns)][..., 0], pixmap[np.ix_(rows, columns)][..., 1]
+    dxdi = np.gradient(x, columns, axis=1)
+    dxdj = np.gradient(x, rows, axis=0)
+    dydi = np.gradient(y, columns, axis=1)
+    dydj = np.gradient(y, rows, axis=0)
+    area = np.abs(dxdi * dydj - dxdj * dydi)
+    if len(rows) == ny and len(columns) == nx:
+        return area.astype(np.float32)
+    if not np.isfinite(area).all():
+        # Undefined parts of the map: no interpolation across them.
+        return area_ratio(pixmap, 1)
+    spline = RectBivariateSpline(rows, columns, area, kx=1, ky=1)
+    return spline(np.arange(ny), np.arange(nx), grid=True).astype(np.float32)
+
+
+def _sample_points(n, step):
+    """Every ``step``-th index of ``n``, the last one included (at least 2 points)."""
+    step = max(1, min(int(step), (n - 1) // 2 or 1))
+    points = np.arange(0, n, step)
+    if points[-1] != n - 1:
+        points = np.append(points, n - 1)
+    return points
 
 
 class Resampler:
