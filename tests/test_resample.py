@@ -22,6 +22,8 @@ from liger_iris_pipeline.resample.resample import (
     frame_summary,
     make_output_wcs,
     output_grid,
+    resample_library,
+    sky_level,
 )
 
 
@@ -183,3 +185,15 @@ def test_resample_step_on_disk(tmp_path):
     mosaic.close()
     for model in frames:
         model.close()
+
+
+def test_skymatch_level_not_subtracted_is_taken_out():
+    frames, _truth = make_frames(n_frames=2, shape=(64, 64), n_stars=1, sky=0.5, distortion=0.0)
+    for model in frames:
+        model.meta.background.level = 0.5  # measured by skymatch, left in the data (BKGSUB = F)
+        model.meta.background.subtracted = False
+    wcs, _ = make_output_wcs([frame_footprint(m.meta.wcs, m.data.shape) for m in frames], PLATE_SCALE)
+    result = resample_library(ModelLibrary(frames), Resampler(wcs))
+    assert abs(np.nanmedian(result["data"])) < 0.01
+    frames[0].meta.background.subtracted = True  # already subtracted: nothing more taken out
+    assert sky_level(frames[0]) == 0.0
