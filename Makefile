@@ -33,8 +33,9 @@ test-c: $(VENV)/.installed
 
 PYTEST = cd tests && ../$(BIN)/python -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml
 
+# Every test, spread over the cores like test-fast (one test file per worker).
 test-python: $(VENV)/.installed
-	$(PYTEST) .
+	$(PYTEST) -n auto --dist loadfile .
 
 # The edit-test loop (under two minutes): every test but the end-to-end and documentation runs,
 # spread over the cores (one test file per worker: module fixtures are built once).
