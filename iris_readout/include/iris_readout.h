@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define IRIS_READOUT_VERSION_MAJOR 1
-#define IRIS_READOUT_VERSION_MINOR 1
+#define IRIS_READOUT_VERSION_MINOR 2
 #define IRIS_READOUT_VERSION_PATCH 0
 
 /* Data-quality bits: the names and values of liger_iris_pipeline.dqflags
