@@ -79,12 +79,19 @@ class SourceCatalogStep(TMTStep):
         return catalog
 
     def write_products(self, catalog, segmentation, mosaic, base):
-        """Write ``<base>_cat.ecsv`` and ``<base>_segm.fits``; return their paths."""
+        """Write ``<base>_cat.ecsv`` and ``<base>_segm.fits``; return their paths.
+
+        Both are products of the run: written under temporary names and renamed with the run's
+        other products, so a run that fails later leaves neither behind.
+        """
         from astropy.io import fits
+
+        from ..lib.output import writing
 
         catalog_path = self.make_output_path(basepath=base, suffix="cat", ext="ecsv")
         segmentation_path = self.make_output_path(basepath=base, suffix="segm")
-        catalog.write(catalog_path, format="ascii.ecsv", overwrite=True)
+        with writing(catalog_path) as temporary:
+            catalog.write(temporary, format="ascii.ecsv", overwrite=True)
         header = fits.Header()
         for key, value in (mosaic.meta.wcsinfo.instance or {}).items():
             if isinstance(value, (int, float, str)) and len(key) <= 8:
@@ -92,8 +99,8 @@ class SourceCatalogStep(TMTStep):
         header["BUNIT"] = ""
         header["EXTNAME"] = "SCI"
         hdus = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(segmentation.astype(np.int32), header=header)])
-        hdus.writeto(segmentation_path, overwrite=True)
-        hdus.close()
+        with writing(segmentation_path) as temporary:
+            hdus.writeto(temporary, overwrite=True, checksum=True)
         log.info("Saved %s (%d sources) and %s", catalog_path, len(catalog), segmentation_path)
         return catalog_path, segmentation_path
 
