@@ -22,7 +22,7 @@ from stpipe.library import AbstractModelLibrary, NoGroupID
 
 from .model_base import DataModelError
 
-__all__ = ["ModelLibrary", "as_library", "group_id"]
+__all__ = ["ModelLibrary", "as_library", "group_id", "library_outputs"]
 
 
 def group_id(program, observation, exposure_number):
@@ -193,3 +193,34 @@ def _association_from_files(paths):
     name = stem.rsplit("_", 1)[0] if "_" in stem else stem
     return {"asn_type": "image3", "asn_pool": "files", "products": [{"name": name, "members": members}]}
 
+
+def library_outputs(step, step_input, suffix, per_frame):
+    """Return the final names of the products a Level 3 step saves for a library or list input.
+
+    Parameters
+    ----------
+    step : TMTStep
+        The step (its ``output_dir`` and ``output_file``).
+    step_input : ModelLibrary, str or list
+        The step's input.
+    suffix : str
+        The product's suffix.
+    per_frame : bool
+        One product per frame (``crf``) instead of one for the association (``i2d``).
+
+    Returns
+    -------
+    list of str
+    """
+    if step.output_file and not per_frame:
+        return [step.make_output_path(basepath=step.output_file, suffix=suffix)]
+    library = step_input if isinstance(step_input, ModelLibrary) else None
+    if library is None:
+        return []  # made into a library by process(); names checked when saved
+    try:
+        names = library.member_filenames()
+        product = library.product_name()
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return []
+    bases = [os.path.basename(name) for name in names] if per_frame else [f"{product}.fits"]
+    return [step.make_output_path(basepath=base, suffix=suffix) for base in bases]

@@ -3,9 +3,8 @@
 import logging
 import os
 
-from ..datamodels.library import as_library
-from ..resample.resample import output_grid, summarize_library
-from ..resample.resample_step import _fill_value, library_outputs
+from ..datamodels.library import as_library, library_outputs
+from ..resample.resample import fill_value, output_grid, summarize_library
 from ..stpipe import TMTStep
 from .outlier_detection import OutlierDetector
 
@@ -83,7 +82,7 @@ class OutlierDetectionStep(TMTStep):
             tempdir=self.output_dir or os.getcwd(),
             pixmap_stepsize=self.pixmap_stepsize,
         )
-        fill = _fill_value(self.fillval)
+        fill = fill_value(self.fillval)
         with library:
             for index in range(len(library)):
                 model = library.borrow(index)

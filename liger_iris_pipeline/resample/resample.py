@@ -44,6 +44,7 @@ __all__ = [
     "Resampler",
     "blot",
     "check_frames",
+    "fill_value",
     "frame_footprint",
     "frame_summary",
     "make_output_wcs",
@@ -759,3 +760,11 @@ def summarize_library(library):
                 library.shelve(model, index, modify=False)
             del model
     return summaries
+
+
+def fill_value(text):
+    """Return the numeric fill value of a ``fillval`` parameter (``NaN``, ``INDEF`` or a number)."""
+    text = str(text).strip().upper()
+    if text in ("NAN", "INDEF", "NONE", ""):
+        return np.nan
+    return float(text)

@@ -2,51 +2,16 @@
 
 import logging
 import math
-import os
 
 import numpy as np
 
-from ..datamodels.library import as_library
+from ..datamodels.library import as_library, library_outputs
 from ..stpipe import TMTStep
-from .resample import Resampler, output_grid, resample_library, summarize_library
+from .resample import Resampler, fill_value, output_grid, resample_library, summarize_library
 
-__all__ = ["ResampleStep", "library_outputs"]
+__all__ = ["ResampleStep"]
 
 log = logging.getLogger(__name__)
-
-
-def library_outputs(step, step_input, suffix, per_frame):
-    """Return the final names of the products a Level 3 step saves for a library or list input.
-
-    Parameters
-    ----------
-    step : TMTStep
-        The step (its ``output_dir`` and ``output_file``).
-    step_input : ModelLibrary, str or list
-        The step's input.
-    suffix : str
-        The product's suffix.
-    per_frame : bool
-        One product per frame (``crf``) instead of one for the association (``i2d``).
-
-    Returns
-    -------
-    list of str
-    """
-    from ..datamodels.library import ModelLibrary
-
-    if step.output_file and not per_frame:
-        return [step.make_output_path(basepath=step.output_file, suffix=suffix)]
-    library = step_input if isinstance(step_input, ModelLibrary) else None
-    if library is None:
-        return []  # made into a library by process(); names checked when saved
-    try:
-        names = library.member_filenames()
-        product = library.product_name()
-    except (AttributeError, KeyError, IndexError, TypeError):
-        return []
-    bases = [os.path.basename(name) for name in names] if per_frame else [f"{product}.fits"]
-    return [step.make_output_path(basepath=base, suffix=suffix) for base in bases]
 
 
 class ResampleStep(TMTStep):
@@ -113,7 +78,7 @@ class ResampleStep(TMTStep):
             kernel=self.kernel,
             weight_type=self.weight_type,
             good_bits=self.good_bits,
-            fillval=_fill_value(self.fillval),
+            fillval=fill_value(self.fillval),
             pixmap_stepsize=self.pixmap_stepsize,
         )
         names = []
@@ -140,13 +105,6 @@ def _product_name(library):
         return library.product_name()
     except (AttributeError, KeyError, IndexError):
         return None
-
-
-def _fill_value(text):
-    text = str(text).strip().upper()
-    if text in ("NAN", "INDEF", "NONE", ""):
-        return np.nan
-    return float(text)
 
 
 def make_mosaic_model(library, arrays, wcs, info, pixel_scale, summaries):

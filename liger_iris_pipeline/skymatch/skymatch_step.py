@@ -46,7 +46,7 @@ class SkyMatchStep(TMTStep):
 
     def planned_outputs(self, *args):
         """Return each frame's product, ``<frame>_skymatch.fits`` (see `TMTStep.planned_outputs`)."""
-        from ..resample.resample_step import library_outputs
+        from ..datamodels.library import library_outputs
 
         return library_outputs(self, args[0], self.suffix or self.default_suffix(), per_frame=True)
 

@@ -58,7 +58,7 @@ class TweakRegStep(TMTStep):
 
     def planned_outputs(self, *args):
         """Return each frame's product, ``<frame>_tweakreg.fits`` (see `TMTStep.planned_outputs`)."""
-        from ..resample.resample_step import library_outputs
+        from ..datamodels.library import library_outputs
 
         return library_outputs(self, args[0], self.suffix or self.default_suffix(), per_frame=True)
 
