@@ -61,9 +61,15 @@ SMALL_FRAME_RADII = {"aperture_radius": 2.0, "annulus_inner": 2.2, "annulus_oute
 Liger at 2.3 micron, is 4.9 pixels)."""
 
 STANDARD_NREADS = 20
-"""Reads of the cache's standard exposure in each filter (one exposure, ~0.1 s): enough signal for
-the faint narrow-band standards at Keck; the conversions come out within ~0.4 % (IRIS broad bands)
-to a few % (narrowest Liger filters)."""
+"""Reads per integration of the cache's standard exposure in each filter: enough signal for the
+faint narrow-band standards at Keck; one integration gives a conversion within ~0.4 % (IRIS broad
+bands) to a few % (narrowest Liger filters)."""
+
+STANDARD_INTEGRATIONS = 10
+"""Integrations of a full-size cache's standard exposure in each filter: one integration's ~0.4 %
+would dominate the error budget of every star brighter than S/N ~250 (the calibrated fluxes'
+pulls); ten bring it to ~0.13 % for the cost of one pipeline run. Caches of detectors smaller
+than `STANDARD_SUBARRAY` (the tests') take one."""
 
 
 def photom_reference_for_cache(detector, references, useafter):
@@ -123,6 +129,7 @@ def _photom_from_simulated_standards(detector, references, useafter):
     subarray = ((nx - side) // 2 + 1, (ny - side) // 2 + 1, side, side)
     ramp_fit = {f"override_{name.lower()}": references[name] for name in ("NONLIN", "SATURATION", "READNOISE", "GAIN")}
     level1 = Detector1Pipeline(steps={"dq_init": {"override_mask": references["MASK"]}, "ramp_fit": ramp_fit})
+    nints = STANDARD_INTEGRATIONS if side >= STANDARD_SUBARRAY else 1
     frames = []
     for index, filter_name in enumerate(simulate.filter_names()):
         ramp, _ = simulate.simulate_standard_exposure(
@@ -130,6 +137,7 @@ def _photom_from_simulated_standards(detector, references, useafter):
             filter=filter_name,
             subarray=subarray,
             nreads=STANDARD_NREADS,
+            nints=nints,
             seed=20_000 + index,
             cosmic_ray_rate=0.0,
         )
@@ -150,7 +158,7 @@ def _photom_from_simulated_standards(detector, references, useafter):
         )
         photom = pipeline.run(frames)
     photom.meta.description = (
-        "Photometric conversion DN/s -> MJy/sr: simulated standard stars, one exposure "
-        "per filter, calibrated with the cache's dark and flat"
+        f"Photometric conversion DN/s -> MJy/sr: simulated standard stars, one exposure of {nints} "
+        "integration(s) per filter, calibrated with the cache's dark and flat"
     )
     return photom
