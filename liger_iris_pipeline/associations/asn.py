@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["AssociationError", "Level2Product", "load_asn", "make_asn"]
+__all__ = [
+    "AssociationError",
+    "Level2Product",
+    "check_members_exist",
+    "load_asn",
+    "make_asn",
+    "read_document",
+    "validate_document",
+    "write_document",
+]
 
 
 class AssociationError(ValueError):
@@ -47,20 +56,56 @@ class Level2Product:
     asn_pool: str | None = None
 
 
-def _schema():
-    text = resources.files(__package__).joinpath("schemas/level2_asn.schema.json").read_text()
-    return json.loads(text)
+def validate_document(document, path, schema="level2_asn", kind="association"):
+    """Raise `AssociationError` naming the first place where `document` breaks its JSON schema.
 
-
-def _validate(document, path):
+    Parameters
+    ----------
+    document : object
+        The parsed association.
+    path : str or os.PathLike
+        The file, for the message.
+    schema : str
+        ``schemas/<schema>.schema.json`` of this package.
+    kind : str
+        What the document should be, for the message (``Level 3 association``).
+    """
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(_schema())
+    text = resources.files(__package__).joinpath(f"schemas/{schema}.schema.json").read_text()
+    validator = jsonschema.Draft202012Validator(json.loads(text))
     errors = sorted(validator.iter_errors(document), key=lambda error: list(error.absolute_path))
     if errors:
         error = errors[0]
         where = "/".join(str(part) for part in error.absolute_path) or "top level"
-        raise AssociationError(f"{path}: invalid association at {where}: {error.message}")
+        raise AssociationError(f"{path}: invalid {kind} at {where}: {error.message}")
+
+
+def read_document(path):
+    """Return the parsed JSON of an association file, or raise `AssociationError` saying why not."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise AssociationError(f"{path}: no such association file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AssociationError(f"{path}: not a JSON association ({exc})") from exc
+
+
+def check_members_exist(path, members):
+    """Raise `AssociationError` naming the member files of association `path` that do not exist."""
+    missing = [str(member) for member in members if not member.exists()]
+    if missing:
+        raise AssociationError(f"{path}: member file(s) not found: {', '.join(missing)}")
+
+
+def write_document(document, output, members):
+    """Write an association to `output` (all or nothing), never over one of its `members`."""
+    from ..lib.output import OutputTransaction, writing
+
+    with OutputTransaction([(name, "association member") for name in members]) as transaction:
+        transaction.check(output)
+        with writing(output) as temporary:
+            Path(temporary).write_text(json.dumps(document, indent=2) + "\n")
 
 
 def load_asn(path, check_files=True):
@@ -85,13 +130,8 @@ def load_asn(path, check_files=True):
         (with ``check_files``) a missing member file.
     """
     path = Path(path)
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AssociationError(f"{path}: no such association file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AssociationError(f"{path}: not a JSON association ({exc})") from exc
-    _validate(document, path)
+    document = read_document(path)
+    validate_document(document, path)
     products = []
     for index, product in enumerate(document["products"]):
         science = [m["expname"] for m in product["members"] if m["exptype"] == "science"]
@@ -103,9 +143,7 @@ def load_asn(path, check_files=True):
             )
         members = [path.parent / name for name in (*science, *background)]
         if check_files:
-            missing = [str(member) for member in members if not member.exists()]
-            if missing:
-                raise AssociationError(f"{path}: member file(s) not found: {', '.join(missing)}")
+            check_members_exist(path, members)
         products.append(Level2Product(product["name"], members[0], members[1:], path.name, document.get("asn_pool")))
     return products
 
@@ -156,15 +194,9 @@ def make_asn(science, background=(), product_name=None, asn_type="image2", outpu
         "asn_pool": "liger_iris_pipeline",
         "products": products,
     }
-    _validate(document, output or "<association>")
+    validate_document(document, output or "<association>")
     if output is not None:
-        from ..lib.output import OutputTransaction, writing
-
-        members = [(name, "association member") for name in (*science, *background)]
-        with OutputTransaction(members) as transaction:
-            transaction.check(output)
-            with writing(output) as temporary:
-                Path(temporary).write_text(json.dumps(document, indent=2) + "\n")
+        write_document(document, output, (*science, *background))
     return document
 
 

@@ -12,10 +12,9 @@ Member names are relative to the association file's directory. ``image3`` reads 
 
 import json
 import os
-from importlib import resources
 from pathlib import Path
 
-from .asn import AssociationError
+from .asn import AssociationError, check_members_exist, read_document, validate_document, write_document
 
 __all__ = [
     "association_members",
@@ -27,16 +26,7 @@ __all__ = [
 
 
 def _validate(document, path):
-    import jsonschema
-
-    schema = json.loads(resources.files(__package__).joinpath("schemas/level3_asn.schema.json").read_text())
-    errors = sorted(
-        jsonschema.Draft202012Validator(schema).iter_errors(document), key=lambda error: list(error.absolute_path)
-    )
-    if errors:
-        error = errors[0]
-        where = "/".join(str(part) for part in error.absolute_path) or "top level"
-        raise AssociationError(f"{path}: invalid Level 3 association at {where}: {error.message}")
+    validate_document(document, path, schema="level3_asn", kind="Level 3 association")
 
 
 def read_level3_asn(path):
@@ -57,13 +47,7 @@ def read_level3_asn(path):
     AssociationError
         Unreadable JSON or a schema violation (for example a Level 2 association).
     """
-    path = Path(path)
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AssociationError(f"{path}: no such association file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AssociationError(f"{path}: not a JSON association ({exc})") from exc
+    document = read_document(path)
     _validate(document, path)
     return document
 
@@ -184,12 +168,7 @@ def make_level3_asn(members, product_name, output=None, pool="liger_iris_pipelin
     }
     _validate(document, output or "<association>")
     if output is not None:
-        from ..lib.output import OutputTransaction, writing
-
-        with OutputTransaction([(name, "association member") for name in members]) as transaction:
-            transaction.check(output)
-            with writing(output) as temporary:
-                Path(temporary).write_text(json.dumps(document, indent=2) + "\n")
+        write_document(document, output, members)
     return document
 
 
@@ -224,9 +203,8 @@ def association_members(path, check_files=True):
     if isinstance(document, dict) and document.get("asn_type") == "image3":
         document = read_level3_asn(path)
         members = [path.parent / member["expname"] for member in document["products"][0]["members"]]
-        missing = [str(member) for member in members if check_files and not member.exists()]
-        if missing:
-            raise AssociationError(f"{path}: member file(s) not found: {', '.join(missing)}")
+        if check_files:
+            check_members_exist(path, members)
         return members
     products = load_asn(path, check_files=check_files)
     science = [product.science for product in products]
