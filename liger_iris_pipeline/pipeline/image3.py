@@ -159,8 +159,8 @@ class ProcessImagerL3Pipeline(TMTPipeline):
         product = self._product_name(library, step_input)
         self.output_file = product
         # Each step keeps the pipeline's choice of memory use.
-        self.tweakreg.on_disk = self.skymatch.on_disk = library.on_disk
-        self.outlier_detection.in_memory = self.resample.in_memory = not library.on_disk
+        for step in (self.tweakreg, self.skymatch, self.outlier_detection, self.resample):
+            step.in_memory = not library.on_disk
         log.info("image3: %d frames -> %s", len(library), product)
         if len(library) > 1:
             check_overlaps(library)

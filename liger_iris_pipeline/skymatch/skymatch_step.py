@@ -41,7 +41,7 @@ class SkyMatchStep(TMTStep):
     usigma = float(min=0.0, default=4.0)  # upper clipping limit (sigma)
     binwidth = float(min=0.0, default=0.1)  # histogram bin of 'mode' and 'midpt' (science units)
     bad_flags = string(default='DO_NOT_USE')  # DQ flags of the pixels ignored
-    on_disk = boolean(default=False)  # keep the frames in temporary files (one in memory at a time)
+    in_memory = boolean(default=True)  # keep every frame in memory (False: one at a time from temporary files)
     """
 
     def planned_outputs(self, *args):
@@ -58,7 +58,7 @@ class SkyMatchStep(TMTStep):
         ModelLibrary
             The frames, updated in place when the input is a library.
         """
-        library = as_library(step_input, on_disk=self.on_disk)
+        library = as_library(step_input, on_disk=not self.in_memory)
         # Saved frames are named after each frame (x_cal.fits -> x_skymatch.fits).
         self.output_use_model = True
         with tempfile.TemporaryDirectory(prefix="skymatch-", dir=".") as scratch:

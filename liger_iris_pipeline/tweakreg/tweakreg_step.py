@@ -53,7 +53,7 @@ class TweakRegStep(TMTStep):
     abs_use2dhist = boolean(default=True)
     abs_nclip = integer(default=3)
     abs_sigma = float(default=3.0)
-    on_disk = boolean(default=False)  # keep the frames in temporary files (one in memory at a time)
+    in_memory = boolean(default=True)  # keep every frame in memory (False: one at a time from temporary files)
     """
 
     def planned_outputs(self, *args):
@@ -70,7 +70,7 @@ class TweakRegStep(TMTStep):
         ModelLibrary
             The frames, corrected in place when the input is a library.
         """
-        library = as_library(step_input, on_disk=self.on_disk)
+        library = as_library(step_input, on_disk=not self.in_memory)
         # Saved frames are named after each frame (x_cal.fits -> x_tweakreg.fits).
         self.output_use_model = True
         frames = []
