@@ -18,10 +18,10 @@ from astropy import units as u
 from astropy.modeling import fitting, models
 from gwcs import coordinate_frames as cf
 from gwcs import wcs as gwcs_wcs
-from scipy.special import erf
 
 from liger_iris_pipeline import datamodels
 from liger_iris_pipeline.assign_wcs.imaging import pc_matrix
+from liger_iris_pipeline.simulate.scene import _add_gaussian as add_gaussian  # the simulator's pixel-integrated PSF
 
 PLATE_SCALE = 0.004  # arcsec
 PIXAR_SR = (PLATE_SCALE / 3600.0 * math.pi / 180.0) ** 2
@@ -82,24 +82,6 @@ def frame_wcs(shape, crval, position_angle, distortion_amplitude):
         return forward(uu, vv)
 
     return wcs, sky_to_detector, tan
-
-
-def _gaussian_stamp(x, y, sigma, half):
-    x0, y0 = round(x) - half, round(y) - half
-    ex = np.arange(x0, x0 + 2 * half + 2) - 0.5
-    ey = np.arange(y0, y0 + 2 * half + 2) - 0.5
-    wx = np.diff(0.5 * erf((ex - x) / (sigma * math.sqrt(2))))
-    wy = np.diff(0.5 * erf((ey - y) / (sigma * math.sqrt(2))))
-    return np.outer(wy, wx), x0, y0
-
-
-def _paste(image, stamp, x0, y0):
-    ny, nx = image.shape
-    sy, sx = stamp.shape
-    ya, xa = max(y0, 0), max(x0, 0)
-    yb, xb = min(y0 + sy, ny), min(x0 + sx, nx)
-    if ya < yb and xa < xb:
-        image[ya:yb, xa:xb] += stamp[ya - y0 : yb - y0, xa - x0 : xb - x0]
 
 
 def make_frames(
@@ -173,7 +155,6 @@ def make_frames(
     ra, dec = centre_tan(-positions[:, 0], positions[:, 1])
     flux_jy = np.exp(rng.uniform(np.log(flux_range[0]), np.log(flux_range[1]), n_stars))
     sigma = fwhm / (2 * math.sqrt(2 * math.log(2)))
-    half = int(math.ceil(6 * sigma)) + 1
     frames, masks, star_images = [], [], []
     for index in range(n_frames):
         offset = rng.uniform(-dither, dither, 2) if index else np.zeros(2)
@@ -183,8 +164,7 @@ def make_frames(
         truth_image = np.full(shape, sky, np.float64)
         x, y = sky_to_detector(ra, dec)
         for xs, ys, flux in zip(x, y, flux_jy, strict=True):
-            stamp, x0, y0 = _gaussian_stamp(xs, ys, sigma, half)
-            _paste(truth_image, stamp * flux * 1e-6 / PIXAR_SR, x0, y0)
+            add_gaussian(truth_image, xs, ys, sigma, flux * 1e-6 / PIXAR_SR)
         var_poisson = (truth_image / gain).astype(np.float32)
         var_rnoise = np.full(shape, rnoise**2, np.float32)
         var_flat = np.zeros(shape, np.float32)
