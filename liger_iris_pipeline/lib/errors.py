@@ -11,7 +11,7 @@ import re
 import sys
 import traceback
 
-__all__ = ["command_failed", "one_line", "run_command", "traceback_requested"]
+__all__ = ["command_failed", "failure_message", "one_line", "run_command", "traceback_requested"]
 
 DEBUG_FLAGS = ("--debug", "--verbose", "-v")
 """Command-line flags that ask for tracebacks."""
@@ -77,6 +77,24 @@ def command_failed(prog, exc, file=None, show_traceback=False):
     """
     if show_traceback:
         traceback.print_exception(exc, file=sys.stderr)
+    print(f"{prog}: error: {failure_message(exc, file)}", file=sys.stderr, flush=True)
+    return 1
+
+
+def failure_message(exc, file=None):
+    """Return the one line that reports a failure: ``<file>: <problem>`` (`command_failed` without the command).
+
+    Parameters
+    ----------
+    exc : BaseException
+        The failure.
+    file : str or os.PathLike, optional
+        The file being worked on, named when the message does not name it already.
+
+    Returns
+    -------
+    str
+    """
     message = one_line(exc)
     if file is not None:
         file = os.fspath(file)
@@ -85,8 +103,7 @@ def command_failed(prog, exc, file=None, show_traceback=False):
             message = f"{file}: {message[len(name) + 2 :]}"
         elif not _FILE_FIRST.match(message):
             message = f"{file}: {message}"
-    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
-    return 1
+    return message
 
 
 def run_command(prog, function, argv=None, file=None):

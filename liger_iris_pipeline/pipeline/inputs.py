@@ -20,9 +20,10 @@ def input_products(step_input):
 
     Parameters
     ----------
-    step_input : str, os.PathLike, TMTDataModel, or list of them
+    step_input : str, os.PathLike, TMTDataModel, Level2Product, or list of them
         A file or model (one product without background members), a list of them (one product
-        each), or a ``.json`` association (its products, with their background members).
+        each), a ``.json`` association (its products, with their background members), or
+        products already made (the real-time service's science frame in memory and its skies).
 
     Returns
     -------
@@ -32,4 +33,4 @@ def input_products(step_input):
     if isinstance(step_input, (str, os.PathLike)) and os.fspath(step_input).endswith(".json"):
         return load_asn(step_input)
     items = step_input if isinstance(step_input, (list, tuple)) else [step_input]
-    return [Level2Product(_product_name(item), item, []) for item in items]
+    return [item if isinstance(item, Level2Product) else Level2Product(_product_name(item), item, []) for item in items]
