@@ -10,9 +10,18 @@ or references (compared as files: symlinks and hard links included) is refused.
 import contextlib
 import contextvars
 import os
+import re
 import uuid
 
-__all__ = ["OutputError", "OutputTransaction", "active_transaction", "outside_transaction", "same_file", "writing"]
+__all__ = [
+    "OutputError",
+    "OutputTransaction",
+    "active_transaction",
+    "outside_transaction",
+    "partial_files",
+    "same_file",
+    "writing",
+]
 
 _ACTIVE = contextvars.ContextVar("liger_iris_pipeline_output_transaction", default=None)
 
@@ -152,6 +161,34 @@ class OutputTransaction:
         return False
 
 
+_TEMPORARY_NAME = re.compile(r"^\..+\.\d+-[0-9a-f]{12}\.part(\.[^.]*)?$")
+"""The names `writing` gives files until they are complete: ``.<stem>.<pid>-<12 hex>.part<extension>``."""
+
+
+def partial_files(folder):
+    """Return the files in `folder` still under `writing`'s temporary names.
+
+    A writer killed before its rename (a worker lost mid-write, a power cut) leaves such a file:
+    incomplete, and never a product. Only a process that knows no writer is at work in the folder
+    may delete them.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder (not searched recursively); it need not exist.
+
+    Returns
+    -------
+    list of str
+        Sorted paths.
+    """
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return sorted(os.path.join(folder, name) for name in names if _TEMPORARY_NAME.match(name))
+
+
 @contextlib.contextmanager
 def writing(final):
     """Yield a temporary path to write a file to; it becomes `final` when complete.
@@ -176,6 +213,7 @@ def writing(final):
     folder, name = os.path.split(os.path.abspath(final))
     stem, extension = os.path.splitext(name)
     # Not mkstemp: its 0600 mode would stay with the product; the writer creates the file under the umask.
+    # The name follows _TEMPORARY_NAME, which `partial_files` recognises.
     temporary = os.path.join(folder, f".{stem}.{os.getpid()}-{uuid.uuid4().hex[:12]}.part{extension}")
     try:
         yield temporary
