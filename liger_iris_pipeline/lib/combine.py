@@ -2,21 +2,29 @@
 
 At each pixel, the members whose value is finite and not flagged DO_NOT_USE are sigma-clipped
 (values further than ``nsigma`` times their own ERR from the median of the values kept, up to
-``maxiters`` iterations; see `liger_iris_pipeline.lib.stats.clipped_stack_mask`) and the values
-kept are averaged. Each variance component of the result is the mean of the members'
+``maxiters`` iterations) and the values kept are averaged. The errors are known, so a single
+outlier among a handful of frames is rejected; a standard deviation estimated from those few
+values would be inflated by the outlier itself (with four frames no value can lie 3 sample
+standard deviations from the median). A pixel whose values would all be rejected keeps the
+previous set rather than none. Each variance component of the result is the mean of the members'
 components divided by the number ``n`` of members used (``sum(var_i) / n**2``: the variance of
 a mean of independent frames). Pixels where no member is usable are NaN in the combined
-combined frame and flagged DO_NOT_USE (with the OR of the members' flags there).
+frame and flagged DO_NOT_USE (with the OR of the members' flags there).
 
 The sky level of a frame (`sky_level`) is the sigma-clipped median of its good pixels (finite,
 no DO_NOT_USE); its variance, per component, is ``(pi / 2) * mean(var) / n`` over the ``n``
 pixels kept (the variance of the median of ``n`` Gaussian values).
+
+The per-pixel work is one compiled loop (numba): the median of the few values kept is an
+insertion sort of at most ``n`` values (none for one or two), and the members are read a block of
+rows at a time, so combining costs a pass over the members and no whole-frame temporary.
 
 Optionally each member is first scaled to a reference sky level: ``f_i = sky_sci /
 sky_i`` multiplies its data and ``f_i**2`` its variances.
 
 """
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -25,7 +33,7 @@ import numpy as np
 from ..datamodels import IRISImageModel
 from .masks import DO_NOT_USE, good_pixels
 from .models import model_name
-from .stats import clipped_stack_mask, sigma_clip_mask
+from .stats import sigma_clip_mask
 from .subarray import SubarrayError, subarray_bounds
 from .variance import VARIANCE_ARRAYS, update_err
 
@@ -109,7 +117,7 @@ def combine_frames(members, nsigma=3.0, maxiters=5, scale_to=None):
     combined : IRISImageModel
         The combined frame, with the first member's metadata.
     used : numpy.ndarray
-        int (ny, nx): number of members averaged at each pixel.
+        uint16 (ny, nx): number of members averaged at each pixel.
 
     Raises
     ------
@@ -126,7 +134,7 @@ def combine_frames(members, nsigma=3.0, maxiters=5, scale_to=None):
                 f"frames to combine differ: {model_name(member)} is {subarray_bounds(member)}, "
                 f"{model_name(first)} is {subarray_bounds(first)} (xstart, ystart, xsize, ysize)"
             )
-    factors = np.ones(len(members))
+    factors = np.ones(len(members), dtype=np.float32)
     if scale_to is not None:
         for index, member in enumerate(members):
             level = sky_level(member, nsigma, maxiters).value
@@ -134,24 +142,128 @@ def combine_frames(members, nsigma=3.0, maxiters=5, scale_to=None):
                 raise ValueError(f"cannot scale {model_name(member)} to the science sky: its sky level is {level}")
             factors[index] = scale_to / level
 
-    stack = np.stack([member.data * np.float32(factor) for member, factor in zip(members, factors, strict=True)])
-    errors = np.stack([member.err * np.float32(factor) for member, factor in zip(members, factors, strict=True)])
-    valid = np.stack(
-        [good_pixels(m.dq, m.data, m.err, *(getattr(m, name) for name in VARIANCE_ARRAYS)) for m in members]
-    )
-    used = clipped_stack_mask(stack, errors, valid, nsigma, maxiters)
-    count = used.sum(axis=0)
-    none = count == 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        combined = IRISImageModel((np.where(used, stack, 0.0).sum(axis=0, dtype=np.float64) / count).astype(np.float32))
-        for name in VARIANCE_ARRAYS:
-            total = np.zeros(first.data.shape)
-            for index, member in enumerate(members):
-                total += np.where(used[index], getattr(member, name) * factors[index] ** 2, 0.0)
-            setattr(combined, name, (total / np.square(count)).astype(np.float32))
+    shape = first.data.shape
+    combined = IRISImageModel(np.empty(shape, dtype=np.float32))  # with zero DQ and variance arrays
+    variances = [getattr(combined, name) for name in VARIANCE_ARRAYS]
+    used = np.empty(shape, dtype=np.uint16)
+    kernel = _clipped_mean_kernel()
+    arrays = ("data", "err", "dq", *VARIANCE_ARRAYS)
+    # Row blocks of a few MiB: the members' rows are stacked (in native byte order, as the kernel
+    # needs) one block at a time, so the combine holds no whole-frame copy of any member.
+    rows_per_block = max(1, _BLOCK_PIXELS // max(1, shape[1]))
+    for start in range(0, shape[0], rows_per_block):
+        rows = slice(start, start + rows_per_block)
+        stacks = [_stack_rows(members, name, rows) for name in arrays]
+        outputs = [combined.data[rows], *(variance[rows] for variance in variances), used[rows]]
+        kernel(*stacks, factors, np.float32(nsigma), int(maxiters), *outputs)
     combined.update(first)
-    for member in members:
-        combined.dq[none] |= member.dq[none]
-    combined.dq[none] |= DO_NOT_USE
+    none = used == 0
+    if none.any():
+        for member in members:
+            combined.dq[none] |= member.dq[none]
+        combined.dq[none] |= DO_NOT_USE
     update_err(combined)
-    return combined, count
+    return combined, used
+
+
+_BLOCK_PIXELS = 1 << 18
+"""Pixels per member in one row block of `combine_frames` (1 MiB of float32)."""
+
+_STACK_DTYPES = {"dq": np.uint32}
+
+
+def _stack_rows(members, name, rows):
+    """Return ``(n, rows, nx)`` of one array of every member, native byte order, C-contiguous."""
+    dtype = _STACK_DTYPES.get(name, np.float32)
+    return np.stack([np.asarray(getattr(member, name)[rows], dtype=dtype) for member in members])
+
+
+@functools.cache
+def _clipped_mean_kernel():
+    """Compile (or load from numba's cache) the per-pixel clipped-mean kernel.
+
+    Compiled on first use, so that importing the package does not import numba.
+    """
+    import numba
+
+    do_not_use = np.uint32(DO_NOT_USE)
+
+    @numba.njit(cache=True, nogil=True)
+    def kernel(data, err, dq, var_poisson, var_rnoise, var_flat, factors, nsigma, maxiters, mean, out_poisson,
+               out_rnoise, out_flat, used):  # fmt: skip
+        n, ny, nx = data.shape
+        values = np.empty(n, dtype=np.float32)
+        errors = np.empty(n, dtype=np.float32)
+        valid = np.empty(n, dtype=np.bool_)
+        kept = np.empty(n, dtype=np.bool_)
+        trial = np.empty(n, dtype=np.bool_)
+        ordered = np.empty(n, dtype=np.float32)
+        half = np.float32(0.5)
+        for y in range(ny):
+            for x in range(nx):
+                for i in range(n):
+                    values[i] = data[i, y, x] * factors[i]
+                    errors[i] = err[i, y, x] * factors[i]
+                    valid[i] = (
+                        (dq[i, y, x] & do_not_use) == 0
+                        and np.isfinite(data[i, y, x])
+                        and np.isfinite(err[i, y, x])
+                        and np.isfinite(var_poisson[i, y, x])
+                        and np.isfinite(var_rnoise[i, y, x])
+                        and np.isfinite(var_flat[i, y, x])
+                    )
+                    kept[i] = valid[i]
+                for _ in range(maxiters):
+                    # Median of the values kept: an insertion sort of at most n values (no sort for
+                    # one or two).
+                    count = 0
+                    for i in range(n):
+                        if kept[i]:
+                            value = values[i]
+                            j = count
+                            while j > 0 and ordered[j - 1] > value:
+                                ordered[j] = ordered[j - 1]
+                                j -= 1
+                            ordered[j] = value
+                            count += 1
+                    if count == 0:
+                        break
+                    if count % 2:
+                        center = ordered[count // 2]
+                    else:
+                        center = (ordered[count // 2 - 1] + ordered[count // 2]) * half
+                    survivors = 0
+                    for i in range(n):
+                        trial[i] = valid[i] and abs(values[i] - center) <= nsigma * errors[i]
+                        survivors += trial[i]
+                    if survivors == 0:
+                        break  # every value rejected: keep the previous set rather than none
+                    changed = False
+                    for i in range(n):
+                        changed |= trial[i] != kept[i]
+                        kept[i] = trial[i]
+                    if not changed:
+                        break
+                total = 0.0
+                total_poisson = 0.0
+                total_rnoise = 0.0
+                total_flat = 0.0
+                count = 0
+                for i in range(n):
+                    if kept[i]:
+                        square = np.float64(factors[i]) ** 2
+                        total += values[i]
+                        total_poisson += var_poisson[i, y, x] * square
+                        total_rnoise += var_rnoise[i, y, x] * square
+                        total_flat += var_flat[i, y, x] * square
+                        count += 1
+                used[y, x] = count
+                if count == 0:
+                    mean[y, x] = out_poisson[y, x] = out_rnoise[y, x] = out_flat[y, x] = np.nan
+                else:
+                    mean[y, x] = total / count
+                    out_poisson[y, x] = total_poisson / count**2
+                    out_rnoise[y, x] = total_rnoise / count**2
+                    out_flat[y, x] = total_flat / count**2
+
+    return kernel
