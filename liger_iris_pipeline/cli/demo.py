@@ -191,12 +191,20 @@ def _run(args):
     products += sorted((output / "level2").glob("*_cal.fits"))
     for path in products:
         print(f"  {path.name:<28} {_summarise(path)}")
+    import numpy as np
+
+    ratios, errors, offsets = [], [], []
     for path in sorted((output / "level2").glob("*_cal.fits")):
         from .. import datamodels
 
         name = path.name.replace("_cal.fits", "_uncal.fits")
-        comparison = compare_with_truth(datamodels.open(path), ExposureTruth.load(manifest["truth"][name]))
+        with datamodels.open(path) as frame:
+            comparison = compare_with_truth(frame, ExposureTruth.load(manifest["truth"][name]))
         print(f"{path.name} against the truth:\n  " + comparison.summary().replace("\n", "\n  "))
+        ratios.append(comparison.flux_ratios)
+        errors.append(comparison.flux_errors)
+        offsets.append(comparison.position_offsets)
+    print(level2_targets(np.concatenate(ratios), np.concatenate(errors), np.concatenate(offsets)))
     stage("products read back and compared with the truth")
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(
@@ -204,6 +212,35 @@ def _run(args):
         f"wall time {time.perf_counter() - started:.1f} s, peak memory {peak_gib:.2f} GiB"
     )
     return 0
+
+
+def level2_targets(ratios, errors, offsets):
+    """Return the line judging the calibrated frames' stars, all frames together, against the issue's targets.
+
+    Parameters
+    ----------
+    ratios, errors : numpy.ndarray
+        Measured over true flux of each isolated star, and its relative error.
+    offsets : numpy.ndarray
+        WCS position offsets (pixels) of the bright isolated stars.
+
+    Returns
+    -------
+    str
+    """
+    import numpy as np
+
+    from ..simulate.validation import common_flux_ratio, pull_std_about_common_ratio
+
+    bias, bias_error = common_flux_ratio(ratios, errors)
+    pull_std = pull_std_about_common_ratio(ratios, errors)
+    rms = float(np.sqrt(np.mean(np.square(offsets)))) if len(offsets) else float("nan")
+    met = abs(bias) <= 0.01 and abs(pull_std - 1.0) <= 0.1 and rms <= 0.02
+    return (
+        f"all frames: {len(ratios)} isolated stars, flux bias {100 * bias:+.2f} +- {100 * bias_error:.2f} % "
+        f"(target within 1 %), pull std about it {pull_std:.3f} (target 1 +- 0.1); {len(offsets)} bright stars, "
+        f"WCS offset rms {rms:.4f} px (radial; target 0.02): targets {'met' if met else 'missed'}"
+    )
 
 
 def level3_star_count(size):

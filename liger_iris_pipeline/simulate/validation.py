@@ -15,11 +15,53 @@ import numpy as np
 from ..dqflags import pixel as FLAGS
 from . import filters
 
-__all__ = ["TruthComparison", "compare_with_truth"]
+__all__ = ["TruthComparison", "common_flux_ratio", "compare_with_truth", "pull_std_about_common_ratio"]
 
 _GAUSSIAN_FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 _JY_PER_MJY = 1.0e6
 _CALIBRATED_UNIT = "MJy/sr"
+
+
+def common_flux_ratio(ratios, errors):
+    """Return the inverse-variance weighted mean of ``ratios - 1`` and its standard error.
+
+    Parameters
+    ----------
+    ratios, errors : numpy.ndarray
+        Measured over true flux of each star, and its 1-sigma error (relative to the true flux).
+
+    Returns
+    -------
+    tuple of float
+        ``(bias, error)``; NaN without stars.
+    """
+    if not len(ratios):
+        return math.nan, math.nan
+    weights = 1.0 / np.square(errors)
+    return float(np.sum(weights * (ratios - 1.0)) / np.sum(weights)), float(1.0 / math.sqrt(np.sum(weights)))
+
+
+def pull_std_about_common_ratio(ratios, errors):
+    """Return the standard deviation of the flux pulls about the common ratio (`common_flux_ratio`).
+
+    The common ratio is the photometric calibration's error (and, in a catalog, the aperture
+    correction's), judged on its own by the bias: a few tenths of a percent of it are several
+    times the noise of the brightest stars, and would hide whether the errors describe the noise.
+
+    Parameters
+    ----------
+    ratios, errors : numpy.ndarray
+        As for `common_flux_ratio`.
+
+    Returns
+    -------
+    float
+        NaN with fewer than two stars.
+    """
+    if len(ratios) < 2:
+        return math.nan
+    bias, _ = common_flux_ratio(ratios, errors)
+    return float(np.std((ratios - 1.0 - bias) / errors))
 
 
 @dataclass
@@ -61,18 +103,21 @@ class TruthComparison:
 
     def flux_bias(self):
         """Return the inverse-variance weighted mean of ``flux_ratios - 1`` and its standard error."""
-        weights = 1.0 / self.flux_errors**2
-        bias = float(np.sum(weights * (self.flux_ratios - 1.0)) / np.sum(weights))
-        return bias, float(1.0 / math.sqrt(np.sum(weights)))
+        return common_flux_ratio(self.flux_ratios, self.flux_errors)
+
+    @property
+    def pull_std(self):
+        """Standard deviation of the flux pulls about the common ratio (`pull_std_about_common_ratio`)."""
+        return pull_std_about_common_ratio(self.flux_ratios, self.flux_errors)
 
     def summary(self):
         """Return a few lines describing the comparison."""
         pulls, offsets = self.flux_pulls, self.position_offsets
         flux_unit = "Jy" if self.unit == _CALIBRATED_UNIT else self.unit
         stars = (
-            f"{pulls.size} isolated stars ({flux_unit}): flux pull mean {pulls.mean():+.2f}, std {pulls.std():.2f}, "
-            f"max |pull| {np.abs(pulls).max():.2f}, bias {100 * self.flux_bias()[0]:+.2f} "
-            f"+- {100 * self.flux_bias()[1]:.2f} %\n"
+            f"{pulls.size} isolated stars ({flux_unit}): bias {100 * self.flux_bias()[0]:+.2f} "
+            f"+- {100 * self.flux_bias()[1]:.2f} %, flux pulls about it: std {self.pull_std:.2f} "
+            f"(about 1: mean {pulls.mean():+.2f}, std {pulls.std():.2f}, max |pull| {np.abs(pulls).max():.2f})\n"
             if pulls.size
             else "no isolated star to measure\n"
         )

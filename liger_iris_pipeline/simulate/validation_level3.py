@@ -27,6 +27,7 @@ import numpy as np
 
 from ..dqflags import pixel as FLAGS
 from . import filters
+from .validation import common_flux_ratio, pull_std_about_common_ratio
 
 __all__ = ["MosaicComparison", "compare_mosaic_with_truth", "wcs_pointing_error"]
 
@@ -108,15 +109,12 @@ class MosaicComparison:
     @property
     def flux_bias(self):
         """Inverse-variance weighted mean of the flux ratios minus 1: the photometric calibration's error."""
-        if not self.flux_ratios.size:
-            return math.nan
-        weights = 1.0 / self.flux_ratio_errors**2
-        return float(np.sum(weights * self.flux_ratios) / weights.sum() - 1.0)
+        return common_flux_ratio(self.flux_ratios, self.flux_ratio_errors)[0]
 
     @property
     def flux_bias_error(self):
         """Statistical error of `flux_bias`."""
-        return float(1.0 / np.sqrt(np.sum(1.0 / self.flux_ratio_errors**2))) if self.flux_ratios.size else math.nan
+        return common_flux_ratio(self.flux_ratios, self.flux_ratio_errors)[1]
 
     @property
     def flux_pulls(self):
@@ -125,16 +123,8 @@ class MosaicComparison:
 
     @property
     def pull_std(self):
-        """Standard deviation of the pulls about the common ratio ``1 + flux_bias``: the errors' scale.
-
-        The common ratio (the photometric calibration's and the aperture correction's error,
-        tested by `flux_bias`) is taken out: for the brightest stars a few tenths of a percent of
-        calibration error is several times their noise, and would otherwise hide whether the
-        catalog's errors describe the noise.
-        """
-        if self.flux_ratios.size < 2:
-            return math.nan
-        return float(np.std((self.flux_ratios - 1.0 - self.flux_bias) / self.flux_ratio_errors))
+        """Standard deviation of the pulls about the common ratio ``1 + flux_bias``: the errors' scale."""
+        return pull_std_about_common_ratio(self.flux_ratios, self.flux_ratio_errors)
 
     def checks(self):
         """Return ``{name: (value, target, met)}`` for each of the issue's targets that was measured."""
