@@ -7,6 +7,7 @@ import pytest
 
 from liger_iris_pipeline import datamodels
 from liger_iris_pipeline import simulate as sim
+from liger_iris_pipeline.assign_wcs.imaging import assign_wcs
 from liger_iris_pipeline.dqflags import pixel as FLAGS
 from liger_iris_pipeline.operations.qa import QA_KEYS, detected_sources, measure_quality
 from liger_iris_pipeline.pipeline import Detector1Pipeline
@@ -16,18 +17,18 @@ POINTING = (150.1, 2.2, 0.0)
 SPACING = 36  # pixels between stars: ~9 FWHM in Kbb, every star isolated
 
 
-def star_grid(detector, filter_name="Kbb", bright=None):
+def star_grid(detector, filter_name="Kbb", bright=None, pointing=POINTING):
     """A scene of stars on a grid (fluxes 5e3-4e4 DN/s), plus one star that saturates at `bright` (x, y)."""
-    wcsinfo = sim.wcsinfo_for_pointing(POINTING, detector.detector_shape, 0.004)
-    wcs = sim.make_wcs(wcsinfo)
-    offsets = np.arange(SPACING // 2 + 6, SIZE - 10, SPACING, dtype=float)
+    size = detector.detector_shape[1]
+    wcs = sim.make_wcs(sim.wcsinfo_for_pointing(pointing, detector.detector_shape, 0.004))
+    offsets = np.arange(SPACING // 2 + 6, size - 10, SPACING, dtype=float)
     x, y = (grid.ravel() for grid in np.meshgrid(offsets, offsets))
     flux = np.geomspace(5e3, 4e4, x.size)
     if bright is not None:
         keep = np.hypot(x - bright[0], y - bright[1]) > SPACING / 2
         x, y, flux = np.append(x[keep], bright[0]), np.append(y[keep], bright[1]), np.append(flux[keep], 6e5)
     ra, dec = wcs.all_pix2world(x, y, 0)
-    return sim.Scene(center=POINTING[:2], ra=ra, dec=dec, flux=flux)
+    return sim.Scene(center=pointing[:2], ra=ra, dec=dec, flux=flux)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +115,7 @@ def level2_from_truth(detector, filter_name, seed=5):
     frame.meta.bunit_data = "MJy/sr"
     frame.meta.photometry.conversion_megajanskys = photmjsr
     frame.meta.photometry.pixelarea_steradians = pixar_sr
+    assign_wcs(frame)  # the pixel scale then comes from the gwcs
     return frame, truth, photmjsr, sigma.min() * photmjsr
 
 
@@ -127,6 +129,12 @@ def test_level2_sky_fwhm_and_zero_point(detector, filter_name):
     assert qa["sky_noise"] == pytest.approx(sky_sigma, rel=0.05)
     assert qa["fwhm_arcsec"] == pytest.approx(sim.psf_fwhm(filter_name), rel=0.02)
     assert qa["ellipticity"] < 0.05
+    sources = detected_sources(frame)
+    for star in truth.sources:  # the sources' sky positions, through the gwcs
+        distance = np.hypot(
+            (sources["ra"] - star["ra"]) * math.cos(math.radians(star["dec"])), sources["dec"] - star["dec"]
+        )
+        assert distance.min() * 3600 < 0.3 * 0.004
     # The zero point turns a star's DN/s into the truth's AB magnitude.
     star = truth.sources[0]
     assert qa["zero_point_ab"] - 2.5 * math.log10(star["flux"]) == pytest.approx(star["abmag"], abs=1e-6)

@@ -148,14 +148,10 @@ def pixel_scale_arcsec(model):
     """
     wcs = getattr(model.meta, "wcs", None)
     if wcs is not None:
-        ny, nx = model.data.shape[-2:]
-        cx, cy = (nx - 1) / 2.0, (ny - 1) / 2.0
-        ra, dec = wcs(np.array([cx, cx + 1.0, cx]), np.array([cy, cy, cy + 1.0]), with_bounding_box=False)
-        from astropy.coordinates import SkyCoord
+        from ..quicklook.render import sky_orientation
 
-        points = SkyCoord(ra, dec, unit="deg")
-        # The square root of the pixel's area (its two sides, not one of them, with a skewed distortion).
-        return float(math.sqrt(points[0].separation(points[1]).arcsec * points[0].separation(points[2]).arcsec))
+        ny, nx = model.data.shape[-2:]
+        return sky_orientation(wcs, (nx - 1) / 2.0, (ny - 1) / 2.0)[2]
     cdelt = model.meta.wcsinfo.cdelt1
     if cdelt:
         return abs(float(cdelt)) * 3600.0
