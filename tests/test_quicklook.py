@@ -1,6 +1,12 @@
 """Quick-look PNGs, DS9 region files, the night report (in a real headless browser) and tmt-quicklook."""
 
 import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +17,13 @@ from test_qa import POINTING, star_grid
 from liger_iris_pipeline import datamodels
 from liger_iris_pipeline import simulate as sim
 from liger_iris_pipeline.assign_wcs.imaging import assign_wcs, complete_wcsinfo, make_gwcs
-from liger_iris_pipeline.operations.qa import detected_sources
+from liger_iris_pipeline.operations.ledger import Ledger
+from liger_iris_pipeline.operations.qa import detected_sources, measure_quality
 from liger_iris_pipeline.pipeline import Detector1Pipeline
+from liger_iris_pipeline.quicklook.cli import main as quicklook_main
 from liger_iris_pipeline.quicklook.regions import write_ds9_regions
 from liger_iris_pipeline.quicklook.render import MASKED_COLOUR, PNG_SIZE, render_png, sky_orientation
+from liger_iris_pipeline.quicklook.report import write_night_report
 
 SIZE = 128
 
@@ -108,3 +117,121 @@ def test_regions_round_trip(products, tmp_path):
     assert all(isinstance(s, CirclePixelRegion) for s in shapes)
     centres = np.array([[s.center.x, s.center.y] for s in shapes])
     np.testing.assert_allclose(centres, np.column_stack([sources["x"], sources["y"]]), atol=1e-6)
+
+
+def find_chromium():
+    """Return Debian's chromium, installing it when missing (as root with apt); skip only without both."""
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip("no chromium, and apt-get is not available to install it")
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        subprocess.run(command, check=True, capture_output=True, timeout=1200)
+    return shutil.which("chromium")
+
+
+def run_browser(arguments, tmp_path):
+    """Run headless chromium to completion (its whole process group killed on a timeout); return its stdout."""
+    command = [
+        find_chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    process = subprocess.Popen(
+        [*command, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    assert process.returncode == 0, err
+    return out
+
+
+def test_night_report_renders_in_a_browser(products, tmp_path):
+    paths, cal, _ = products
+    output = tmp_path / "night"
+    output.mkdir()
+    ledger = Ledger(output)
+    # A retried exposure counts once, with its last attempt.
+    ledger.append(record("exp1_uncal.fits", "failed", reason="x", finished="2026-12-02T00:30:00+00:00"))
+    for hour, level in ((1, 1), (2, 2), (3, 2)):
+        png = render_png(paths[level], output / f"exp{hour}_{level}.png")
+        qa = measure_quality(datamodels.open(paths[level]) if level == 1 else cal)
+        ledger.append(
+            record(f"exp{hour}_uncal.fits", products={"png": png}, qa=qa, latency={"total": 2.0 + hour}, hour=hour)
+        )
+    reason = "exp9_uncal.fits: not a FITS file"
+    ledger.append(record("exp9_uncal.fits", "failed", reason=reason, hour=4))
+    report = write_night_report(output)
+    assert report == output / "night_report.html"
+    assert (output / "night_report_qa.png").is_file() and len(list((output / "thumbnails").glob("*.png"))) == 3
+    assert not list(output.glob(".*part*"))
+
+    dom = run_browser(["--dump-dom", report.as_uri()], tmp_path)
+    rows = re.findall(r'<tr class="(done|failed)">(.*?)</tr>', dom, flags=re.S)
+    assert [status for status, _ in rows] == ["done", "done", "done", "failed"]
+    assert "exp9_uncal.fits" in rows[3][1] and reason in dom and ">x<" not in dom
+    assert f"{measure_quality(cal)['fwhm_arcsec']:.4f}" in rows[2][1]
+    screenshot = tmp_path / "report.png"
+    run_browser(["--screenshot=" + str(screenshot), "--window-size=1200,900", report.as_uri()], tmp_path)
+    with Image.open(screenshot) as image:
+        assert image.size == (1200, 900)
+        pixels = np.asarray(image.convert("RGB"), dtype=float)
+    assert pixels.std() > 20  # text, table lines and images, not a blank page
+    # The thumbnails loaded through their relative links: the masked border's magenta is on screen.
+    magenta = np.array([255.0, 0.0, 255.0])
+    assert (np.abs(pixels - magenta).max(axis=2) < 40).sum() > 100
+
+
+def record(name, status="done", reason="", products=None, qa=None, latency=None, hour=1, finished=None):
+    """A night-log record as ``ExposureResult.as_record`` makes it."""
+    return {
+        "name": name,
+        "status": status,
+        "reason": reason,
+        "products": products or {},
+        "qa": qa or {},
+        "latency": latency or {},
+        "finished": finished or f"2026-12-02T0{hour}:00:00+00:00",
+    }
+
+
+def test_command_line(products, tmp_path, capsys):
+    paths, _, _ = products
+    out = tmp_path / "out"
+    assert quicklook_main([str(paths[level]) for level in range(4)] + ["--output-dir", str(out)]) == 0
+    written = capsys.readouterr().out.split()
+    names = sorted(path.name for path in out.iterdir())
+    assert names == sorted(
+        ["sim_uncal.png", "sim_rate.png", "sim_rate.reg", "sim_cal.png", "sim_cal.reg", "sim_i2d.png", "sim_i2d.reg"]
+    )
+    assert sorted(Path(path).name for path in written) == names
+    assert "j2000" in (out / "sim_rate.reg").read_text()  # the header WCS of a rate frame gives sky positions
+
+
+def test_command_line_errors(products, tmp_path, capsys):
+    paths, _, _ = products
+    out = tmp_path / "out"
+    broken = tmp_path / "broken_cal.fits"
+    broken.write_text("not a FITS file\n")
+    dark = tmp_path / "dark.fits"
+    sim.reference_models(sim.make_detector((16, 16), seed=2))["DARK"].save(dark)
+    missing = tmp_path / "missing_cal.fits"
+    arguments = [str(broken), str(missing), str(dark), str(paths[2]), "--output-dir", str(out)]
+    assert quicklook_main(arguments) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3
+    for line, path in zip(errors, (broken, missing, dark), strict=True):
+        assert line.startswith(f"tmt-quicklook: error: {path}: ")
+    assert "no such file" in errors[1] and "no quick-look" in errors[2]
+    # The bad files left nothing, the good one its two files.
+    assert sorted(path.name for path in out.iterdir()) == ["sim_cal.png", "sim_cal.reg"]
+    with pytest.raises(SystemExit) as usage:
+        quicklook_main([])
+    assert usage.value.code == 2
