@@ -8,7 +8,7 @@ DEMO_SIZE ?= 4096
 DEMO_NREADS ?= 10
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast test-c test-python lint docs clean
+.PHONY: demo test test-fast test-c test-python chromium lint docs clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -31,15 +31,22 @@ test-c: $(VENV)/.installed
 	fi
 	$(MAKE) -C iris_readout test PYTHON=$(abspath $(BIN))/python
 
+# The night report's test renders it in a real headless browser.
+chromium:
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium for the night report's browser test"; \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 PYTEST = cd tests && ../$(BIN)/python -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml
 
 # Every test, spread over the cores like test-fast (one test file per worker).
-test-python: $(VENV)/.installed
+test-python: $(VENV)/.installed chromium
 	$(PYTEST) -n auto --dist loadfile .
 
 # The edit-test loop (under two minutes): every test but the end-to-end and documentation runs,
 # spread over the cores (one test file per worker: module fixtures are built once).
-test-fast: test-c
+test-fast: test-c chromium
 	$(PYTEST) -m "not slow" -n auto --dist loadfile .
 
 lint: $(VENV)/.installed
