@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +236,12 @@ def test_command_line_errors(products, tmp_path, capsys):
     with pytest.raises(SystemExit) as usage:
         quicklook_main([])
     assert usage.value.code == 2
+
+
+def test_console_script_reports_one_line(tmp_path):
+    missing = tmp_path / "missing_cal.fits"
+    command = [sys.executable, "-m", "liger_iris_pipeline.quicklook.cli", str(missing), "--output-dir", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"tmt-quicklook: error: {missing}: no such file"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
