@@ -245,3 +245,10 @@ def test_console_script_reports_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"tmt-quicklook: error: {missing}: no such file"]
     assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def test_night_report_before_the_first_frame(tmp_path):
+    report = write_night_report(tmp_path)
+    page = report.read_text()
+    assert "0 exposure(s) reduced, 0 failed" in page and "<li>none</li>" in page
+    assert (tmp_path / "night_report_qa.png").is_file()

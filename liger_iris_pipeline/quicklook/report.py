@@ -130,7 +130,8 @@ def _plot(records, path):
         axes.set_ylabel(label)
         axes.yaxis.get_major_formatter().set_useOffset(False)  # FWHMs read as they are, not as offsets
         axes.grid(alpha=0.3)
-    axes_list[0].legend(title="filter", loc="upper left", fontsize="small")
+    if axes_list[0].get_legend_handles_labels()[0]:  # nothing to label before the first frame
+        axes_list[0].legend(title="filter", loc="upper left", fontsize="small")
     axes_list[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
     axes_list[-1].set_xlabel("time the reduction finished (UTC)")
     with writing(path) as temporary:
