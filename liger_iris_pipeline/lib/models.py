@@ -1,12 +1,38 @@
 """Opening step inputs and reference files, with errors that name the model and the problem."""
 
 import collections
+import contextlib
+import contextvars
 import logging
 import os
 
-__all__ = ["file_label", "model_name", "open_image", "open_input", "open_reference"]
+import numpy as np
+
+__all__ = ["file_label", "kept_references", "model_name", "open_image", "open_input", "open_reference"]
 
 log = logging.getLogger(__name__)
+
+_KEPT_REFERENCES = contextvars.ContextVar("liger_iris_pipeline_kept_references", default=None)
+
+
+@contextlib.contextmanager
+def kept_references(cache):
+    """Within the block, `open_reference` returns the model it opened before from the same, unchanged file.
+
+    For a process that reduces frame after frame (the real-time service): each reference file is
+    read and validated once. The kept models' arrays are made read-only, so a step that would
+    change a reference in place fails instead of changing it for the next frames.
+
+    Parameters
+    ----------
+    cache : dict
+        ``(path, mtime, size) -> model``, owned by the caller (who closes the models).
+    """
+    token = _KEPT_REFERENCES.set(cache)
+    try:
+        yield cache
+    finally:
+        _KEPT_REFERENCES.reset(token)
 
 
 def open_input(init, model_classes, step_name, role="input", copy=True):
@@ -138,7 +164,23 @@ def open_reference(reference, model_class, reference_type, step_name):
     """
     from .. import datamodels
 
+    kept = _KEPT_REFERENCES.get()
+    if kept is not None and isinstance(reference, (str, os.PathLike)):
+        stat = os.stat(reference)
+        key = (os.path.realpath(reference), stat.st_mtime_ns, stat.st_size)
+        if key not in kept:
+            model = _open_reference(datamodels.open(reference), reference, model_class, reference_type, step_name)
+            for value in model.instance.values():
+                if isinstance(value, np.ndarray):
+                    value.flags.writeable = False
+            kept[key] = model
+        return kept[key]
     model = datamodels.open(reference) if isinstance(reference, (str, os.PathLike)) else reference
+    return _open_reference(model, reference, model_class, reference_type, step_name)
+
+
+def _open_reference(model, reference, model_class, reference_type, step_name):
+    """Check an opened reference's class and give it its default arrays (see `open_reference`)."""
     if not isinstance(model, model_class):
         where = os.fspath(reference) if isinstance(reference, (str, os.PathLike)) else file_label(model)
         raise TypeError(

@@ -6,6 +6,7 @@ is the same work as a plain function for ``dask`` workers. The real-time service
 the batch (``tmt-batch``) and the benchmark all reduce through them (``docs/operations_design.rst``).
 """
 
+import gc
 import logging
 import os
 import socket
@@ -200,11 +201,13 @@ class ExposureReducer:
 
     Notes
     -----
-    The pipelines are built once. CRDS keeps its rules loaded between frames but fixes the
-    context in force at the first look-up for the life of the process; the reducer reads the
-    context in force before each frame (``CRDS_CONTEXT``, else the cache's ``latest_context``)
-    and, when it changed, makes CRDS look it up again, so new rules (and their references) take
-    effect at the next frame.
+    The pipelines are built once, and each reference file is read once (the models stay open,
+    read-only, between frames: `liger_iris_pipeline.lib.models.kept_references`). CRDS keeps its rules loaded between
+    frames, so a look-up costs little, but it fixes the context in force at the first look-up
+    for the life of the process; the reducer reads the context in force before each frame
+    (``CRDS_CONTEXT``, else the cache's ``latest_context``) and, when it changed, makes CRDS
+    look it up again and drops the kept references, so new rules and references take effect at
+    the next frame.
     """
 
     def __init__(self, output_dir, config=None):
@@ -219,6 +222,8 @@ class ExposureReducer:
         self.detector1.ramp_fit.nthreads = self.config.threads or 0
         self.context = None
         self._skies = {}
+        self._references = {}
+        self._frozen = False
 
     def sky_frames(self, model):
         """Return the remembered sky rate files of a frame's filter and detector, oldest first.
@@ -277,8 +282,15 @@ class ExposureReducer:
             # crds memoises the context (and the cache's configuration) for the life of the process.
             heavy_client.get_config_info.cache.clear()
             heavy_client.get_processing_mode.cache.clear()
+            self.forget_references()
             self.context = context
         return context
+
+    def forget_references(self):
+        """Close the reference models kept between frames (they are read again when next needed)."""
+        for model in self._references.values():
+            model.close()
+        self._references.clear()
 
     def reduce(self, uncal_path, background=None):
         """Reduce one Level 0 exposure; a failure is returned, not raised.
@@ -310,9 +322,18 @@ class ExposureReducer:
             result.products, result.qa = {}, {}
         result.latency["total"] = time.perf_counter() - start
         result.finished = _now()
+        if not self._frozen:
+            # stpipe collects garbage at every step run: with the schemas, modules and pipelines of a
+            # warm process in the collector's view, that is ~0.4 s a step. Once both pipelines have
+            # run, they are set aside (gc.freeze), so later collections see only what each frame makes.
+            gc.collect()
+            gc.freeze()
+            self._frozen = "image2" in result.latency
         return result
 
     def _reduce(self, uncal_path, background, result):
+        from .. import datamodels
+        from ..lib.models import kept_references
         from ..lib.output import OutputTransaction
         from ..pipeline.inputs import input_products
 
@@ -321,10 +342,15 @@ class ExposureReducer:
         name = self.detector1.remove_suffix(uncal_path.name.split(".")[0])[0]
         members = []
         # One transaction for both pipelines: a frame that fails in image2 leaves no _rate either.
-        with OutputTransaction([(uncal_path, "input")]) as transaction:
+        # The ramp is opened here to be closed here: the service runs for nights.
+        with (
+            kept_references(self._references),
+            OutputTransaction([(uncal_path, "input")]) as transaction,
+            datamodels.open(uncal_path) as ramp,
+        ):
             start = time.perf_counter()
             _forget_input(self.detector1)
-            rate = self.detector1.run(str(uncal_path))
+            rate = self.detector1.run(ramp)
             latency["detector1"] = time.perf_counter() - start
             products = {"rate": self.output_dir / f"{name}_rate.fits"}
             sky = (rate.meta.exposure.type or "").endswith("_SKY")
