@@ -1,0 +1,96 @@
+"""Throughput of ``tmt-batch`` on an embedded cluster of 1, 2... workers, on the same simulated exposures.
+
+The simulator writes N sky and M science Level 0 files once (``--size``, ``--nreads``); a CRDS
+cache of IRIS references at that size is built once in the work folder (or ``--crds-path`` is
+used). Then ``tmt-batch`` reduces them, each time into a new output folder, with each
+``--workers`` count in a fresh process (cluster start-up included in the wall time). Printed per
+run: the batch's own reduction time and throughput (exposures per minute, first submission to
+last result), the wall time of the command, and the speed-up over the first run.
+
+usage: python benchmarks/bench_batch.py [--size 1024] [--nreads 5] [--sky 2] [--science 6]
+                                        [--workers 1 2] [--workdir DIR] [--crds-path DIR] [--no-quicklook]
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SUMMARY = re.compile(r"(\d+) done, (\d+) failed, \d+ already done; ([\d.]+) s reducing \(([\d.]+) exposures/min\)")
+
+
+def _cache(work, size, given):
+    if given:
+        return Path(given)
+    from liger_iris_pipeline.cli.crds_cache import build
+
+    cache = work / "crds_cache"
+    if not (cache / "references").exists():
+        for part in ("config", "mappings"):
+            shutil.copytree(REPO / "crds_cache" / part, cache / part, dirs_exist_ok=True)
+        start = time.perf_counter()
+        build(cache, size=size, log=lambda line: None, instruments=("iris",))
+        print(f"CRDS cache {cache} built in {time.perf_counter() - start:.0f} s")
+    return cache
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--nreads", type=int, default=5)
+    parser.add_argument("--sky", type=int, default=2)
+    parser.add_argument("--science", type=int, default=6)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workdir", type=Path, help="keep the data here (default: a temporary folder, removed)")
+    parser.add_argument("--crds-path", help="an existing CRDS cache with IRIS references of --size")
+    parser.add_argument("--no-quicklook", action="store_true", help="no PNG and regions files")
+    args = parser.parse_args(argv)
+
+    from liger_iris_pipeline import simulate
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_batch_"))
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "CRDS_PATH": str(_cache(work, args.size, args.crds_path))}
+        level0 = work / f"level0_{args.size}_{args.nreads}"
+        if not level0.exists():
+            simulate.simulate_dataset(
+                level0, size=args.size, nreads=args.nreads, n_science=args.science, n_sky=args.sky, n_darks=0,
+                n_flats=0, n_stars=25,
+            )  # fmt: skip
+        options = []
+        if args.no_quicklook:
+            (work / "batch.cfg").write_text("quicklook = False\n")
+            options = ["--config", str(work / "batch.cfg")]
+        print(f"{args.sky} sky + {args.science} science exposures, {args.size} x {args.size}, {args.nreads} reads")
+        print(f"{'workers':>7} {'reducing (s)':>12} {'exposures/min':>13} {'wall (s)':>8} {'speed-up':>8}")
+        first = None
+        for workers in args.workers:
+            output = work / f"output_{workers}"
+            shutil.rmtree(output, ignore_errors=True)
+            start = time.perf_counter()
+            result = subprocess.run(
+                [BIN / "tmt-batch", level0, "--output-dir", output, "--workers", str(workers), *options],
+                env=env, capture_output=True, text=True,
+            )  # fmt: skip
+            wall = time.perf_counter() - start
+            found = SUMMARY.search(result.stdout)
+            if result.returncode or not found:
+                sys.exit(f"tmt-batch --workers {workers} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+            rate = float(found.group(4))
+            first = first or rate
+            print(f"{workers:>7} {float(found.group(3)):>12.1f} {rate:>13.1f} {wall:>8.1f} {rate / first:>8.2f}")
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
