@@ -482,8 +482,9 @@ def _run(args):
     if not pending:  # no cluster needed
         return _report(reduce_batch(exposures, args.output_dir, None, config), time.perf_counter() - wall)
     with _client(args, pending) as client:
+        threads = ramp_fit_threads(client)  # and every worker's package version checked
         if config.threads is None:
-            config = dataclasses.replace(config, threads=ramp_fit_threads(client))
+            config = dataclasses.replace(config, threads=threads)
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
         print(
             f"{PROG}: {len(pending)} exposure(s) to reduce ({len(exposures) - len(pending)} already done) on "
