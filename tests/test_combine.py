@@ -147,11 +147,11 @@ def test_two_frames_that_disagree_are_both_kept():
 
 
 def test_combine_is_done_in_row_blocks(monkeypatch):
-    from liger_iris_pipeline.lib import combine
+    from liger_iris_pipeline.lib import blocks
 
     members = random_members(3, seed=7)
     whole = combine_frames(members)
-    monkeypatch.setattr(combine, "_BLOCK_PIXELS", 130)  # 1 row and a bit: blocks of 1 row
+    monkeypatch.setattr(blocks, "BLOCK_PIXELS", 130)  # 1 row and a bit: blocks of 1 row
     blocks = combine_frames(members)
     expected = (whole[0].data, {name: getattr(whole[0], name) for name in VARIANCES}, whole[0].dq, whole[1])
     assert_same(blocks, expected)

@@ -45,12 +45,12 @@ class BackgroundStep(TMTStep):
         if members:
             scale_to = sky_level(model, self.nsigma, self.maxiters).value if self.scale_to_science else None
             background, used = combine_frames(members, self.nsigma, self.maxiters, scale_to)
-            good = used > 0
+            median_level = _median_level(background)
             log.info(
                 "Combined %d background members (median %d used per pixel); median background %.6g DN/s",
                 len(members),
-                int(np.median(used)),
-                float(np.median(background.data[good])) if good.any() else float("nan"),
+                _median_count(used),
+                median_level,
             )
             if self.save_combined_background:
                 self.save_model(background, suffix="combinedbackground", force=True)
@@ -66,14 +66,28 @@ class BackgroundStep(TMTStep):
                 level.count,
             )
             background = constant_frame(model, level)
+            median_level = _median_level(background)
             model.meta.background.method = "sky_from_science"
             model.meta.background.n_members = 0
         else:
             raise StepSkipped("no background exposure was given and sky_from_science is off")
-        good = good_pixels(background.dq, background.data)
-        if good.any():
-            model.meta.background.level = float(np.median(background.data[good]))
+        if np.isfinite(median_level):
+            model.meta.background.level = median_level
         lost = subtract_image(model, background)
         if lost:
             log.warning("%d good pixels have no valid background: flagged DO_NOT_USE", lost)
         return model
+
+
+def _median_level(background):
+    """Return the median of a background frame's good pixels (NaN without any)."""
+    good = good_pixels(background.dq, background.data)
+    # The selection is a copy of its own: the median may partition it in place.
+    return float(np.median(background.data[good], overwrite_input=True)) if good.any() else float("nan")
+
+
+def _median_count(used):
+    """Return ``int(np.median(used))`` of small non-negative counts, from their histogram (no sort)."""
+    cumulative = np.cumsum(np.bincount(used.ravel()))
+    low, high = np.searchsorted(cumulative, [(used.size - 1) // 2 + 1, used.size // 2 + 1])
+    return int((low + high) / 2)

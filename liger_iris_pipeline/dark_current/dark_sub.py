@@ -84,8 +84,8 @@ def subtract_dark(science, dark):
     rate, rate_err, dark_dq = rate[rows, cols], rate_err[rows, cols], dark.dq[rows, cols]
     usable = np.isfinite(rate) & np.isfinite(rate_err)
     was_usable = (science.dq & DO_NOT_USE) == 0
-    science.data[usable] -= rate[usable]
-    science.var_rnoise[usable] += np.square(rate_err[usable])
+    np.subtract(science.data, rate, out=science.data, where=usable)
+    np.add(science.var_rnoise, np.square(rate_err), out=science.var_rnoise, where=usable)
     science.dq |= dark_dq
     science.dq[~usable] |= NAN_DARK_FLAGS
     update_err(science)

@@ -63,7 +63,17 @@ def apply_flat(science, flat):
     square = np.square(value)
     science.var_poisson /= square
     science.var_rnoise /= square
-    science.var_flat = (np.square(science.data) * np.square(error) / square).astype(np.float32)
+    var_flat = science.var_flat
+    if not (
+        isinstance(var_flat, np.ndarray)
+        and var_flat.shape == science.data.shape
+        and var_flat.dtype == np.float32
+        and var_flat.flags.writeable
+    ):
+        var_flat = science.var_flat = np.empty(science.data.shape, dtype=np.float32)
+    np.square(science.data, out=var_flat)
+    var_flat *= np.square(error)
+    var_flat /= square
     update_err(science)
     count = int(np.count_nonzero(bad))
     if count:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..datamodels import IRISImageModel
+from .blocks import row_blocks
 from .masks import DO_NOT_USE, good_pixels
 from .models import model_name
 from .stats import sigma_clip_mask
@@ -148,11 +149,9 @@ def combine_frames(members, nsigma=3.0, maxiters=5, scale_to=None):
     used = np.empty(shape, dtype=np.uint16)
     kernel = _clipped_mean_kernel()
     arrays = ("data", "err", "dq", *VARIANCE_ARRAYS)
-    # Row blocks of a few MiB: the members' rows are stacked (in native byte order, as the kernel
-    # needs) one block at a time, so the combine holds no whole-frame copy of any member.
-    rows_per_block = max(1, _BLOCK_PIXELS // max(1, shape[1]))
-    for start in range(0, shape[0], rows_per_block):
-        rows = slice(start, start + rows_per_block)
+    # The members' rows are stacked (in native byte order, as the kernel needs) one block at a
+    # time, so the combine holds no whole-frame copy of any member.
+    for rows in row_blocks(shape):
         stacks = [_stack_rows(members, name, rows) for name in arrays]
         outputs = [combined.data[rows], *(variance[rows] for variance in variances), used[rows]]
         kernel(*stacks, factors, np.float32(nsigma), int(maxiters), *outputs)
@@ -165,9 +164,6 @@ def combine_frames(members, nsigma=3.0, maxiters=5, scale_to=None):
     update_err(combined)
     return combined, used
 
-
-_BLOCK_PIXELS = 1 << 18
-"""Pixels per member in one row block of `combine_frames` (1 MiB of float32)."""
 
 _STACK_DTYPES = {"dq": np.uint32}
 

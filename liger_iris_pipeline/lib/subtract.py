@@ -50,9 +50,10 @@ def subtract_image(science, other):
     for name in VARIANCE_ARRAYS:
         usable &= np.isfinite(getattr(other, name))
     was_usable = (science.dq & DO_NOT_USE) == 0
-    science.data[usable] -= other.data[usable]
+    np.subtract(science.data, other.data, out=science.data, where=usable)
     for name in VARIANCE_ARRAYS:
-        getattr(science, name)[usable] += getattr(other, name)[usable]
+        variance = getattr(science, name)
+        np.add(variance, getattr(other, name), out=variance, where=usable)
     science.dq |= other.dq
     science.dq[~usable] |= DO_NOT_USE
     update_err(science)

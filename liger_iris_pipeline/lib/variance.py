@@ -11,6 +11,7 @@ components and recompute ``ERR`` from them, never the other way round.
 
 import numpy as np
 
+from .blocks import row_blocks
 from .models import model_name
 
 __all__ = ["VARIANCE_ARRAYS", "ensure_error_arrays", "update_err"]
@@ -45,12 +46,25 @@ def ensure_error_arrays(model):
 def update_err(model):
     """Set ``model.err = sqrt(var_poisson + var_rnoise + var_flat)`` (float32), in place.
 
+    The sum is taken in float64 a block of rows at a time, into the model's own ERR array when
+    it is a writable native float32 array of the frame's shape (every step recomputes ERR: this
+    costs no whole-frame temporary).
+
     Parameters
     ----------
     model : IRISImageModel
         A frame with its three variance arrays.
     """
-    total = np.zeros(model.data.shape, dtype=np.float64)
-    for name in VARIANCE_ARRAYS:
-        total += getattr(model, name)
-    model.err = np.sqrt(total).astype(np.float32)
+    shape = model.data.shape
+    err = model.err
+    reuse = isinstance(err, np.ndarray) and err.shape == shape and err.dtype == np.float32 and err.flags.writeable
+    if not reuse:
+        err = np.empty(shape, dtype=np.float32)
+    variances = [getattr(model, name) for name in VARIANCE_ARRAYS]
+    for rows in row_blocks(shape):
+        total = variances[0][rows].astype(np.float64)
+        for variance in variances[1:]:
+            total += variance[rows]
+        err[rows] = np.sqrt(total, out=total)
+    if not reuse:
+        model.err = err
