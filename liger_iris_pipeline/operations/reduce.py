@@ -380,7 +380,7 @@ class ExposureReducer:
             self.config.background == "sky_frames" and not members
         )
         if members:
-            log.info("%s: background members %s", rate.meta.filename, ", ".join(Path(m).name for m in members))
+            log.debug("%s: background members %s", rate.meta.filename, ", ".join(Path(m).name for m in members))
         return [str(Path(member).resolve()) for member in members]
 
     def _quality(self, model, product, result):
