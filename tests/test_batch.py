@@ -41,13 +41,20 @@ TIMEOUT = 240
 
 
 @pytest.fixture(scope="module")
-def batch_data(tmp_path_factory):
-    """A tiny CRDS cache, 2 sky and 6 science Level 0 files (64 x 64, 3 reads), an environment for the commands."""
-    work = tmp_path_factory.mktemp("batch")
-    cache = build_tiny_cache(work / "crds_cache", size=64, instruments=("iris",))
+def level0(tmp_path_factory):
+    """2 sky and 6 science Level 0 files (64 x 64, 3 reads) and their truth files."""
+    folder = tmp_path_factory.mktemp("batch") / "level0"
     simulate.simulate_dataset(
-        work / "level0", size=64, nreads=3, n_science=N_SCIENCE, n_sky=N_SKY, n_darks=0, n_flats=0, n_stars=5
+        folder, size=64, nreads=3, n_science=N_SCIENCE, n_sky=N_SKY, n_darks=0, n_flats=0, n_stars=5
     )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def batch_data(level0):
+    """The work folder (``level0/`` and ``batch.cfg``) and an environment for the commands with a tiny CRDS cache."""
+    work = level0.parent
+    cache = build_tiny_cache(work / "crds_cache", size=64, instruments=("iris",))
     (work / "batch.cfg").write_text(SERVICE_CFG)
     return work, crds_env(cache, work)
 
@@ -108,9 +115,7 @@ def test_local_cluster_is_sized_to_cores_memory_and_exposures():
     assert local_cluster_size(100, 1, workers=3, threads_per_worker=2) == (3, 2)
 
 
-def test_inputs_are_files_folders_and_associations(batch_data, tmp_path):
-    work, _ = batch_data
-    level0 = work / "level0"
+def test_inputs_are_files_folders_and_associations(level0, tmp_path):
     exposures = collect_exposures([level0])
     assert sorted(exposure.name for exposure in exposures) == sorted(NAMES)  # not the _truth files
     assert sum(exposure.sky for exposure in exposures) == N_SKY
@@ -155,6 +160,7 @@ def test_a_writer_killed_mid_write_leaves_only_a_temporary_file(tmp_path):
     assert len(partial_files(tmp_path)) == 1
 
 
+@pytest.mark.slow
 def test_embedded_batch_gives_the_serial_products_fails_corrupt_inputs_alone_and_reruns(
     batch_data, tmp_path, monkeypatch
 ):
@@ -209,6 +215,7 @@ def wait_for(condition, what, timeout=TIMEOUT, processes=()):
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_distributed_batch_survives_a_killed_worker(batch_data, tmp_path):
     work, env = batch_data
     output = tmp_path / "output"
