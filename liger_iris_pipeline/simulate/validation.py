@@ -152,6 +152,9 @@ def compare_with_truth(frame, truth, aperture_sigmas=4.0, bright_snr=100.0):
     bright_snr : float
         Minimum aperture signal-to-noise of the stars whose centroids are compared.
 
+    Stars with a pixel flagged DO_NOT_USE or a residual defect of the truth (``defect_mask``,
+    left for Level 3's outlier detection) in their aperture are left out.
+
     Returns
     -------
     TruthComparison
@@ -172,6 +175,7 @@ def compare_with_truth(frame, truth, aperture_sigmas=4.0, bright_snr=100.0):
     radius = aperture_sigmas * sigma
     enclosed = 1.0 - math.exp(-(aperture_sigmas**2) / 2.0)
     bad = (frame.dq & FLAGS["DO_NOT_USE"]) != 0
+    defects = truth.defect_mask
     x_all = np.concatenate([np.asarray(truth.sources["x"]), np.asarray(truth.extended_sources["x"])])
     y_all = np.concatenate([np.asarray(truth.sources["y"]), np.asarray(truth.extended_sources["y"])])
     galaxy_reach = 3.0 * radius + 10.0 * np.asarray(truth.extended_sources["r_eff"]) / frame.meta.instrument.plate_scale
@@ -192,6 +196,9 @@ def compare_with_truth(frame, truth, aperture_sigmas=4.0, bright_snr=100.0):
         y0, y1, x0, x1 = int(y - radius - 1), int(y + radius + 2), int(x - radius - 1), int(x + radius + 2)
         inside = np.hypot(xx[y0:y1, x0:x1] - x, yy[y0:y1, x0:x1] - y) <= radius
         if np.any(bad[y0:y1, x0:x1][inside]):
+            continue
+        # A residual defect is there for Level 3's outlier detection; no Level 2 step can see it.
+        if defects is not None and np.any(defects[y0:y1, x0:x1][inside]):
             continue
         data = frame.data[y0:y1, x0:x1][inside].astype(np.float64)
         error = math.sqrt(float(np.sum(frame.err[y0:y1, x0:x1][inside].astype(np.float64) ** 2)))
