@@ -110,11 +110,16 @@ def night(tmp_path_factory):
             wait_for(output, ["sim_science_004_uncal.fits"], service)
         finally:
             statuses.append(stop(service, signal.SIGINT))
+    records = len(read_ledger(output))
+    once = subprocess.run(
+        [BIN / "tmt-watch", incoming, output, "--once", "--settle=0.1"], capture_output=True, env=env, timeout=120
+    )
+    assert len(read_ledger(output)) == records  # nothing new: nothing reduced again
     return {
         "incoming": incoming,
         "output": output,
         "manifest": manifest,
-        "statuses": statuses,
+        "statuses": [*statuses, once.returncode],
         "log": log_path.read_text(),
         "good": [Path(p).name for p in (*sky, *science)],
     }
@@ -125,9 +130,24 @@ def truth_of(name, night):
 
 
 def test_clean_stops(night):
-    assert night["statuses"] == [0, 0], night["log"][-3000:]
+    assert night["statuses"] == [0, 0, 0], night["log"][-3000:]
     assert night["log"].count("stopped on SIGTERM") == 1
     assert night["log"].count("stopped on SIGINT") == 1
+    assert "Traceback" not in night["log"]
+
+
+def test_errors_are_one_line(tmp_path):
+    config = tmp_path / "service.cfg"
+    config.write_text("backgruond = own_sky\n")
+    for arguments, message in (
+        ([tmp_path / "nowhere", tmp_path / "out"], f"{tmp_path / 'nowhere'}: no such folder"),
+        ([tmp_path, tmp_path / "out"], f"{tmp_path / 'out'}: the output folder must not be the incoming folder"),
+        ([tmp_path, tmp_path.parent / "out", "--config", config], f"{config}: unknown key(s) backgruond"),
+    ):
+        result = subprocess.run([BIN / "tmt-watch", *arguments], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"tmt-watch: error: {message}"), result.stderr
+        assert len(result.stderr.splitlines()) == 1
 
 
 def test_ledger_has_each_file_once(night):

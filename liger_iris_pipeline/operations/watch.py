@@ -202,6 +202,7 @@ class Service:
         self.queued = set()
         self.stop = threading.Event()
         self.signal = None
+        self.fatal = None
         self.failures = 0
         for record in self.ledger.records():  # the sky frames of the night so far, for the next science frames
             rate = record.get("products", {}).get("rate")
@@ -229,6 +230,9 @@ class Service:
             try:
                 if os.path.exists(path):
                     self.reduce(path)
+            except Exception as exc:  # not the frame's failure (reduce returns those): the ledger cannot be written...
+                self.fatal = exc
+                self.stop.set()
             finally:
                 self.queued.discard(path)
                 self.queue.task_done()
@@ -374,6 +378,8 @@ def run(args):
             observer.stop()
             observer.join()
         service.reducer.forget_references()
+    if service.fatal is not None:
+        raise service.fatal
     reason = f"on {service.signal}" if service.signal else "with nothing left to do"
     log.info("%s: stopped %s (%d file(s) left for the next start)", PROG, reason, service.queue.qsize())
     return 1 if args.once and service.failures else 0
