@@ -202,9 +202,9 @@ class ExposureReducer:
     Notes
     -----
     The pipelines are built once, and each reference file is read once (the models stay open,
-    read-only, between frames: `liger_iris_pipeline.lib.models.kept_references`). CRDS keeps its rules loaded between
-    frames, so a look-up costs little, but it fixes the context in force at the first look-up
-    for the life of the process; the reducer reads the context in force before each frame
+    read-only, between frames: `liger_iris_pipeline.lib.models.kept_references`). CRDS keeps
+    its rules loaded between frames, so a look-up costs little, but it fixes the context in
+    force at the first look-up for the life of the process; the reducer reads the context in force before each frame
     (``CRDS_CONTEXT``, else the cache's ``latest_context``) and, when it changed, makes CRDS
     look it up again and drops the kept references, so new rules and references take effect at
     the next frame.
@@ -247,11 +247,11 @@ class ExposureReducer:
         rate : str, os.PathLike or IRISImageModel
             The sky frame (a model must have been saved: its ``meta.filename`` in ``output_dir``).
         """
-        from .. import datamodels
-
         if isinstance(rate, (str, os.PathLike)):
-            with datamodels.open(rate) as model:
-                key, path = _sky_key(model), os.fspath(rate)
+            from ..datamodels import IRISImageModel, header_metadata
+
+            meta = header_metadata(rate, IRISImageModel)  # the headers only: a restart may name many
+            key, path = (meta.get("meta.instrument.filter"), meta.get("meta.instrument.detector")), os.fspath(rate)
         else:
             key, path = _sky_key(rate), str(self.output_dir / rate.meta.filename)
         frames = self._skies.setdefault(key, deque(maxlen=self.config.max_sky_frames))
@@ -340,7 +340,6 @@ class ExposureReducer:
         self.check_context()
         latency = result.latency
         name = self.detector1.remove_suffix(uncal_path.name.split(".")[0])[0]
-        members = []
         # One transaction for both pipelines: a frame that fails in image2 leaves no _rate either.
         # The ramp is opened here to be closed here: the service runs for nights.
         with (
@@ -368,7 +367,9 @@ class ExposureReducer:
         result.products = {kind: str(path) for kind, path in products.items()}
         if sky:
             self.remember_sky(rate)
-        self._quality(cal if not sky else rate, Path(result.products["cal" if not sky else "rate"]), result)
+            self._quality(rate, products["rate"], result)
+        else:
+            self._quality(cal, products["cal"], result)
 
     def _background_members(self, rate, background):
         """Choose the frame's background members and set the background step for it."""
@@ -388,7 +389,8 @@ class ExposureReducer:
         from .qa import detected_sources, measure_quality
 
         start = time.perf_counter()
-        result.qa = measure_quality(model)
+        sources = detected_sources(model)  # one detection for the QA numbers and the regions
+        result.qa = measure_quality(model, sources)
         result.latency["qa"] = time.perf_counter() - start
         if not self.config.quicklook:
             return
@@ -397,11 +399,11 @@ class ExposureReducer:
 
         start = time.perf_counter()
         png = product.with_suffix(".png")
-        render_png(product, png)
+        render_png(model, png)  # the product in memory: not read back
         result.products["png"] = str(png)
         if product.name.endswith("_cal.fits"):
             regions = product.with_suffix(".reg")
-            write_ds9_regions(detected_sources(model), model.meta.wcs, regions)
+            write_ds9_regions(sources, model.meta.wcs, regions)
             result.products["regions"] = str(regions)
         result.latency["quicklook"] = time.perf_counter() - start
 
