@@ -6,6 +6,7 @@ from alignment_helpers import make_frames
 
 from liger_iris_pipeline.datamodels.library import ModelLibrary
 from liger_iris_pipeline.skymatch import SkyFrame, SkyMatchStep, good_sky_pixels, match_sky
+from liger_iris_pipeline.skymatch.skymatch import bin_frame
 
 SKIES = [5.0, 7.5, 4.0, 6.25]
 
@@ -34,6 +35,31 @@ def test_match_sky_finds_the_differences(frames):
     expected = np.array(SKIES) - min(SKIES)
     # Sky noise 1 per pixel over ~3e4 overlapping pixels: ~0.01.
     assert np.allclose(skies, expected, atol=0.05), skies
+
+
+@pytest.mark.parametrize("binning", [2, 4, 8])
+def test_binned_frames_find_the_same_differences(frames, binning):
+    sky_frames = []
+    for index, frame in enumerate(frames):
+        data, mask = bin_frame(frame.data, good_sky_pixels(frame.data, frame.dq), binning)
+        sky_frames.append(SkyFrame(data, mask, frame.meta.wcs, frame.meta.filename, str(index), binning))
+    skies = match_sky(sky_frames, skymethod="match")
+    assert np.allclose(skies, np.array(SKIES) - min(SKIES), atol=0.05), skies
+
+
+def test_bin_frame_averages_the_good_pixels():
+    data = np.arange(36, dtype=np.float32).reshape(6, 6)
+    mask = np.ones((6, 6), bool)
+    mask[0, 0] = False  # one bad pixel in the first block: the mean of the other three
+    mask[4:, 4:] = False  # a whole block bad
+    mask[4, 2] = mask[5, 3] = mask[4, 3] = False  # three of four bad: the block does not count
+    means, good = bin_frame(data, mask, 2)
+    assert means.shape == good.shape == (3, 3)
+    assert means[0, 0] == pytest.approx((1 + 6 + 7) / 3)
+    assert means[1, 1] == pytest.approx((14 + 15 + 20 + 21) / 4)
+    assert good[0, 0] and good[1, 1] and not good[2, 2] and not good[2, 1]
+    # A frame that is not a whole number of blocks: its last row and column are left out.
+    assert bin_frame(data[:5, :5], mask[:5, :5], 2)[0].shape == (2, 2)
 
 
 @pytest.mark.parametrize("on_disk", [False, True])

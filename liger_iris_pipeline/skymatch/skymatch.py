@@ -5,6 +5,11 @@ overlaps of the frames (``match``, ``global+match``: matched down to the lowest 
 of one exposure form one `~stcal.skymatch.SkyGroup` and get one value. stcal never subtracts
 here (the arrays it reads may be read-only memory maps of an on-disk library): the caller
 subtracts the values it returns, or records them only.
+
+The statistics can run on frames block-averaged over ``binning x binning`` pixels (`bin_frame`):
+a sky level needs no resolution, and stcal rasterises every overlap polygon onto a whole frame for
+each pair of frames, so the cost of matching N frames (N * (N - 1) overlaps) falls by
+``binning**2``. The binned frame keeps the WCS through the block centres.
 """
 
 import logging
@@ -13,7 +18,7 @@ import numpy as np
 
 from .. import dqflags
 
-__all__ = ["SkyFrame", "good_sky_pixels", "match_sky"]
+__all__ = ["SkyFrame", "bin_frame", "good_sky_pixels", "match_sky"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,35 @@ def good_sky_pixels(data, dq, bad_flags="DO_NOT_USE"):
     return good
 
 
+def bin_frame(data, mask, binning):
+    """Return the mean of the good pixels of each ``binning x binning`` block, and the blocks' mask.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The frame (pixels beyond a whole number of blocks at the top and right are left out).
+    mask : numpy.ndarray
+        `good_sky_pixels`.
+    binning : int
+        Block side (pixels); 1 returns the inputs.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        float32 block means and the bool mask of the blocks with at least half their pixels good.
+    """
+    if binning == 1:
+        return data, mask
+    ny, nx = (size // binning * binning for size in data.shape)
+    shape = (ny // binning, binning, nx // binning, binning)
+    good = np.asarray(mask[:ny, :nx]).reshape(shape)
+    total = np.where(good, np.asarray(data[:ny, :nx]).reshape(shape), 0.0).sum(axis=(1, 3), dtype=np.float64)
+    count = good.sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (total / count).astype(np.float32)
+    return means, count >= binning * binning / 2
+
+
 class SkyFrame:
     """What stcal needs of one frame: its data, the good-pixel mask, its WCS and its group.
 
@@ -57,14 +91,29 @@ class SkyFrame:
         For the log.
     group_id : str
         Frames with the same id get one sky value.
+    binning : int
+        ``data`` and ``mask`` are blocks of ``binning x binning`` pixels of the frame (`bin_frame`);
+        ``wcs`` is the frame's.
     """
 
-    def __init__(self, data, mask, wcs, name, group_id):
+    def __init__(self, data, mask, wcs, name, group_id, binning=1):
         self.data = data
         self.mask = mask
         self.wcs = wcs
         self.name = name
         self.group_id = group_id
+        self.binning = binning
+
+    def world(self, x, y, **kwargs):
+        """Block (x, y) -> world (through the centre of the block's pixels)."""
+        offset = (self.binning - 1) / 2.0
+        return self.wcs(np.asarray(x) * self.binning + offset, np.asarray(y) * self.binning + offset, **kwargs)
+
+    def pixel(self, ra, dec, **kwargs):
+        """World -> block (x, y)."""
+        x, y = self.wcs.invert(ra, dec, **kwargs)
+        offset = (self.binning - 1) / 2.0
+        return (np.asarray(x) - offset) / self.binning, (np.asarray(y) - offset) / self.binning
 
 
 def match_sky(frames, skymethod="match", match_down=True, skystat="median", lower=None, upper=None, nclip=5,
@@ -88,7 +137,8 @@ def match_sky(frames, skymethod="match", match_down=True, skystat="median", lowe
     binwidth : float
         Bin width of the ``mode`` and ``midpt`` histograms (science units).
     stepsize : int, optional
-        Spacing of the vertices of a frame's bounding polygon (None: its corners).
+        Spacing of the vertices of a frame's bounding polygon (None: its corners), in the
+        frames' (binned) pixels.
 
     Returns
     -------
@@ -106,8 +156,8 @@ def match_sky(frames, skymethod="match", match_down=True, skystat="median", lowe
         image = SkyImage(
             image=frame.data,
             mask=frame.mask,
-            wcs_fwd=frame.wcs.__call__,
-            wcs_inv=frame.wcs.invert,
+            wcs_fwd=frame.world,
+            wcs_inv=frame.pixel,
             skystat=statistic,
             sky_id=frame.name,
             stepsize=stepsize,

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..datamodels.library import as_library
 from ..stpipe import TMTStep
-from .skymatch import SkyFrame, good_sky_pixels, match_sky
+from .skymatch import SkyFrame, bin_frame, good_sky_pixels, match_sky
 
 __all__ = ["SkyMatchStep"]
 
@@ -41,6 +41,7 @@ class SkyMatchStep(TMTStep):
     usigma = float(min=0.0, default=4.0)  # upper clipping limit (sigma)
     binwidth = float(min=0.0, default=0.1)  # histogram bin of 'mode' and 'midpt' (science units)
     bad_flags = string(default='DO_NOT_USE')  # DQ flags of the pixels ignored
+    binning = integer(min=1, default=4)  # sky statistics on blocks of binning x binning pixels (1: every pixel)
     in_memory = boolean(default=True)  # keep every frame in memory (False: one at a time from temporary files)
     """
 
@@ -93,14 +94,14 @@ class SkyMatchStep(TMTStep):
                     library.shelve(model, index, modify=False)
                     raise ValueError(f"{name}: no gwcs (meta.wcs); run assign_wcs (image2) first")
                 data = np.asarray(model.data, dtype=np.float32)
-                mask = good_sky_pixels(data, model.dq, self.bad_flags)
+                data, mask = bin_frame(data, good_sky_pixels(data, model.dq, self.bad_flags), self.binning)
                 if library.on_disk:
                     # Keep one frame in memory: stcal reads the overlaps of every frame several times.
                     np.save(scratch / f"{index}_data.npy", data)
                     np.save(scratch / f"{index}_mask.npy", mask)
                     data = np.load(scratch / f"{index}_data.npy", mmap_mode="r")
                     mask = np.load(scratch / f"{index}_mask.npy", mmap_mode="r")
-                frames.append(SkyFrame(data, mask, model.meta.wcs, name, model.meta.group_id or name))
+                frames.append(SkyFrame(data, mask, model.meta.wcs, name, model.meta.group_id or name, self.binning))
                 library.shelve(model, index, modify=False)
         return frames
 
