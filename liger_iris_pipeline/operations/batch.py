@@ -88,7 +88,7 @@ class Exposure:
 
     @classmethod
     def read(cls, path):
-        """Read what the client needs from a Level 0 file's metadata.
+        """Read what the client needs from a Level 0 file's headers (not its arrays).
 
         A file that cannot be read is kept as a science frame without a filter: its task fails
         with the reducer's one-line reason, like any other failed exposure.
@@ -102,25 +102,28 @@ class Exposure:
         -------
         Exposure
         """
-        from .. import datamodels
+        from ..datamodels import MODEL_CLASSES, header_metadata
+        from ..datamodels.open_model import declared_model_type
 
         try:
             from .reduce import is_sky_frame, sky_key
-        except ImportError:  # until reduce.py makes them public (docs/operations_design.rst): its private rule
-            from .reduce import _sky_key as sky_key
+        except ImportError:  # until reduce.py makes them public (docs/operations_design.rst): its rule
 
-            def is_sky_frame(model):
-                return (model.meta.exposure.type or "").endswith("_SKY")
+            def is_sky_frame(meta):
+                return (meta["meta.exposure.type"] or "").endswith("_SKY")
+
+            def sky_key(meta):
+                return meta["meta.instrument.filter"], meta["meta.instrument.detector"]
 
         path = Path(path).resolve()
         try:
             # A damaged file's warnings (truncated...) and error are its task's to report, once.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                with datamodels.open(path) as model:
-                    return cls(path, is_sky_frame(model), sky_key(model), model.meta.exposure.start_time or 0.0)
+                meta = defaultdict(lambda: None, header_metadata(path, MODEL_CLASSES[declared_model_type(path)]))
         except Exception:  # noqa: BLE001
             return cls(path)
+        return cls(path, is_sky_frame(meta), sky_key(meta), meta["meta.exposure.start_time"] or 0.0)
 
 
 def collect_exposures(inputs):
