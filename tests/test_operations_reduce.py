@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from liger_iris_pipeline import datamodels, simulate
+from liger_iris_pipeline.associations import make_asn
+from liger_iris_pipeline.cli.tmtrun import main as tmtrun
 from liger_iris_pipeline.dqflags import pixel as FLAGS
 from liger_iris_pipeline.operations.ledger import Ledger
 from liger_iris_pipeline.operations.reduce import ExposureReducer, ServiceConfig, reduce_exposure
@@ -88,6 +90,19 @@ def test_sky_frames_then_science_with_them_as_background(night, tmp_path):
     assert set(record["latency"]) == {"detector1", "image2", "qa", "quicklook", "total"}
     assert record["latency"]["total"] >= record["latency"]["detector1"] + record["latency"]["image2"]
     assert record["qa"]["n_stars"] >= 1
+
+    # Warm (after three frames) or cold, the products are the same: tmtrun on the same frame and skies.
+    warm = reducer.reduce(night["science"][1])
+    cold = tmp_path / "cold"
+    assert tmtrun(["detector1.cfg", night["science"][1], f"--output_dir={cold}", "--log-level=WARNING"]) == 0
+    rates = [sky.products["rate"] for sky in skies]
+    make_asn([cold / "sim_science_002_rate.fits"], rates, output=cold / "asn.json")
+    assert tmtrun(["image2.cfg", str(cold / "asn.json"), f"--output_dir={cold}", "--log-level=WARNING"]) == 0
+    for kind in ("rate", "cal"):
+        theirs_path = cold / f"sim_science_002_{kind}.fits"
+        with datamodels.open(warm.products[kind]) as ours, datamodels.open(theirs_path) as theirs:
+            for array in ("data", "err", "dq", "var_poisson", "var_rnoise"):
+                np.testing.assert_array_equal(getattr(ours, array), getattr(theirs, array), err_msg=f"{kind} {array}")
     assert not files_left(tmp_path)
 
 
