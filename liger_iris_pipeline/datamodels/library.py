@@ -87,12 +87,17 @@ class ModelLibrary(AbstractModelLibrary):
         """Return a borrowed frame to the library (see `~stpipe.library.AbstractModelLibrary.shelve`).
 
         An on-disk library's temporary file is written at once, not staged as a product of the
-        pipeline run in progress: the next borrow reads it back.
+        pipeline run in progress, and without FITS checksums (a scratch copy for this run): the
+        next borrow reads it back.
         """
         from ..lib.output import outside_transaction
 
-        with outside_transaction():
-            super().shelve(model, index, modify)
+        model._scratch_copy = True
+        try:
+            with outside_transaction():
+                super().shelve(model, index, modify)
+        finally:
+            del model._scratch_copy
 
     def _datamodels_open(self, filename, **kwargs):
         from .open_model import open as open_model

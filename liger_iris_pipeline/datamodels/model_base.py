@@ -163,6 +163,9 @@ class TMTDataModel(DataModel):
     def to_fits(self, init, *args, **kwargs):
         """Write the model to a FITS file with CHECKSUM and DATASUM in every HDU.
 
+        A library's scratch copy of a frame (`ModelLibrary.shelve`) is written without them: it lives
+        for one run, and the sums would cost a pass over every array on each write and read.
+
         Parameters
         ----------
         init : str or os.PathLike
@@ -170,7 +173,7 @@ class TMTDataModel(DataModel):
         *args, **kwargs
             Passed to `astropy.io.fits.HDUList.writeto`.
         """
-        kwargs.setdefault("checksum", True)
+        kwargs.setdefault("checksum", not getattr(self, "_scratch_copy", False))
         super().to_fits(init, *args, **kwargs)
 
 
@@ -426,6 +429,12 @@ def _check_sums(hdu, index, path):
         )
 
 
+@functools.cache
+def _primary_array_name(model_class):
+    """The primary array of a model class (``data``...); cached: building an empty model parses its schema."""
+    return model_class().get_primary_array_name()
+
+
 def check_fits_arrays(hdulist, model_class, path):
     """Raise `DataModelError` if an array HDU does not match the model's schema.
 
@@ -439,7 +448,7 @@ def check_fits_arrays(hdulist, model_class, path):
         File name, for the message.
     """
     specs = array_specs(model_class)
-    primary = model_class().get_primary_array_name()
+    primary = _primary_array_name(model_class)
     primary_hdu = next((hdu for hdu, spec in specs.items() if spec[0] == primary), None)
     if primary_hdu is not None and primary_hdu not in hdulist:
         raise DataModelError(f"{path}: a {model_class.__name__} needs a {primary_hdu} extension; none found")
