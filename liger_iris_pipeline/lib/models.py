@@ -90,6 +90,9 @@ def open_input(init, model_classes, step_name, role="input", copy=True):
             raise TypeError(f"{where}: the {role} of {step_name} has no 2-D SCI array")
         ensure_error_arrays(model)
         if model is not init:  # a frame of the step's own, not a model the caller lent it
+            # FITS arrays are big-endian: swapped once, in place, every later operation is ~2x faster.
+            for name in _FRAME_ARRAYS:
+                model.native_array(name)
             flagged = flag_nonfinite(model)
             if flagged:
                 log.info("%s: %d pixels of %s are not finite: flagged DO_NOT_USE", step_name, flagged, where)
@@ -97,6 +100,8 @@ def open_input(init, model_classes, step_name, role="input", copy=True):
         model = type(init)(init)
     return model
 
+
+_FRAME_ARRAYS = ("data", "err", "dq", "var_poisson", "var_rnoise", "var_flat")
 
 _LEVELS = collections.defaultdict(str, IRISImageModel=" (Level 1 or 2 frame)", TMTRampModel=" (Level 0 ramp)")
 

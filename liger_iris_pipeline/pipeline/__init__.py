@@ -1,18 +1,30 @@
-"""Pipelines: ordered sequences of steps for each processing level."""
+"""Pipelines: ordered sequences of steps for each processing level.
 
-from .calibration import MasterDarkPipeline, ProcessFlatfieldL2
-from .detector1 import Detector1Pipeline
-from .distortion_calibration import DistortionCalibrationPipeline
-from .image2 import ProcessImagerL2Pipeline
-from .image3 import ProcessImagerL3Pipeline
-from .photom_calibration import PhotomCalibrationPipeline
+Each pipeline's module is imported on first use: ``tmtrun detector1`` or ``image2`` does not pay
+for importing image3's steps (photutils, scipy.stats...), which would double its start-up time.
+"""
 
-__all__ = [
-    "Detector1Pipeline",
-    "DistortionCalibrationPipeline",
-    "MasterDarkPipeline",
-    "PhotomCalibrationPipeline",
-    "ProcessFlatfieldL2",
-    "ProcessImagerL2Pipeline",
-    "ProcessImagerL3Pipeline",
-]
+import importlib
+
+_PIPELINES = {
+    "Detector1Pipeline": "detector1",
+    "DistortionCalibrationPipeline": "distortion_calibration",
+    "MasterDarkPipeline": "calibration",
+    "PhotomCalibrationPipeline": "photom_calibration",
+    "ProcessFlatfieldL2": "calibration",
+    "ProcessImagerL2Pipeline": "image2",
+    "ProcessImagerL3Pipeline": "image3",
+}
+
+__all__ = sorted(_PIPELINES)
+
+
+def __getattr__(name):
+    module = _PIPELINES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__():
+    return sorted([*globals(), *_PIPELINES])

@@ -4,6 +4,7 @@ from ..combine_darks import CombineDarksStep
 from ..dark_current import DarkCurrentStep
 from ..datamodels import TMTFlatModel
 from ..lib.combine import combine_frames
+from ..lib.models import open_image
 from ..lib.observation import observation_category
 from ..lib.references import reference_from_frame
 from ..normalize import NormalizeStep
@@ -55,7 +56,7 @@ class ProcessFlatfieldL2(TMTPipeline):
             Suffix ``flat``.
         """
         products = input_products(step_input)
-        frames = [self.dark_current.run(product.science) for product in products]
+        frames = [self.dark_current.run(open_image(product.science, self.name)) for product in products]
         combined = frames[0] if len(frames) == 1 else combine_frames(frames, self.nsigma)[0]
         normalized = self.normalize.run(combined)
         description = (

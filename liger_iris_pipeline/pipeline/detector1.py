@@ -1,6 +1,7 @@
 """Detector1Pipeline: Level 0 ramps -> Level 1 raw science frames (``_rate``)."""
 
 from ..dq_init import DQInitStep
+from ..lib.models import open_input
 from ..lib.observation import observation_category
 from ..ramp_fitting import RampFitStep
 from ..stpipe import TMTPipeline
@@ -27,9 +28,8 @@ class Detector1Pipeline(TMTPipeline):
         IRISImageModel
             Level 1 frame (suffix ``rate``).
         """
-        from .. import datamodels
-
-        ramp = datamodels.open(step_input) if not isinstance(step_input, datamodels.TMTDataModel) else step_input
+        # The pipeline's own ramp (a model passed in is copied shallowly): its steps work on it in place.
+        ramp = open_input(step_input, self.dq_init.input_model, self.name)
         ramp = self.dq_init.run(ramp)
         frame = self.ramp_fit.run(ramp)
         frame.meta.obstype, frame.meta.obsname = observation_category(frame)

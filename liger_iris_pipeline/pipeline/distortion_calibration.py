@@ -3,6 +3,7 @@
 from ..dark_current import DarkCurrentStep
 from ..fit_distortion import FitDistortionStep
 from ..lib.combine import combine_frames
+from ..lib.models import open_image
 from ..stpipe import TMTPipeline
 from .inputs import input_products
 
@@ -37,7 +38,7 @@ class DistortionCalibrationPipeline(TMTPipeline):
             Suffix ``distortion``.
         """
         products = input_products(step_input)
-        frames = [self.dark_current.run(product.science) for product in products]
+        frames = [self.dark_current.run(open_image(product.science, self.name)) for product in products]
         combined = frames[0] if len(frames) == 1 else combine_frames(frames, self.nsigma)[0]
         distortion = self.fit_distortion.run(combined)
         self.output_use_model = True

@@ -4,6 +4,7 @@ import os
 
 from ..dark_current import DarkCurrentStep
 from ..flat_field import FlatFieldStep
+from ..lib.models import open_image
 from ..measure_photom import MeasurePhotomStep
 from ..stpipe import TMTPipeline
 from .inputs import input_products
@@ -40,7 +41,9 @@ class PhotomCalibrationPipeline(TMTPipeline):
             Suffix ``photom``.
         """
         products = input_products(step_input)
-        frames = [self.flat_field.run(self.dark_current.run(product.science)) for product in products]
+        frames = [
+            self.flat_field.run(self.dark_current.run(open_image(product.science, self.name))) for product in products
+        ]
         if self.standards_catalog:
             self.measure_photom.standards_catalog = self.standards_catalog
         photom = self.measure_photom.run(frames)
