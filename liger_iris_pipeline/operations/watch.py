@@ -188,9 +188,11 @@ class Service:
         The folders.
     config : ServiceConfig
         How each exposure is reduced.
+    stop : threading.Event, optional
+        Set to stop the service after the current frame.
     """
 
-    def __init__(self, incoming, output, config):
+    def __init__(self, incoming, output, config, stop=None):
         from .ledger import Ledger
         from .reduce import ExposureReducer
 
@@ -200,8 +202,7 @@ class Service:
         self.reducer = ExposureReducer(output, config)
         self.queue = queue.Queue()
         self.queued = set()
-        self.stop = threading.Event()
-        self.signal = None
+        self.stop = stop or threading.Event()
         self.fatal = None
         self.failures = 0
         for record in self.ledger.records():  # the sky frames of the night so far, for the next science frames
@@ -329,16 +330,18 @@ def run(args):
     config = ServiceConfig.from_file(args.config) if args.config else ServiceConfig()
     output.mkdir(parents=True, exist_ok=True)
     _configure_logging(args.verbose)
-    service = Service(incoming, output, config)
-    incoming_files = IncomingFiles(args.settle)
+    stopping, received = threading.Event(), []
 
     def stop(signum, frame):
         # Only set the event: the worker finishes its frame, the main loop stops and says why.
-        service.signal = signal.Signals(signum).name
-        service.stop.set()
+        received.append(signal.Signals(signum).name)
+        stopping.set()
 
+    # Before the pipelines are built: a stop while starting is a clean stop too.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    service = Service(incoming, output, config, stopping)
+    incoming_files = IncomingFiles(args.settle)
 
     observer = None
     if not args.once:
@@ -380,7 +383,7 @@ def run(args):
         service.reducer.forget_references()
     if service.fatal is not None:
         raise service.fatal
-    reason = f"on {service.signal}" if service.signal else "with nothing left to do"
+    reason = f"on {received[0]}" if received else "with nothing left to do"
     log.info("%s: stopped %s (%d file(s) left for the next start)", PROG, reason, service.queue.qsize())
     return 1 if args.once and service.failures else 0
 
