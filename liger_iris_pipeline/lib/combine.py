@@ -144,7 +144,13 @@ def combine_frames(members, nsigma=3.0, maxiters=5, scale_to=None):
             factors[index] = scale_to / level
 
     shape = first.data.shape
-    combined = IRISImageModel(np.empty(shape, dtype=np.float32))  # with zero DQ and variance arrays
+    # Arrays made here rather than the schema's defaults, which stdatamodels fills value by value.
+    combined = IRISImageModel()
+    combined.data = np.empty(shape, dtype=np.float32)
+    combined.dq = np.zeros(shape, dtype=np.uint32)
+    combined.err = np.empty(shape, dtype=np.float32)
+    for name in VARIANCE_ARRAYS:
+        setattr(combined, name, np.empty(shape, dtype=np.float32))
     variances = [getattr(combined, name) for name in VARIANCE_ARRAYS]
     used = np.empty(shape, dtype=np.uint16)
     kernel = _clipped_mean_kernel()

@@ -32,9 +32,13 @@ def good_pixels(dq, *arrays):
 
 
 def _all_finite(array):
-    """Return True if every value is finite (one cheap reduction; a full mask only when it fails)."""
+    """Return True if every value is finite (one cheap reduction; a full mask only when it fails).
+
+    A NaN or infinity makes the sum non-finite; a float32 sum that overflows only sends the
+    caller to the exact, per-pixel check.
+    """
     with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(np.add.reduce(array, axis=None, dtype=np.float64)))
+        return bool(np.isfinite(np.add.reduce(array, axis=None)))
 
 
 def flag_nonfinite(model):
@@ -53,11 +57,13 @@ def flag_nonfinite(model):
     int
         Number of pixels newly flagged DO_NOT_USE.
     """
-    before = model.dq & DO_NOT_USE
-    if not _all_finite(model.data):
-        model.dq[~np.isfinite(model.data)] |= DO_NOT_USE
+    checks = [(model.data, DO_NOT_USE)]
     for name in ("err", "var_poisson", "var_rnoise", "var_flat"):
-        array = getattr(model, name, None)
-        if array is not None and not _all_finite(array):
-            model.dq[~np.isfinite(array)] |= DO_NOT_USE | UNRELIABLE_ERROR
+        checks.append((getattr(model, name, None), DO_NOT_USE | UNRELIABLE_ERROR))
+    suspects = [(array, flags) for array, flags in checks if array is not None and not _all_finite(array)]
+    if not suspects:
+        return 0
+    before = model.dq & DO_NOT_USE
+    for array, flags in suspects:
+        model.dq[~np.isfinite(array)] |= flags
     return int(np.count_nonzero((model.dq & DO_NOT_USE) != before))
