@@ -144,6 +144,22 @@ def test_inputs_are_files_folders_and_associations(level0, tmp_path):
         collect_exposures([tmp_path / "nowhere_uncal.fits"])
 
 
+def test_usage_errors_are_one_line(level0, tmp_path, capsys):
+    from liger_iris_pipeline.operations.batch import main
+
+    output = ["--output-dir", str(tmp_path / "out")]
+    assert main([str(level0), *output, "--workers", "0"]) == 2
+    assert main([str(level0), *output, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]) == 1
+    assert main([str(tmp_path / "nowhere"), *output]) == 1
+    assert main([str(tmp_path), *output]) == 1  # a folder without Level 0 files
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 4 and all(line.startswith("tmt-batch: error: ") for line in errors), errors
+    assert "'0' is not a whole number of at least 1" in errors[0]
+    assert "nowhere: no such file or folder" in errors[2]
+    assert "no Level 0 exposures" in errors[3]
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_writer_killed_mid_write_leaves_only_a_temporary_file(tmp_path):
     final = tmp_path / "x_cal.fits"
     code = (

@@ -454,13 +454,20 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {message} (see --help)\n")
 
 
+def _positive(text):
+    """An argparse type: an integer of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def _parser():
     parser = _OneLineParser(prog=PROG, description="Reduce many Level 0 exposures in parallel on dask.distributed.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="Level 0 files, folders or association files")
     parser.add_argument("--output-dir", required=True, type=Path, help="products and the ledger (ledger.jsonl)")
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="a running dask scheduler (default: embedded)")
-    parser.add_argument("--workers", type=int, metavar="N", help="embedded cluster: worker processes")
-    parser.add_argument("--threads-per-worker", type=int, metavar="T", help="embedded cluster: tasks per worker")
+    parser.add_argument("--workers", type=_positive, metavar="N", help="embedded cluster: worker processes")
+    parser.add_argument("--threads-per-worker", type=_positive, metavar="T", help="embedded cluster: tasks per worker")
     parser.add_argument("--config", type=Path, help="service configuration (.cfg, ServiceConfig's keys)")
     parser.add_argument("--debug", "--verbose", "-v", action="store_true", help="tracebacks of failures")
     return parser
@@ -476,14 +483,13 @@ def _run(args):
     if args.scheduler and (args.workers or args.threads_per_worker):
         raise ValueError("--workers and --threads-per-worker size the embedded cluster, not a --scheduler's workers")
     config = ServiceConfig.from_file(args.config) if args.config else ServiceConfig()
-    # Embedded workers inherit this environment: the CRDS cache, read-only.
-    configure_environment()
-    exposures = collect_exposures(args.inputs)
     wall = time.perf_counter()
+    exposures = collect_exposures(args.inputs)
     done = Ledger(args.output_dir).done_names()
     pending = [exposure for exposure in exposures if exposure.name not in done]
     if not pending:  # no cluster needed
         return _report(reduce_batch(exposures, args.output_dir, None, config), time.perf_counter() - wall)
+    configure_environment()  # embedded workers inherit this environment: the CRDS cache, read-only
     with _client(args, pending) as client:
         threads = ramp_fit_threads(client)  # and every worker's package version checked
         if config.threads is None:
