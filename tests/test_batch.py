@@ -144,6 +144,21 @@ def test_inputs_are_files_folders_and_associations(level0, tmp_path):
         collect_exposures([tmp_path / "nowhere_uncal.fits"])
 
 
+def test_a_task_lost_with_its_workers_is_a_failed_exposure():
+    from distributed import KilledWorker
+
+    from liger_iris_pipeline.operations.batch import _record
+
+    class Lost:
+        def result(self):
+            raise KilledWorker("sim_uncal.fits-0", None, 3)
+
+    exposure = Exposure(Path("/data/sim_uncal.fits"))
+    record = _record(Lost(), exposure)
+    assert (record["name"], record["status"], record["input"]) == ("sim_uncal.fits", "failed", "/data/sim_uncal.fits")
+    assert record["reason"].startswith("/data/sim_uncal.fits: 4 workers died while reducing it")
+
+
 def test_usage_errors_are_one_line(level0, tmp_path, capsys):
     from liger_iris_pipeline.operations.batch import main
 

@@ -327,14 +327,21 @@ def _remove_partial_files(output_dir):
 
 def _record(future, exposure):
     """Return the ledger record of a finished task; a task that raised is a failed exposure."""
+    from distributed import KilledWorker
+
     from ..lib.errors import failure_message
     from .reduce import ExposureResult
 
     try:
         return future.result()
-    except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: the workers running it died too often
+    except KilledWorker as exc:  # dask gave up after allowed-failures lost workers
+        reason = (
+            f"{exposure.path}: {exc.allowed_failures + 1} workers died while reducing it "
+            "(out of memory? their logs say why)"
+        )
+    except Exception as exc:  # noqa: BLE001 - the task could not run (e.g. a worker without the package)
         reason = failure_message(exc, exposure.path)
-        return ExposureResult(input=str(exposure.path), name=exposure.name, status="failed", reason=reason).as_record()
+    return ExposureResult(input=str(exposure.path), name=exposure.name, status="failed", reason=reason).as_record()
 
 
 def reduce_batch(exposures, output_dir, client, config=None, progress=None):
