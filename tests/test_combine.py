@@ -155,3 +155,24 @@ def test_combine_is_done_in_row_blocks(monkeypatch):
     blocks = combine_frames(members)
     expected = (whole[0].data, {name: getattr(whole[0], name) for name in VARIANCES}, whole[0].dq, whole[1])
     assert_same(blocks, expected)
+
+
+def test_background_step_subtracts_by_blocks_what_the_whole_frame_arithmetic_gives(monkeypatch):
+    from liger_iris_pipeline.background import BackgroundStep
+    from liger_iris_pipeline.lib import blocks
+    from liger_iris_pipeline.lib.masks import flag_nonfinite
+    from liger_iris_pipeline.lib.subtract import subtract_image
+
+    members = random_members(3, seed=21)
+    science = random_members(1, seed=22)[0]
+    expected = science.copy()
+    flag_nonfinite(expected)  # as the step does to its own copy
+    background, _ = combine_frames(members)
+    subtract_image(expected, background)
+    monkeypatch.setattr(blocks, "BLOCK_PIXELS", 700)  # 10 rows a block
+    result = BackgroundStep.call(science, members)
+    for name in ("data", "err", "dq", *VARIANCES):
+        np.testing.assert_array_equal(getattr(result, name), getattr(expected, name))
+    good = (background.dq & DO_NOT_USE) == 0
+    assert result.meta.background.level == float(np.median(background.data[good]))
+    assert result.meta.background.n_members == 3

@@ -1,12 +1,14 @@
 """`BackgroundStep`: subtract the sky, from background exposures or from the frame itself."""
 
+import itertools
 import logging
 
 import numpy as np
 
-from ..lib.combine import combine_frames, sky_level
+from ..lib.combine import combined_blocks, empty_combined_frame, sky_level
 from ..lib.masks import good_pixels
-from ..lib.subtract import subtract_image
+from ..lib.subtract import check_same_region, subtract_image, subtract_rows
+from ..lib.variance import update_err
 from ..stpipe import StepSkipped, TMTStep
 from .background_sub import constant_frame
 
@@ -44,16 +46,7 @@ class BackgroundStep(TMTStep):
         """
         if members:
             scale_to = sky_level(model, self.nsigma, self.maxiters).value if self.scale_to_science else None
-            background, used = combine_frames(members, self.nsigma, self.maxiters, scale_to)
-            median_level = _median_level(background)
-            log.info(
-                "Combined %d background members (median %d used per pixel); median background %.6g DN/s",
-                len(members),
-                _median_count(used),
-                median_level,
-            )
-            if self.save_combined_background:
-                self.save_model(background, suffix="combinedbackground", force=True)
+            lost, median_level = self._subtract_members(model, members, scale_to)
             model.meta.background.method = "members"
             model.meta.background.n_members = len(members)
             model.meta.background.members = ",".join(member.meta.filename or "<model>" for member in members)
@@ -66,28 +59,65 @@ class BackgroundStep(TMTStep):
                 level.count,
             )
             background = constant_frame(model, level)
-            median_level = _median_level(background)
+            median_level = _median_level(background.data[good_pixels(background.dq, background.data)])
+            lost = subtract_image(model, background)
             model.meta.background.method = "sky_from_science"
             model.meta.background.n_members = 0
         else:
             raise StepSkipped("no background exposure was given and sky_from_science is off")
         if np.isfinite(median_level):
             model.meta.background.level = median_level
-        lost = subtract_image(model, background)
         if lost:
             log.warning("%d good pixels have no valid background: flagged DO_NOT_USE", lost)
         return model
 
+    def _subtract_members(self, model, members, scale_to):
+        """Combine the members and subtract them from the frame, a block of rows at a time.
 
-def _median_level(background):
-    """Return the median of a background frame's good pixels (NaN without any)."""
-    good = good_pixels(background.dq, background.data)
-    # The selection is a copy of its own: the median may partition it in place.
-    return float(np.median(background.data[good], overwrite_input=True)) if good.any() else float("nan")
+        The combined background is never held whole (unless it is saved): only its values, for
+        its median level.
+
+        Returns
+        -------
+        tuple
+            ``(pixels lost, median level of the combined background)``.
+        """
+        check_same_region(model, members[0])
+        blocks = combined_blocks(members, self.nsigma, self.maxiters, scale_to)
+        first_block = next(blocks)  # members checked before anything is allocated
+        values = np.empty(model.data.shape, dtype=np.float32)
+        counts = np.zeros(len(members) + 1, dtype=np.int64)
+        saved = empty_combined_frame(members[0]) if self.save_combined_background else None
+        lost = 0
+        for block in itertools.chain([first_block], blocks):
+            values[block.rows] = block.data
+            counts += np.bincount(block.used.ravel(), minlength=counts.size)
+            if saved is not None:
+                block.store(*saved)
+            lost += subtract_rows(model, block.rows, block.data, block.variances, block.dq)
+        update_err(model)
+        # Where no member is usable the combined value is NaN: the finite values are its good pixels.
+        median_level = _median_level(values[np.isfinite(values)])
+        log.info(
+            "Combined %d background members (median %d used per pixel); median background %.6g DN/s",
+            len(members),
+            _median_count(counts),
+            median_level,
+        )
+        if saved is not None:
+            update_err(saved[0])
+            self.save_model(saved[0], suffix="combinedbackground", force=True)
+        return lost, median_level
 
 
-def _median_count(used):
-    """Return ``int(np.median(used))`` of small non-negative counts, from their histogram (no sort)."""
-    cumulative = np.cumsum(np.bincount(used.ravel()))
-    low, high = np.searchsorted(cumulative, [(used.size - 1) // 2 + 1, used.size // 2 + 1])
+def _median_level(values):
+    """Return the median of a background's good values (a copy of its own, partitioned in place; NaN if empty)."""
+    return float(np.median(values, overwrite_input=True)) if values.size else float("nan")
+
+
+def _median_count(counts):
+    """Return ``int(np.median(used))`` from the histogram of the small counts ``used`` (no sort)."""
+    cumulative = np.cumsum(counts)
+    total = int(cumulative[-1])
+    low, high = np.searchsorted(cumulative, [(total - 1) // 2 + 1, total // 2 + 1])
     return int((low + high) / 2)

@@ -25,6 +25,7 @@ sky_i`` multiplies its data and ``f_i**2`` its variances.
 """
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -38,7 +39,7 @@ from .stats import sigma_clip_mask
 from .subarray import SubarrayError, subarray_bounds
 from .variance import VARIANCE_ARRAYS, update_err
 
-__all__ = ["SkyLevel", "combine_frames", "sky_level"]
+__all__ = ["CombinedRows", "SkyLevel", "combine_frames", "combined_blocks", "empty_combined_frame", "sky_level"]
 
 
 @dataclass
@@ -126,6 +127,94 @@ def combine_frames(members, nsigma=3.0, maxiters=5, scale_to=None):
         No member, members that differ in shape or region, or a member whose sky level is not
         positive when scaling.
     """
+    blocks = combined_blocks(members, nsigma, maxiters, scale_to)
+    first_block = next(blocks)  # the members are checked before anything is allocated
+    combined, used = empty_combined_frame(members[0])
+    for block in itertools.chain([first_block], blocks):
+        block.store(combined, used)
+    update_err(combined)
+    return combined, used
+
+
+def empty_combined_frame(first):
+    """Return the frame and the ``used`` counts that `CombinedRows.store` fills, with ``first``'s metadata.
+
+    Parameters
+    ----------
+    first : IRISImageModel
+        The first member.
+
+    Returns
+    -------
+    tuple
+        ``(IRISImageModel, uint16 array)``.
+    """
+    shape = first.data.shape
+    # Arrays made here rather than the schema's defaults, which stdatamodels fills value by value.
+    combined = IRISImageModel()
+    combined.data = np.empty(shape, dtype=np.float32)
+    combined.dq = np.zeros(shape, dtype=np.uint32)
+    combined.err = np.empty(shape, dtype=np.float32)
+    for name in VARIANCE_ARRAYS:
+        setattr(combined, name, np.empty(shape, dtype=np.float32))
+    combined.update(first)
+    return combined, np.empty(shape, dtype=np.uint16)
+
+
+@dataclass
+class CombinedRows:
+    """A block of rows of the combined frame (`combined_blocks`).
+
+    Attributes
+    ----------
+    rows : slice
+        The rows of the frame.
+    data : numpy.ndarray
+        float32 clipped mean (NaN where no member is usable).
+    variances : dict
+        Variance component name -> float32 array.
+    dq : numpy.ndarray
+        uint32: 0, or the members' flags and DO_NOT_USE where no member is usable.
+    used : numpy.ndarray
+        uint16 number of members averaged.
+    """
+
+    rows: slice
+    data: np.ndarray
+    variances: dict
+    dq: np.ndarray
+    used: np.ndarray
+
+    def store(self, combined, used):
+        """Copy the block into a whole frame and its counts (`empty_combined_frame`)."""
+        combined.data[self.rows] = self.data
+        for name, variance in self.variances.items():
+            getattr(combined, name)[self.rows] = variance
+        combined.dq[self.rows] = self.dq
+        used[self.rows] = self.used
+
+
+def combined_blocks(members, nsigma=3.0, maxiters=5, scale_to=None):
+    """Yield the combination of `combine_frames` a block of rows at a time, as `CombinedRows`.
+
+    A caller that uses each block at once (the background step subtracts it from the science
+    frame) never holds a whole combined frame. The members are checked, and scaled when asked,
+    before the first block.
+
+    Parameters
+    ----------
+    members, nsigma, maxiters, scale_to
+        As for `combine_frames`.
+
+    Yields
+    ------
+    CombinedRows
+
+    Raises
+    ------
+    ValueError
+        As `combine_frames`.
+    """
     if not members:
         raise ValueError("no frame to combine")
     first = members[0]
@@ -142,33 +231,24 @@ def combine_frames(members, nsigma=3.0, maxiters=5, scale_to=None):
             if not level > 0:
                 raise ValueError(f"cannot scale {model_name(member)} to the science sky: its sky level is {level}")
             factors[index] = scale_to / level
-
-    shape = first.data.shape
-    # Arrays made here rather than the schema's defaults, which stdatamodels fills value by value.
-    combined = IRISImageModel()
-    combined.data = np.empty(shape, dtype=np.float32)
-    combined.dq = np.zeros(shape, dtype=np.uint32)
-    combined.err = np.empty(shape, dtype=np.float32)
-    for name in VARIANCE_ARRAYS:
-        setattr(combined, name, np.empty(shape, dtype=np.float32))
-    variances = [getattr(combined, name) for name in VARIANCE_ARRAYS]
-    used = np.empty(shape, dtype=np.uint16)
     kernel = _clipped_mean_kernel()
     arrays = ("data", "err", "dq", *VARIANCE_ARRAYS)
     # The members' rows are stacked (in native byte order, as the kernel needs) one block at a
     # time, so the combine holds no whole-frame copy of any member.
-    for rows in row_blocks(shape):
+    for rows in row_blocks(first.data.shape):
         stacks = [_stack_rows(members, name, rows) for name in arrays]
-        outputs = [combined.data[rows], *(variance[rows] for variance in variances), used[rows]]
-        kernel(*stacks, factors, np.float32(nsigma), int(maxiters), *outputs)
-    combined.update(first)
-    none = used == 0
-    if none.any():
-        for member in members:
-            combined.dq[none] |= member.dq[none]
-        combined.dq[none] |= DO_NOT_USE
-    update_err(combined)
-    return combined, used
+        shape = stacks[0].shape[1:]
+        data = np.empty(shape, dtype=np.float32)
+        variances = {name: np.empty(shape, dtype=np.float32) for name in VARIANCE_ARRAYS}
+        used = np.empty(shape, dtype=np.uint16)
+        kernel(*stacks, factors, np.float32(nsigma), int(maxiters), data, *variances.values(), used)
+        dq = np.zeros(shape, dtype=np.uint32)
+        none = used == 0
+        if none.any():
+            for member_dq in stacks[2]:
+                dq[none] |= member_dq[none]
+            dq[none] |= DO_NOT_USE
+        yield CombinedRows(rows, data, variances, dq, used)
 
 
 _STACK_DTYPES = {"dq": np.uint32}

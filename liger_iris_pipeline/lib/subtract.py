@@ -12,7 +12,7 @@ from .models import model_name
 from .subarray import SubarrayError, subarray_bounds
 from .variance import VARIANCE_ARRAYS, update_err
 
-__all__ = ["subtract_image"]
+__all__ = ["check_same_region", "subtract_image", "subtract_rows"]
 
 
 def subtract_image(science, other):
@@ -36,6 +36,21 @@ def subtract_image(science, other):
     SubarrayError
         The frames have different shapes or cover different detector regions.
     """
+    check_same_region(science, other)
+    variances = {name: getattr(other, name) for name in VARIANCE_ARRAYS}
+    lost = subtract_rows(science, slice(None), other.data, variances, other.dq)
+    update_err(science)
+    return lost
+
+
+def check_same_region(science, other):
+    """Raise `SubarrayError` unless two frames have the same shape and detector region.
+
+    Parameters
+    ----------
+    science, other : IRISImageModel
+        The frame subtracted from and the frame subtracted.
+    """
     if science.data.shape != other.data.shape:
         raise SubarrayError(
             f"cannot subtract {model_name(other)} ({other.data.shape[1]}x{other.data.shape[0]}) "
@@ -46,15 +61,42 @@ def subtract_image(science, other):
             f"cannot subtract {model_name(other)} (subarray {subarray_bounds(other)}) from "
             f"{model_name(science)} (subarray {subarray_bounds(science)}): different detector regions"
         )
-    usable = np.isfinite(other.data)
-    for name in VARIANCE_ARRAYS:
-        usable &= np.isfinite(getattr(other, name))
-    was_usable = (science.dq & DO_NOT_USE) == 0
-    np.subtract(science.data, other.data, out=science.data, where=usable)
-    for name in VARIANCE_ARRAYS:
-        variance = getattr(science, name)
-        np.add(variance, getattr(other, name), out=variance, where=usable)
-    science.dq |= other.dq
-    science.dq[~usable] |= DO_NOT_USE
-    update_err(science)
-    return int(np.count_nonzero(was_usable & ((science.dq & DO_NOT_USE) != 0)))
+
+
+def subtract_rows(science, rows, data, variances, dq):
+    """Subtract rows of another frame from the same rows of ``science``, in place (not its ERR).
+
+    The arithmetic of `subtract_image`, for a caller that has the other frame a block of rows
+    at a time (the background step's combined members); it recomputes ERR at the end.
+
+    Parameters
+    ----------
+    science : IRISImageModel
+        The frame to subtract from.
+    rows : slice
+        Its rows that ``data``, ``variances`` and ``dq`` cover.
+    data : numpy.ndarray
+        The other frame's values on those rows.
+    variances : dict
+        Variance component name -> the other frame's component on those rows.
+    dq : numpy.ndarray
+        The other frame's DQ on those rows.
+
+    Returns
+    -------
+    int
+        As `subtract_image`, for these rows.
+    """
+    usable = np.isfinite(data)
+    for variance in variances.values():
+        usable &= np.isfinite(variance)
+    science_dq = science.dq[rows]
+    was_usable = (science_dq & DO_NOT_USE) == 0
+    science_data = science.data[rows]
+    np.subtract(science_data, data, out=science_data, where=usable)
+    for name, variance in variances.items():
+        target = getattr(science, name)[rows]
+        np.add(target, variance, out=target, where=usable)
+    science_dq |= dq
+    science_dq[~usable] |= DO_NOT_USE
+    return int(np.count_nonzero(was_usable & ((science_dq & DO_NOT_USE) != 0)))
