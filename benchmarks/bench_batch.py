@@ -5,7 +5,9 @@ cache of IRIS references at that size is built once in the work folder (or ``--c
 used). Then ``tmt-batch`` reduces them, each time into a new output folder, with each
 ``--workers`` count in a fresh process (cluster start-up included in the wall time). Printed per
 run: the batch's own reduction time and throughput (exposures per minute, first submission to
-last result), the wall time of the command and the load average after it; then, per worker
+last result), the wall time of the command, the load average after it and the CPU time per
+exposure of the command and its workers (which a busy machine changes less than wall times: on
+an idle machine of C cores, C x 60 / that is the throughput's ceiling); then, per worker
 count, the best and median throughput over ``--repeat`` runs and the speed-up of the best over
 the first count's best (on a shared machine the best run is the least disturbed).
 
@@ -17,6 +19,7 @@ usage: python benchmarks/bench_batch.py [--size 1024] [--nreads 5] [--sky 2] [--
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -28,6 +31,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SUMMARY = re.compile(r"; ([\d.]+) s reducing \(([\d.]+) exposures/min\)")
+
+
+def _children_cpu():
+    """CPU seconds (user + system) of the finished child processes and theirs (the batch's workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _cache(work, size, given):
@@ -75,25 +84,27 @@ def main(argv=None):
             (work / "batch.cfg").write_text("quicklook = False\n")
             options = ["--config", str(work / "batch.cfg")]
         print(f"{args.sky} sky + {args.science} science exposures, {args.size} x {args.size}, {args.nreads} reads")
-        print(f"{'workers':>7} {'reducing (s)':>12} {'exposures/min':>13} {'wall (s)':>8} {'load':>5}")
+        count = args.sky + args.science
+        print(f"{'workers':>7} {'reducing (s)':>12} {'exposures/min':>13} {'wall (s)':>8} {'load':>5} {'CPU s/exp':>9}")
         rates = {workers: [] for workers in args.workers}
         # Rounds alternate the worker counts, so that a change in the machine's load touches them alike.
         for _ in range(args.repeat):
             for workers in args.workers:
                 output = work / f"output_{workers}"
                 shutil.rmtree(output, ignore_errors=True)
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), _children_cpu()
                 result = subprocess.run(
                     [BIN / "tmt-batch", level0, "--output-dir", output, "--workers", str(workers), *options],
                     env=env, capture_output=True, text=True,
                 )  # fmt: skip
-                wall = time.perf_counter() - start
+                wall, cpu = time.perf_counter() - start, (_children_cpu() - cpu) / count
                 found = SUMMARY.search(result.stdout)
                 if result.returncode or not found:
                     sys.exit(f"tmt-batch --workers {workers} failed:\n{result.stdout}{result.stderr}")
                 seconds, rate = float(found.group(1)), float(found.group(2))
                 rates[workers].append(rate)
-                print(f"{workers:>7} {seconds:>12.1f} {rate:>13.1f} {wall:>8.1f} {os.getloadavg()[0]:>5.1f}")
+                load = os.getloadavg()[0]
+                print(f"{workers:>7} {seconds:>12.1f} {rate:>13.1f} {wall:>8.1f} {load:>5.1f} {cpu:>9.1f}")
         first = max(rates[args.workers[0]])
         for workers, values in rates.items():
             print(
