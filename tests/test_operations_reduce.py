@@ -10,9 +10,16 @@ import pytest
 from liger_iris_pipeline import datamodels, simulate
 from liger_iris_pipeline.associations import make_asn
 from liger_iris_pipeline.cli.tmtrun import main as tmtrun
+from liger_iris_pipeline.datamodels import header_metadata
 from liger_iris_pipeline.dqflags import pixel as FLAGS
 from liger_iris_pipeline.operations.ledger import Ledger
-from liger_iris_pipeline.operations.reduce import ExposureReducer, ServiceConfig, reduce_exposure
+from liger_iris_pipeline.operations.reduce import (
+    ExposureReducer,
+    ServiceConfig,
+    is_sky_frame,
+    reduce_exposure,
+    sky_key,
+)
 from liger_iris_pipeline.simulate.validation import compare_with_truth
 
 
@@ -90,6 +97,11 @@ def test_sky_frames_then_science_with_them_as_background(night, tmp_path):
     assert set(record["latency"]) == {"detector1", "image2", "qa", "quicklook", "total"}
     assert record["latency"]["total"] >= record["latency"]["detector1"] + record["latency"]["image2"]
     assert record["qa"]["n_stars"] >= 1
+    # The batch's client decides from headers alone, with the reducer's rule.
+    assert not reducer.remember_sky(science.products["rate"])
+    header = header_metadata(night["sky"][0], datamodels.TMTRampModel)
+    assert is_sky_frame(header) and sky_key(header) == ("Kbb", "IMG1")
+    assert reducer.sky_frames(datamodels.open(science.products["cal"])) == [sky.products["rate"] for sky in skies]
 
     # Warm (after three frames) or cold, the products are the same: tmtrun on the same frame and skies.
     warm = reducer.reduce(night["science"][1])

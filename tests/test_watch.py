@@ -155,7 +155,7 @@ def test_ledger_has_each_file_once(night):
     counts = collections.Counter(record["name"] for record in records)
     assert counts == collections.Counter([*night["good"], CORRUPT])
     done = {record["name"] for record in records if record["status"] == "done"}
-    assert done == set(night["good"])
+    assert done == set(night["good"]), [record["reason"] for record in records if record["name"] != CORRUPT]
     # In order of arrival: the sky frames first, so every science frame had both as background.
     names = [record["name"] for record in records]
     assert names[:2] == ["sim_sky_001_uncal.fits", "sim_sky_002_uncal.fits"]

@@ -12,12 +12,20 @@ import os
 import socket
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["BACKGROUND_MODES", "ExposureReducer", "ExposureResult", "ServiceConfig", "reduce_exposure"]
+__all__ = [
+    "BACKGROUND_MODES",
+    "ExposureReducer",
+    "ExposureResult",
+    "ServiceConfig",
+    "is_sky_frame",
+    "reduce_exposure",
+    "sky_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +192,35 @@ def _forget_input(pipeline):
         step._input_dir = None
 
 
-def _sky_key(model):
-    """Background members must share the science frame's filter and detector."""
-    return model.meta.instrument.filter, model.meta.instrument.detector
+def is_sky_frame(meta):
+    """Return True for a sky exposure (EXP_TYPE ``*_SKY``): reduced to Level 1, a background candidate.
+
+    Parameters
+    ----------
+    meta : TMTDataModel or dict
+        Indexed by dotted metadata paths (``meta["meta.exposure.type"]``): a model, or the
+        header-only dict of `liger_iris_pipeline.datamodels.header_metadata` (missing paths None).
+
+    Returns
+    -------
+    bool
+    """
+    return (meta["meta.exposure.type"] or "").endswith("_SKY")
+
+
+def sky_key(meta):
+    """Return what a sky frame and the science frames it may serve share: filter and detector.
+
+    Parameters
+    ----------
+    meta : TMTDataModel or dict
+        As for `is_sky_frame`.
+
+    Returns
+    -------
+    tuple
+    """
+    return meta["meta.instrument.filter"], meta["meta.instrument.detector"]
 
 
 class ExposureReducer:
@@ -237,7 +271,7 @@ class ExposureReducer:
         -------
         list of str
         """
-        return list(self._skies.get(_sky_key(model), ()))
+        return list(self._skies.get(sky_key(model), ()))
 
     def remember_sky(self, rate):
         """Remember a sky rate frame as a background candidate for later science frames of its filter.
@@ -245,19 +279,27 @@ class ExposureReducer:
         Parameters
         ----------
         rate : str, os.PathLike or IRISImageModel
-            The sky frame (a model must have been saved: its ``meta.filename`` in ``output_dir``).
+            A rate frame (a model must have been saved: its ``meta.filename`` in ``output_dir``).
+
+        Returns
+        -------
+        bool
+            True if it is a sky frame (`is_sky_frame`), now remembered; other frames are ignored.
         """
         if isinstance(rate, (str, os.PathLike)):
             from ..datamodels import IRISImageModel, header_metadata
 
-            meta = header_metadata(rate, IRISImageModel)  # the headers only: a restart may name many
-            key, path = (meta.get("meta.instrument.filter"), meta.get("meta.instrument.detector")), os.fspath(rate)
+            # The headers only: a restarted service names every sky frame of the night.
+            meta, path = defaultdict(lambda: None, header_metadata(rate, IRISImageModel)), os.fspath(rate)
         else:
-            key, path = _sky_key(rate), str(self.output_dir / rate.meta.filename)
-        frames = self._skies.setdefault(key, deque(maxlen=self.config.max_sky_frames))
+            meta, path = rate, str(self.output_dir / rate.meta.filename)
+        if not is_sky_frame(meta):
+            return False
+        frames = self._skies.setdefault(sky_key(meta), deque(maxlen=self.config.max_sky_frames))
         if path in frames:
             frames.remove(path)
         frames.append(path)
+        return True
 
     def check_context(self):
         """Follow a change of the CRDS context in force (see the class notes).
@@ -352,7 +394,7 @@ class ExposureReducer:
             rate = self.detector1.run(ramp)
             latency["detector1"] = time.perf_counter() - start
             products = {"rate": self.output_dir / f"{name}_rate.fits"}
-            sky = (rate.meta.exposure.type or "").endswith("_SKY")
+            sky = is_sky_frame(rate)
             if not sky:
                 product = input_products(rate)[0]
                 members = self._background_members(rate, background)

@@ -86,7 +86,7 @@ def fits_complete(path):
                     info = hdus.fileinfo(index)
                     if info["datLoc"] + info["datSpan"] > size:
                         return False
-    except (OSError, ValueError, TypeError, IndexError, KeyError):
+    except (OSError, ValueError, TypeError, IndexError, KeyError, Warning):
         return False
     return True
 
@@ -206,10 +206,10 @@ class Service:
         self.fatal = None
         self.failures = 0
         for record in self.ledger.records():  # the sky frames of the night so far, for the next science frames
-            rate = record.get("products", {}).get("rate")
-            sky = str(record.get("qa", {}).get("exposure_type", "")).endswith("_SKY")
-            if record.get("status") == "done" and sky and rate and os.path.isfile(rate):
-                self.reducer.remember_sky(rate)
+            products = record.get("products", {})
+            # A sky frame stops at Level 1: a done frame with a rate and no cal may be one.
+            if record.get("status") == "done" and "cal" not in products and os.path.isfile(products.get("rate", "")):
+                self.reducer.remember_sky(products["rate"])
 
     def enqueue(self, path):
         """Queue a complete file for reduction, unless it is done or already queued."""
@@ -221,12 +221,28 @@ class Service:
             self.queued.add(path)
             self.queue.put(path)
 
-    def work(self):
-        """Reduce queued files one at a time until told to stop (the worker thread)."""
+    def work(self, incoming_files, once=False):
+        """Queue the files that became complete and reduce them one at a time, until told to stop.
+
+        The worker thread. The completeness checks run here, between frames, never beside a
+        reduction: astropy's warning filters, which both the check and the reading of a frame
+        set, belong to the whole process.
+
+        Parameters
+        ----------
+        incoming_files : IncomingFiles
+            The files waiting to be complete.
+        once : bool
+            Return when no file is waiting or queued.
+        """
         while not self.stop.is_set():
+            for path in incoming_files.ready():
+                self.enqueue(path)
             try:
-                path = self.queue.get(timeout=0.2)
+                path = self.queue.get(timeout=0.1)
             except queue.Empty:
+                if once and not len(incoming_files):
+                    return
                 continue
             try:
                 if os.path.exists(path):
@@ -365,14 +381,10 @@ def run(args):
         len(present),
         len(service.done),
     )
-    worker = threading.Thread(target=service.work, name="reducer", daemon=True)
+    worker = threading.Thread(target=service.work, args=(incoming_files, args.once), name="reducer", daemon=True)
     worker.start()
     try:
-        while not service.stop.is_set():
-            for path in incoming_files.ready():
-                service.enqueue(path)
-            if args.once and not len(incoming_files) and service.queue.unfinished_tasks == 0:
-                break
+        while worker.is_alive() and not service.stop.is_set():
             service.stop.wait(0.1)
     finally:
         service.stop.set()
