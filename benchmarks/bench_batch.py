@@ -73,7 +73,7 @@ def main(argv=None):
     try:
         work.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "CRDS_PATH": str(_cache(work, args.size, args.crds_path))}
-        level0 = work / f"level0_{args.size}_{args.nreads}"
+        level0 = work / f"level0_{args.size}_{args.nreads}_{args.sky}_{args.science}"
         if not level0.exists():
             simulate.simulate_dataset(
                 level0, size=args.size, nreads=args.nreads, n_science=args.science, n_sky=args.sky, n_darks=0,
