@@ -104,16 +104,7 @@ class Exposure:
         """
         from ..datamodels import MODEL_CLASSES, header_metadata
         from ..datamodels.open_model import declared_model_type
-
-        try:
-            from .reduce import is_sky_frame, sky_key
-        except ImportError:  # until reduce.py makes them public (docs/operations_design.rst): its rule
-
-            def is_sky_frame(meta):
-                return (meta["meta.exposure.type"] or "").endswith("_SKY")
-
-            def sky_key(meta):
-                return meta["meta.instrument.filter"], meta["meta.instrument.detector"]
+        from .reduce import is_sky_frame, sky_key
 
         path = Path(path).resolve()
         try:
