@@ -11,7 +11,7 @@ from mosaic_helpers import PLATE_SCALE, make_frames
 from liger_iris_pipeline.datamodels.library import ModelLibrary
 from liger_iris_pipeline.resample import ResampleStep
 from liger_iris_pipeline.source_catalog import SourceCatalogStep
-from liger_iris_pipeline.source_catalog.source_catalog import CatalogError, make_catalog
+from liger_iris_pipeline.source_catalog.source_catalog import CatalogError, frame_coverage, make_catalog
 
 FAINT_TO_BRIGHT = (2e-9, 2e-7)  # Jy: signal-to-noise ratios of ~30 to ~2000
 
@@ -131,3 +131,21 @@ def test_a_frame_is_not_a_mosaic():
     frames, _truth = make_frames(n_frames=1, shape=(64, 64), n_stars=1)
     with pytest.raises(TypeError, match=r"frame0_cal.fits: the mosaic of SourceCatalogStep must be an IRISMosaicModel"):
         SourceCatalogStep.call(frames[0])
+
+
+def test_frame_coverage_finds_the_input_edges():
+    context = np.zeros((1, 100, 100), np.int32)
+    context[0, :, :60] |= 1  # input 0 covers x < 60
+    context[0, :, 40:] |= 2  # input 1 covers x >= 40
+    positions = np.array([[20.0, 50.0], [50.0, 50.0], [57.0, 50.0], [80.0, 50.0], [97.0, 50.0], [150.0, 50.0]])
+    n_frames, on_edge = frame_coverage(context, positions, radius=5.0)
+    assert n_frames.tolist() == [1, 2, 2, 1, 1, 0]
+    # 57 + 5 crosses input 0's edge at 60; 97 + 5 leaves the mosaic; 150 is off it.
+    assert on_edge.tolist() == [False, False, True, False, True, True]
+    assert frame_coverage(context[0], positions[:2], radius=5.0)[0].tolist() == [1, 2]
+
+
+def test_catalog_marks_the_stars_on_an_input_edge(star_fields):
+    for catalog, _truth, _wcs in star_fields:
+        assert "n_frames" in catalog.colnames and "on_frame_edge" in catalog.colnames
+        assert catalog["n_frames"].max() == 4

@@ -17,9 +17,16 @@ jwst's (stcal's) approach: each input's ``sqrt(VAR_*)`` is drizzled with the sam
 weights as SCI and squared, so an output pixel carries the *input* pixel variance (not the
 smaller variance of a drizzled average): summed over an aperture larger than the kernel it
 gives the variance of the aperture flux, correlations included. Frames combine as
-``sum(w_i**2 var_i) / sum(w_i)**2`` with ``w_i`` the frame's output-pixel weight (``1 /
-VAR_RNOISE`` drizzled, or the exposure time), and the result is divided by ``r**2`` (a flux
-spread over ``1 / r**2`` more output pixels).
+``sum(w_i**2 var_i) / sum(w_i)**2`` with ``w_i`` what the frame added to the output weight (WHT)
+there, the weight its SCI had, and the result is divided by ``r**2`` (a flux spread over
+``1 / r**2`` more output pixels).
+
+Weights
+-------
+``ivm``: ``1 / VAR_RNOISE`` with VAR_RNOISE the median of 32 x 32 pixel blocks
+(`signal_independent_rnoise`): a ramp's read-noise variance grows with its signal, and weights
+that depend on the signal bias a weighted mean of frames that sample a star at different pixel
+phases (bright stars came out 0.5-2 % faint). ``exptime``: the exposure time.
 """
 
 import logging
@@ -51,6 +58,7 @@ __all__ = [
     "output_grid",
     "pixel_map",
     "resample_library",
+    "signal_independent_rnoise",
     "sky_level",
 ]
 
@@ -273,6 +281,50 @@ def _sample_points(n, step):
     return points
 
 
+def signal_independent_rnoise(var_rnoise, dq, block=32, sample_step=4):
+    """Return VAR_RNOISE smoothed to the median of blocks: the ``ivm`` weights' variance.
+
+    A ramp's read-noise variance grows with its signal (the fit's weighting depends on the
+    signal-to-noise ratio, and saturation shortens the ramp), so ``1 / VAR_RNOISE`` would weight
+    a bright star's core down in the frames where it falls on a pixel centre and up where it falls
+    between pixels, and the mosaic would lose up to a few percent of the star's flux. The median
+    of each ``block x block`` region keeps what the weights are for (frames and detector regions
+    of different read noise) without the stars.
+
+    Parameters
+    ----------
+    var_rnoise : numpy.ndarray
+        The frame's read-noise variance.
+    dq : numpy.ndarray
+        Its DQ flags (DO_NOT_USE pixels are left out of the medians).
+    block : int
+        Block side (pixels).
+    sample_step : int
+        The medians use every ``sample_step``-th row and column of a block.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, the shape of ``var_rnoise``; a block without a usable pixel takes the frame's median.
+    """
+    ny, nx = var_rnoise.shape
+    rows, columns = np.arange(0, ny, sample_step), np.arange(0, nx, sample_step)
+    sample = np.asarray(var_rnoise[np.ix_(rows, columns)], dtype=np.float32)
+    usable = np.isfinite(sample) & (sample > 0) & ((dq[np.ix_(rows, columns)] & FLAGS["DO_NOT_USE"]) == 0)
+    if not usable.any():
+        return var_rnoise
+    per_block = max(1, block // sample_step)
+    by, bx = -(-len(rows) // per_block), -(-len(columns) // per_block)
+    padded = np.full((by * per_block, bx * per_block), np.nan, np.float32)
+    padded[: len(rows), : len(columns)] = np.where(usable, sample, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks: filled below
+        medians = np.nanmedian(padded.reshape(by, per_block, bx, per_block), axis=(1, 3))
+    medians[~np.isfinite(medians)] = np.median(sample[usable])
+    step = per_block * sample_step
+    return np.repeat(np.repeat(medians, step, axis=0), step, axis=1)[:ny, :nx]
+
+
 class Resampler:
     """Drizzle frames one at a time onto one output grid (memory: the output arrays).
 
@@ -349,7 +401,7 @@ class Resampler:
         dq : numpy.ndarray
             DQ; flagged pixels (but ``good_bits``) get no weight.
         var_rnoise : numpy.ndarray or None
-            The ``ivm`` weights' variance.
+            The ``ivm`` weights' variance (smoothed by `signal_independent_rnoise`).
         exptime : float
             The ``exptime`` weight.
 
@@ -358,6 +410,8 @@ class Resampler:
         numpy.ndarray
             float32.
         """
+        if self.weight_type == "ivm" and var_rnoise is not None:
+            var_rnoise = signal_independent_rnoise(var_rnoise, dq)
         model = {"data": data, "dq": dq, "var_rnoise": var_rnoise, "exposure_time": exptime, "measurement_time": None}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -411,6 +465,9 @@ class Resampler:
             weight[undefined] = 0.0
         scale = self._flux_scale(pixmap)
         scaled = np.where(weight > 0, (data - sky) * scale, 0.0).astype(np.float32)
+        weight_before = None
+        if self.variances and self.count:
+            weight_before = self._driz.out_wht.copy()
         self._driz.add_image(
             scaled,
             exptime=exptime,
@@ -421,7 +478,9 @@ class Resampler:
             in_units="cps",
         )
         if self.variances:
-            self._add_variances(variances, pixmap, weight, scale, exptime)
+            frame_weight = self._driz.out_wht if weight_before is None else self._driz.out_wht - weight_before
+            del weight_before
+            self._add_variances(variances, pixmap, weight, scale, exptime, frame_weight)
         self.count += 1
         self.exposure_time += exptime
         return pixmap
@@ -433,16 +492,18 @@ class Resampler:
         scale[~np.isfinite(scale)] = 0.0
         return scale
 
-    def _add_variances(self, variances, pixmap, weight, scale, exptime):
-        """jwst's variance resampling: drizzle ``sqrt(var)``, square, combine with squared weights."""
-        drizzled, zero = {}, []
+    def _add_variances(self, variances, pixmap, weight, scale, exptime, frame_weight):
+        """jwst's variance resampling: drizzle ``sqrt(var)``, square, combine with squared weights.
+
+        ``frame_weight`` is what this frame added to the output weight (WHT) at each output
+        pixel: the frames' variances combine with the weights their SCI values had.
+        """
+        frame_weight = np.nan_to_num(frame_weight, nan=0.0, posinf=0.0).astype(np.float32)
+        square = frame_weight * frame_weight
         for name in VARIANCE_ARRAYS:
             variance = variances.get(name)
-            if variance is None:
-                continue
-            if not variance.any():
-                zero.append(name)  # no flat error known...: nothing to drizzle, it stays zero
-                continue
+            if variance is None or not variance.any():
+                continue  # no flat error known...: nothing to drizzle, it stays zero
             error = np.sqrt(np.clip(np.nan_to_num(variance, nan=0.0), 0.0, None)) * scale
             single = Drizzle(kernel=self.kernel, fillval=np.nan, out_shape=self.shape, disable_ctx=True)
             single.add_image(
@@ -454,22 +515,8 @@ class Resampler:
                 pixel_scale_ratio=self.pixel_scale_ratio,
                 in_units="cps",
             )
-            drizzled[name] = np.square(single.out_img)
+            self._var_sum[name] += np.nan_to_num(np.square(single.out_img) * square, nan=0.0)
             del single
-        if self.weight_type == "ivm" and "var_rnoise" in drizzled:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                frame_weight = np.where(drizzled["var_rnoise"] > 0, 1.0 / drizzled["var_rnoise"], 0.0)
-        else:
-            reference = next(iter(drizzled.values()), None)
-            frame_weight = np.full(self.shape, exptime, np.float32)
-            if reference is not None:
-                frame_weight[~np.isfinite(reference)] = 0.0
-        frame_weight = np.nan_to_num(frame_weight, nan=0.0, posinf=0.0).astype(np.float32)
-        for name in zero:
-            drizzled[name] = np.zeros(self.shape, np.float32)
-        square = frame_weight * frame_weight
-        for name, variance in drizzled.items():
-            self._var_sum[name] += np.nan_to_num(variance * square, nan=0.0)
         self._var_weight += frame_weight
 
     def finish(self):

@@ -12,7 +12,8 @@ the simulator does not import pipeline code.
   mosaic WCS (pixels). Their scatter about the mean is the mosaic's own astrometry (target
   0.02 px); the mean offset is the absolute alignment to a reference catalog of 2 mas errors,
   judged in mas with the pointing (target 1 mas, about 0.25 px).
-- Photometry: the catalog's total fluxes of isolated stars against the truth (``flux_jy`` for
+- Photometry: the catalog's total fluxes of isolated stars (not on an input frame's edge, when
+  the catalog says: ``on_frame_edge``) against the truth (``flux_jy`` for
   a mosaic in MJy/sr, ``flux`` in DN/s otherwise): the weighted mean ratio (the calibration's
   bias) and the pulls about it (the catalog errors' scale).
 - Outliers: the truth's residual defects (``DEFECT_MASK``) flagged OUTLIER in the `_crf`
@@ -405,6 +406,9 @@ def compare_mosaic_with_truth(
         isolated_in_catalog = (
             np.asarray(table["is_isolated"], bool) if "is_isolated" in table.colnames else np.ones(len(table), bool)
         )
+        # Fluxes across an input frame's edge carry drizzle's edge error, which ERR does not describe.
+        if "on_frame_edge" in table.colnames:
+            isolated_in_catalog &= ~np.asarray(table["on_frame_edge"], bool)
         if len(extended):
             gx, gy = wcs.invert(
                 np.asarray(extended["ra"], float), np.asarray(extended["dec"], float), with_bounding_box=False

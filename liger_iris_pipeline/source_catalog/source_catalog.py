@@ -11,6 +11,12 @@
    ratio ``flux(apcorr_radius) / flux(r)`` of bright isolated stars of the image (a Gaussian
    PSF's when there are fewer than ``MIN_APCORR_STARS`` of them).
 
+With the mosaic's context image (CON), each source gets ``n_frames``, the number of inputs at its
+centroid, and ``on_frame_edge``, whether the inputs change within its largest aperture: there
+drizzle averages each input over the part of an output pixel it covers, which on a star's core
+is not the pixel's mean, so such fluxes carry an error the ERR array does not (up to a few
+percent for bright stars).
+
 The PSF FWHM is measured on the image (median FWHM of bright compact sources after a first
 detection) unless given.
 
@@ -35,7 +41,7 @@ from scipy.signal import fftconvolve
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MIN_APCORR_STARS", "CatalogError", "make_catalog"]
+__all__ = ["MIN_APCORR_STARS", "CatalogError", "frame_coverage", "make_catalog"]
 
 MIN_APCORR_STARS = 3
 AB_ZERO_POINT_JY = 3631.0
@@ -103,6 +109,7 @@ def make_catalog(
     bkg_filter_size=3,
     aperture_radii=(1.0, 1.5, 2.5),
     apcorr_radius=4.0,
+    context=None,
 ):
     """Detect and measure the sources of an image.
 
@@ -134,6 +141,9 @@ def make_catalog(
         Aperture radii in units of the PSF FWHM.
     apcorr_radius : float
         Radius (FWHM units) taken as the total flux for the aperture correction.
+    context : numpy.ndarray, optional
+        The mosaic's context image, (planes, ny, nx) or (ny, nx): gives ``n_frames`` and
+        ``on_frame_edge``.
 
     Returns
     -------
@@ -239,6 +249,8 @@ def make_catalog(
     table["aper_total_flux"] = fluxes[middle] * corrections[middle] * flux_scale * flux_unit
     table["aper_total_flux_err"] = errors[middle] * corrections[middle] * flux_scale * flux_unit
     table["is_isolated"] = isolated
+    if context is not None:
+        table["n_frames"], table["on_frame_edge"] = frame_coverage(context, positions, max(radii))
     if flux_unit == u.Jy:
         with np.errstate(invalid="ignore", divide="ignore"):
             total = np.asarray(table["aper_total_flux"].value)
@@ -250,6 +262,49 @@ def make_catalog(
     meta["apcorr_radius_fwhm"] = apcorr_radius
     log.info("%d sources; PSF FWHM %.2f pixels; aperture corrections %s", len(table), fwhm, corrections)
     return table, segmentation
+
+
+def frame_coverage(context, positions, radius):
+    """Return, per position, the number of inputs at it and whether the inputs change within ``radius``.
+
+    Parameters
+    ----------
+    context : numpy.ndarray
+        Drizzle's context image: bit k of plane k // 32 set where input k contributes; (planes,
+        ny, nx) or (ny, nx).
+    positions : numpy.ndarray
+        (n, 2) pixel ``x, y``.
+    radius : float
+        Pixels.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        int ``n_frames`` and bool ``on_frame_edge``; a position off the image has 0 and True.
+    """
+    context = np.asarray(context)
+    if context.ndim == 2:
+        context = context[np.newaxis]
+    _, ny, nx = context.shape
+    reach = int(math.ceil(radius))
+    offsets = np.arange(-reach, reach + 1)
+    inside = np.hypot(*np.meshgrid(offsets, offsets)) <= radius
+    n_frames = np.zeros(len(positions), int)
+    on_edge = np.ones(len(positions), bool)
+    for index, (x, y) in enumerate(positions):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        column, row = int(round(x)), int(round(y))
+        if not (0 <= column < nx and 0 <= row < ny):
+            continue
+        centre = context[:, row, column]
+        n_frames[index] = int(np.bitwise_count(centre.astype(np.uint32)).sum())
+        y0, x0 = row - reach, column - reach
+        if y0 < 0 or x0 < 0 or row + reach >= ny or column + reach >= nx:
+            continue  # the aperture leaves the mosaic
+        box = context[:, y0 : row + reach + 1, x0 : column + reach + 1]
+        on_edge[index] = bool(np.any(box[:, inside] != centre[:, np.newaxis]))
+    return n_frames, on_edge
 
 
 def _value(quantity):

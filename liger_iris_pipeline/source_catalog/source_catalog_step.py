@@ -70,6 +70,7 @@ class SourceCatalogStep(TMTStep):
             bkg_filter_size=self.bkg_filter_size,
             aperture_radii=tuple(self.aperture_radii),
             apcorr_radius=self.apcorr_radius,
+            context=mosaic.instance.get("con"),
         )
         catalog.meta["mosaic"] = name or ""
         if self.save_results or self.output_file:
