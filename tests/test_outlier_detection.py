@@ -69,6 +69,21 @@ def test_injected_defects_are_flagged(seed):
     assert false / clean < 1e-3
 
 
+@pytest.mark.parametrize("two_frame_minimum", [True, False])
+def test_two_frames_minimum_finds_the_defects(two_frame_minimum):
+    """With two frames the median is their mean, which a defect pulls up by half its amplitude."""
+    frames, truth = make_frames(
+        n_frames=2, shape=(160, 160), n_stars=9, distortion=1.0, defects=True, seed=6, flux_range=(2e-9, 2e-7)
+    )
+    detect(frames, two_frame_minimum=two_frame_minimum)
+    found, missed, false, clean = defect_statistics(frames, truth, min_coverage=2, star_limit=0.5)
+    if two_frame_minimum:
+        assert found > 100 and found / (found + missed) >= 0.99
+        assert false / clean < 1e-3
+    else:
+        assert found / (found + missed) < 0.95  # the defects of 10 to 20 sigma are missed
+
+
 def test_no_defect_no_flag():
     frames, _truth = make_frames(n_frames=4, shape=(128, 128), n_stars=9, distortion=1.0, flux_range=(2e-9, 2e-7))
     known = FLAGS["HOT"] | FLAGS["DO_NOT_USE"]

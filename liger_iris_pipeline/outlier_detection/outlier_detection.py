@@ -3,7 +3,10 @@
 1. Each frame is drizzled alone onto the common grid ("single" drizzle); output pixels whose
    weight is below ``maskpt`` times the frame's typical weight are ignored (NaN).
 2. The median of the single drizzles (stcal's ``MedianComputer``, buffered on disk unless
-   ``in_memory``) is the outlier-free sky.
+   ``in_memory``) is the outlier-free sky. Where only two frames cover a pixel their median is
+   their mean, which a positive outlier (cosmic ray, hot pixel, satellite trail) pulls up by
+   half its amplitude, so that neither frame differs from it by more than half: there the
+   minimum of the two is used instead (``two_frame_minimum``; AstroDrizzle's ``minmed`` idea).
 3. The median is blotted back onto each frame's pixels, and a pixel is an outlier where
    ``|SCI - blot - backg| > snr1 * ERR + scale1 * |d blot|`` and, for the pixel and its
    neighbours, ``> snr2 * ERR + scale2 * |d blot|`` (stcal's ``flag_resampled_crs``, with
@@ -74,6 +77,8 @@ class OutlierDetector:
         Where the disk median's temporary files go.
     pixmap_stepsize : int
         See `liger_iris_pipeline.resample.resample.pixel_map`.
+    two_frame_minimum : bool
+        Where exactly two single drizzles cover a pixel, take their minimum instead of their median.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class OutlierDetector:
         buffer_size=None,
         tempdir="",
         pixmap_stepsize=1,
+        two_frame_minimum=True,
     ):
         if n_frames < 2:
             raise ValueError(f"outlier detection needs at least 2 frames, got {n_frames}")
@@ -115,6 +121,9 @@ class OutlierDetector:
             (n_frames, *self.shape), in_memory=in_memory, buffer_size=buffer_size, dtype="float32", tempdir=tempdir
         )
         self._added = 0
+        # The running minimum and number of the single drizzles at each grid pixel (two_frame_minimum).
+        self._minimum = np.full(self.shape, np.nan, np.float32) if two_frame_minimum else None
+        self._covering = np.zeros(self.shape, np.uint16) if two_frame_minimum else None
         # In memory, each frame's pixel map serves its single drizzle and its blot. On disk it is
         # computed twice: with the WCS evaluated every few pixels (pixmap_stepsize) that is faster
         # than writing and reading it back.
@@ -175,6 +184,9 @@ class OutlierDetector:
         sample = weight[::4, ::4] if weight.size > 1_000_000 else weight
         threshold = compute_weight_threshold(sample, self.maskpt)
         image[~(weight >= threshold)] = np.nan
+        if self._minimum is not None:
+            np.fmin(self._minimum, image, out=self._minimum)
+            self._covering += np.isfinite(image)
         if self._median.in_memory:
             self._median.append(image, self._added)
         else:
@@ -193,7 +205,12 @@ class OutlierDetector:
             raise ValueError(f"{self._added} frames were added, {self.n_frames} announced")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-            return self._median.evaluate()
+            median = self._median.evaluate()
+        if self._minimum is not None:
+            two = self._covering == 2
+            median[two] = self._minimum[two]
+            log.info("minimum of two frames instead of their mean at %.2f %% of the grid", 100.0 * two.mean())
+        return median
 
     def flag(self, model, median, index=None):
         """Blot the median onto a frame and flag its outliers in DQ, in place.

@@ -34,6 +34,7 @@ class OutlierDetectionStep(TMTStep):
     snr = string(default='5.0 4.0')  # Thresholds (multiples of ERR) before and after the 3x3 smoothing
     scale = string(default='1.2 0.7')  # Multiples of the blot's derivative added to the thresholds
     backg = float(default=0.0)  # Background subtracted from the differences
+    two_frame_minimum = boolean(default=True)  # Where two frames overlap, their minimum, not their mean, as the median
     good_bits = string(default='~DO_NOT_USE')  # DQ bits that do not exclude a pixel from the drizzles
     in_memory = boolean(default=False)  # Keep frames and single drizzles in memory (else on disk)
     pixmap_stepsize = integer(min=1, default=4)  # Evaluate the WCS every N pixels and interpolate (1: every pixel)
@@ -81,6 +82,7 @@ class OutlierDetectionStep(TMTStep):
             in_memory=self.in_memory,
             tempdir=self.output_dir or os.getcwd(),
             pixmap_stepsize=self.pixmap_stepsize,
+            two_frame_minimum=self.two_frame_minimum,
         )
         fill = fill_value(self.fillval)
         with library:
