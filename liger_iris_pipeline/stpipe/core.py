@@ -237,7 +237,7 @@ class _TMTMixin:
         """
         if self.parent is not None:
             return super().run(*args)
-        if gc.get_freeze_count():  # a process that sets its long-lived objects aside itself (the service)
+        if not under_command_line():  # called from Python: the caller manages garbage collection (the service)
             return self._run_outermost(*args)
         # stpipe collects all garbage at the start of every step's run, which takes ~0.2 s per step
         # with what a process holds (modules, schemas, CRDS rules). Collected once here, the objects
