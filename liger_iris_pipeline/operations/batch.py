@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import sys
 import time
 import uuid
@@ -425,6 +426,11 @@ def reduce_batch(exposures, output_dir, client, config=None, progress=None):
     return summary
 
 
+def _ignore_interrupts():
+    """Make a worker process ignore SIGINT (run on each embedded worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def _client(args, exposures):
     """Yield a dask client: on the scheduler given, or on an embedded cluster sized to the machine."""
@@ -439,10 +445,15 @@ def _client(args, exposures):
     workers, threads = local_cluster_size(len(exposures), largest, args.workers, args.threads_per_worker)
     # Processes, not threads: most of a reduction holds the GIL. The dashboard on any free port.
     with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0") as cluster:
-        with Client(cluster) as client:
-            yield client
-        # A worker slow to exit (a loaded machine) is killed after 4 s with a warning; its work is done by then.
-        logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
+        try:
+            with Client(cluster) as client:
+                # Ctrl-C reaches the whole process group: the client alone handles it, closing the cluster.
+                client.run(_ignore_interrupts)
+                yield client
+        finally:
+            # A worker slow to exit (busy, or a loaded machine) is killed after 4 s with a warning; nothing is
+            # lost by then: the results are in the ledger, and an interrupted exposure leaves no product.
+            logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
 
 
 class _OneLineParser(argparse.ArgumentParser):
