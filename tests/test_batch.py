@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from crds_helpers import BIN, build_tiny_cache, crds_env
+from dask.system import CPU_COUNT
 
 from liger_iris_pipeline import simulate
 from liger_iris_pipeline.lib.output import partial_files
@@ -106,7 +107,6 @@ def test_choose_background_prefers_the_latest_sky_frames_before():
 
 
 def test_local_cluster_is_sized_to_cores_memory_and_exposures():
-    from dask.system import CPU_COUNT
     from distributed.system import MEMORY_LIMIT
 
     assert local_cluster_size(100, 1) == (CPU_COUNT, 1)
@@ -340,6 +340,8 @@ def test_distributed_batch_survives_a_killed_worker(batch_data, tmp_path):
                     stream.close()
     assert workers[0].returncode == -signal.SIGKILL
     assert "8 done, 0 failed" in stdout
+    # Two one-task workers on this host share its cores for ramp fitting.
+    assert f"2 worker(s), 2 task(s) at a time, ramp fitting on {max(1, CPU_COUNT // 2)} thread(s)" in stdout
     assert_done_once(output)
     assert f"removed {leftover}" in stdout
     assert partial_files(output) == []
