@@ -129,6 +129,14 @@ class _Clock:
         print(f"[{now - self.started:7.1f} s] {text} ({now - self.stage_start:.1f} s)", flush=True)
         self.stage_start = now
 
+    def done(self, products, cache):
+        """Print where the products and the cache are, the wall time and the process's peak memory."""
+        peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(
+            f"done: products in {products}; CRDS cache {cache}; "
+            f"wall time {time.perf_counter() - self.started:.1f} s, peak memory {peak_gib:.2f} GiB"
+        )
+
 
 def _prepare_cache(args, output):
     """Point CRDS at the cache of the demo's detector size, building what it lacks; return its path."""
@@ -158,7 +166,6 @@ def _run(args):
 
     output = Path(args.output)
     stage = _Clock()
-    started = stage.started
     cache = _prepare_cache(args, output)
     stage("CRDS cache ready")
 
@@ -206,11 +213,7 @@ def _run(args):
         offsets.append(comparison.position_offsets)
     print(level2_targets(np.concatenate(ratios), np.concatenate(errors), np.concatenate(offsets)))
     stage("products read back and compared with the truth")
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(
-        f"done: products in {output}/level0, level1, level2; CRDS cache {cache}; "
-        f"wall time {time.perf_counter() - started:.1f} s, peak memory {peak_gib:.2f} GiB"
-    )
+    stage.done(f"{output}/level0, level1, level2", cache)
     return 0
 
 
@@ -440,11 +443,7 @@ def run_level3(args):
     missed = [name for name, (_value, _target, met) in comparison.checks().items() if not met]
     print("targets: " + ("all met" if not missed else "missed: " + ", ".join(missed)))
     stage("Level 3 products read back and compared with the truth")
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(
-        f"done: products in {output}/level0, level1, calibration, level2, level3; CRDS cache {cache}; "
-        f"wall time {time.perf_counter() - stage.started:.1f} s, peak memory {peak_gib:.2f} GiB"
-    )
+    stage.done(f"{output}/level0, level1, calibration, level2, level3", cache)
     return 0
 
 

@@ -41,6 +41,7 @@ from stcal.resample.utils import build_driz_weight, calc_pixmap
 
 from ..assign_wcs.imaging import make_gwcs, pc_matrix
 from ..dqflags import pixel as FLAGS
+from ..lib.variance import VARIANCE_ARRAYS
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,6 @@ __all__ = [
     "sky_level",
 ]
 
-VARIANCE_ARRAYS = ("var_rnoise", "var_poisson", "var_flat")
 KERNELS = ("square", "point", "turbo", "gaussian", "lanczos2", "lanczos3")
 
 
