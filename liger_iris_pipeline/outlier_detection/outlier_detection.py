@@ -29,7 +29,7 @@ from stcal.outlier_detection.median import MedianComputer
 from stcal.outlier_detection.utils import compute_weight_threshold, flag_resampled_crs
 
 from ..dqflags import pixel as FLAGS
-from ..resample.resample import VARIANCE_ARRAYS, Resampler, blot, pixel_map, sky_level
+from ..resample.resample import Resampler, blot, exposure_time, pixel_map, sky_level
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class OutlierDetector:
             model.meta.wcs,
             model.dq,
             {"var_rnoise": model.var_rnoise},
-            _exposure_time(model),
+            exposure_time(model),
             name=model.meta.filename or "frame",
             sky=sky_level(model),
         )
@@ -300,13 +300,3 @@ def find_outliers(data, err, blotted, snr=(5.0, 4.0), scale=(1.2, 0.7), backg=0.
             np.where(defined, data, 0.0), err, np.where(defined, filled, 0.0), snr[0], snr[1], scale[0], scale[1], backg
         )
     return mask & defined
-
-
-def _exposure_time(model):
-    exposure_time = getattr(model.meta.exposure, "exposure_time", None)
-    return float(exposure_time) if exposure_time else 1.0
-
-
-def variance_arrays(model):
-    """Return a frame's variance arrays by name (those it has)."""
-    return {name: getattr(model, name) for name in VARIANCE_ARRAYS if getattr(model, name, None) is not None}

@@ -52,6 +52,7 @@ __all__ = [
     "Resampler",
     "blot",
     "check_frames",
+    "exposure_time",
     "fill_value",
     "frame_footprint",
     "frame_summary",
@@ -632,7 +633,6 @@ def frame_summary(model):
     if model.data is None or model.data.ndim != 2:
         raise ResampleError(f"{name}: SCI is not a 2-D image")
     scale = nominal_pixel_scale(model)
-    exposure_time = getattr(model.meta.exposure, "exposure_time", None) or 1.0
     return FrameSummary(
         name=name,
         footprint=frame_footprint(wcs, model.data.shape),
@@ -641,9 +641,14 @@ def frame_summary(model):
         bunit=model.meta.bunit_data or "DN/s",
         instrument=model.meta.instrument.name or "",
         filter=model.meta.instrument.filter or "",
-        exposure_time=float(exposure_time),
+        exposure_time=exposure_time(model),
         group=getattr(model.meta, "group_id", None) or "",
     )
+
+
+def exposure_time(model):
+    """Return a frame's exposure time (s), the ``exptime`` weight; 1 when it has none."""
+    return float(getattr(model.meta.exposure, "exposure_time", None) or 1.0)
 
 
 def nominal_pixel_scale(model):
@@ -783,7 +788,7 @@ def resample_library(library, resampler, frame_names=None):
                     model.meta.wcs,
                     model.dq,
                     variances,
-                    float(getattr(model.meta.exposure, "exposure_time", None) or 1.0),
+                    exposure_time(model),
                     name=model.meta.filename or f"frame {index}",
                     sky=sky_level(model),
                 )
