@@ -41,7 +41,9 @@ __all__ = [
     "simulate_dark_exposure",
     "simulate_exposure",
     "simulate_flat_exposure",
+    "illuminated_rate",
     "simulate_pinhole_exposure",
+    "simulate_ramps",
     "simulate_sky_exposure",
     "simulate_standard_exposure",
     "subarray_map",
@@ -365,8 +367,6 @@ def simulate_exposure(
     truth : ExposureTruth
         The rates, sources, cosmic rays and saturation behind the ramps.
     """
-    from .. import datamodels
-
     instrument = instrument_model(detector.instrument)
     read_time = instrument.read_time if read_time is None else read_time
     plate_scale = instrument.plate_scale if plate_scale is None else plate_scale
@@ -396,9 +396,7 @@ def simulate_exposure(
     scene_rate, star_xy, galaxy_xy = scene.render(
         wcsinfo, det.shape, filter, plate_scale, det.instrument, to_detector=to_detector
     )
-    detector_rate = scene_rate * det.flat
-    detector_rate += det.dark_rate
-    read_times = (np.arange(nreads) + 1.0) * read_time
+    detector_rate = illuminated_rate(det, scene_rate)
     if residual_defects:
         # A stream of its own: the same seed gives the same noise with and without defects.
         defect_rng = np.random.default_rng(None if seed is None else [int(seed), 7919])
@@ -410,14 +408,9 @@ def simulate_exposure(
     else:
         _, defects, defect_mask = empty_defects(det.shape)
 
-    rng = np.random.default_rng(seed)
-    cosmic_rays = _draw_cosmic_rays(rng, det, nints, nreads, read_time, cosmic_ray_rate)
-    # np.empty: every sample is written below, so the cube is touched only once.
-    model = datamodels.TMTRampModel(np.empty((nints, nreads, *det.shape), dtype=np.uint16))
-    first_saturated = _fill_ramps(
-        model.data, det, detector_rate, read_time, cosmic_rays, rng, noiseless=noiseless, linear=linear
+    model, cosmic_rays, first_saturated = simulate_ramps(
+        det, detector_rate, nints, nreads, read_time, cosmic_ray_rate, seed, noiseless=noiseless, linear=linear
     )
-    model.read_times = read_times
     if subarrays:
         model.subarr_map = subarray_map(subarrays, det.shape)
     _set_metadata(
@@ -449,7 +442,7 @@ def simulate_exposure(
         cosmic_rays=cosmic_rays,
         first_saturated_read=first_saturated,
         mask=det.mask,
-        read_times=read_times,
+        read_times=model.read_times,
         filter_name=filter,
         exposure_type=exposure_type,
         subarray=det.subarray,
@@ -461,6 +454,71 @@ def simulate_exposure(
         defect_mask=defect_mask,
     )
     return model, truth
+
+
+def illuminated_rate(detector, scene_rate):
+    """Return what a Level 1 rate image should measure: ``scene_rate * flat + dark_rate`` (DN/s).
+
+    Parameters
+    ----------
+    detector : DetectorTruth
+        The detector (or the subarray) the light falls on.
+    scene_rate : numpy.ndarray
+        float32 (ny, nx) DN/s reaching each pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (ny, nx) DN/s.
+    """
+    detector_rate = scene_rate * detector.flat
+    detector_rate += detector.dark_rate
+    return detector_rate
+
+
+def simulate_ramps(detector, detector_rate, nints, nreads, read_time, cosmic_ray_rate, seed, *, noiseless, linear):
+    """Turn a detector rate image into Level 0 ramps: the detector model every exposure goes through.
+
+    Charge with Poisson noise, cosmic rays, non-linearity, bias, read noise and saturation (see the
+    module's signal chain); the imager's and the IFS's exposures share it.
+
+    Parameters
+    ----------
+    detector : DetectorTruth
+        The detector (or the subarray) read out.
+    detector_rate : numpy.ndarray
+        float32 (ny, nx) DN/s, `illuminated_rate` (plus any defects).
+    nints, nreads : int
+        Integrations and reads per integration.
+    read_time : float
+        Time between reads (s).
+    cosmic_ray_rate : float
+        Events per pixel per second.
+    seed : int or None
+        Seed of the noise and cosmic rays.
+    noiseless, linear : bool
+        No Poisson and read noise; no non-linearity.
+
+    Returns
+    -------
+    model : TMTRampModel
+        uint16 ramps (nints, nreads, ny, nx) with ``read_times``; no metadata yet.
+    cosmic_rays : astropy.table.Table
+        The hits (`ExposureTruth.cosmic_rays`).
+    first_saturated : numpy.ndarray
+        int16 (nints, ny, nx) first saturated read, -1 if none.
+    """
+    from .. import datamodels
+
+    rng = np.random.default_rng(seed)
+    cosmic_rays = _draw_cosmic_rays(rng, detector, nints, nreads, read_time, cosmic_ray_rate)
+    # np.empty: every sample is written below, so the cube is touched only once.
+    model = datamodels.TMTRampModel(np.empty((nints, nreads, *detector.shape), dtype=np.uint16))
+    first_saturated = _fill_ramps(
+        model.data, detector, detector_rate, read_time, cosmic_rays, rng, noiseless=noiseless, linear=linear
+    )
+    model.read_times = (np.arange(nreads) + 1.0) * read_time
+    return model, cosmic_rays, first_saturated
 
 
 def simulate_dark_exposure(detector, **kwargs):
@@ -903,8 +961,14 @@ def _set_metadata(
     observation_id,
     exposure_number,
     target_name,
+    detector="IMG1",
+    mode="IMAGER",
+    observation=None,
 ):
-    """Fill the Level 0 metadata of a ramp model (one validated assignment per group)."""
+    """Fill the Level 0 metadata of a ramp model (one validated assignment per group).
+
+    ``observation`` is the (OBSTYPE, OBSNAME) pair, by default the imager's of the exposure type.
+    """
     from astropy.time import Time, TimeDelta
 
     start = Time(date, format="isot", scale="utc")
@@ -915,14 +979,14 @@ def _set_metadata(
     instrument = instrument_model(det.instrument)
     meta.telescope = instrument.telescope
     meta.processing_level = 0
-    meta.obstype, meta.obsname = _OBSERVATION_KINDS[exposure_type.split("_", 1)[1]]
+    meta.obstype, meta.obsname = observation or _OBSERVATION_KINDS[exposure_type.split("_", 1)[1]]
     meta.program = {"id": program_id}
     meta.target = {"name": target_name, "ra": float(pointing[0]) % 360.0, "dec": float(pointing[1])}
     meta.instrument = {
         "name": instrument.name,
-        "detector": "IMG1",
+        "detector": detector,
         "detector_serial": det.serial,
-        "mode": "IMAGER",
+        "mode": mode,
         "filter": filter_name,
         "plate_scale": plate_scale,
     }
