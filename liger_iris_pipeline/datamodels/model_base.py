@@ -248,6 +248,29 @@ def array_specs(model_class):
 
 
 @functools.cache
+def column_units(model_class):
+    """Return ``{column name: unit}`` of the table columns a model class's schema gives a ``unit``.
+
+    Parameters
+    ----------
+    model_class : type
+        A `TMTDataModel` subclass.
+
+    Returns
+    -------
+    dict
+        Units as FITS writes them (``TUNITn``).
+    """
+    return {
+        column["name"]: column["unit"]
+        for _, node in schema_nodes(model_class)
+        if isinstance(node.get("datatype"), list)
+        for column in node["datatype"]
+        if "unit" in column
+    }
+
+
+@functools.cache
 def keyword_paths(model_class):
     """Return ``{(EXTNAME, keyword): "meta.path"}`` for every FITS keyword of a model class's schema.
 

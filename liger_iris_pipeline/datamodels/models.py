@@ -1,10 +1,13 @@
 """Data model classes, one per schema."""
 
-from .model_base import TMTDataModel, TMTReferenceFileModel, schema_uri
+from .model_base import TMTDataModel, TMTReferenceFileModel, column_units, schema_uri
 
 __all__ = [
+    "IRISCubeModel",
+    "IRISIFSImageModel",
     "IRISImageModel",
     "IRISMosaicModel",
+    "IRISSpectrumModel",
     "TMTDarkModel",
     "TMTFlatModel",
     "TMTGainModel",
@@ -35,7 +38,16 @@ class TMTRampModel(TMTDataModel):
     default_arrays = ("pixeldq",)
 
 
-class IRISImageModel(TMTDataModel):
+class _ScienceArrays(TMTDataModel):
+    """A science array with its error and variances, whose units follow the science unit."""
+
+    def on_save(self, init):
+        """Derive the units of ERR and the variance arrays from the science unit before writing."""
+        super().on_save(init)
+        _derive_error_units(self)
+
+
+class IRISImageModel(_ScienceArrays):
     """Level 1 ("raw science frame") and Level 2 (calibrated) imager frame.
 
     Attributes
@@ -55,10 +67,100 @@ class IRISImageModel(TMTDataModel):
     schema_url = schema_uri("iris_image")
     default_arrays = ("err", "dq", "var_poisson", "var_rnoise", "var_flat")
 
-    def on_save(self, init):
-        """Derive the units of ERR and the variance arrays from the science unit before writing."""
-        super().on_save(init)
-        _derive_error_units(self)
+
+class IRISIFSImageModel(_ScienceArrays):
+    """Level 1 and Level 2 frame of the integral-field spectrograph's detector.
+
+    The imager frame's arrays (`IRISImageModel`), with the spectra of the slices or lenslets on
+    the detector; ``meta.instrument.ifs_mode`` and ``spaxel_scale`` say how they were formed.
+    Not an `IRISImageModel`, so that no imager step takes one for an image.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        float32 (ny, nx) count rate.
+    err : numpy.ndarray
+        float32 total 1-sigma uncertainty, ``sqrt(var_poisson + var_rnoise + var_flat)``.
+    dq : numpy.ndarray
+        uint32 data quality flags.
+    var_poisson, var_rnoise, var_flat : numpy.ndarray
+        float32 variance components.
+    subarr_map : numpy.ndarray
+        uint16 subarray map (0 outside every subarray, k inside subarray k).
+    """
+
+    schema_url = schema_uri("iris_ifs_image")
+    default_arrays = ("err", "dq", "var_poisson", "var_rnoise", "var_flat")
+
+
+class IRISCubeModel(_ScienceArrays):
+    """IFS cube: a regular (x, y, wavelength) grid on the sky, numpy axes ``(nwave, ny, nx)``.
+
+    ``meta.wcs`` maps ``(x, y, wavelength index)`` to ``(ra, dec, wavelength)``; the SCI header
+    carries the same WCS as FITS keywords (``meta.wcsinfo``: TAN celestial axes 1 and 2, a linear
+    vacuum wavelength axis 3 in microns) for spectral_cube, specutils and cubeviz. A voxel without
+    data has ``WMAP = 0`` and NaN in SCI, ERR and the variances.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        float32 (nwave, ny, nx) flux per spaxel and wavelength bin (``BUNIT``).
+    err : numpy.ndarray
+        float32 total 1-sigma uncertainty, ``sqrt(var_poisson + var_rnoise + var_flat)``.
+    dq : numpy.ndarray
+        uint32 data quality flags.
+    wmap : numpy.ndarray
+        float32 weight map: summed weight of the detector pixels in each voxel.
+    var_poisson, var_rnoise, var_flat : numpy.ndarray
+        float32 variance components.
+    """
+
+    schema_url = schema_uri("iris_cube")
+    default_arrays = ("err", "dq", "wmap", "var_poisson", "var_rnoise", "var_flat")
+
+
+class IRISSpectrumModel(TMTDataModel):
+    """1-D spectrum extracted from an IFS cube, a binary table ``EXTRACT1D``.
+
+    Columns ``WAVELENGTH`` (um, vacuum), ``FLUX`` and ``FLUX_ERROR`` (Jy), the variances
+    ``FLUX_VAR_POISSON``, ``FLUX_VAR_RNOISE``, ``FLUX_VAR_FLAT`` (Jy2), ``DQ`` (uint32) and
+    ``NPIXELS`` (pixels summed). The column units of the schema are written as ``TUNITn``, so that
+    astropy and specutils read the columns as quantities.
+
+    Attributes
+    ----------
+    spec_table : numpy.ndarray
+        Structured array, one row per wavelength bin.
+    """
+
+    schema_url = schema_uri("iris_spectrum")
+
+    def get_primary_array_name(self):
+        """Return ``"spec_table"``: a spectrum has no SCI array."""
+        return "spec_table"
+
+    def to_fits(self, init, *args, **kwargs):
+        """Write the model, then the column units of the schema into the table header (``TUNITn``).
+
+        stdatamodels writes no ``TUNITn`` (a keyword astropy manages), so the units are set in the
+        written file (astropy updates its checksums).
+
+        Parameters
+        ----------
+        init : str or os.PathLike
+            Output file.
+        *args, **kwargs
+            Passed to `TMTDataModel.to_fits`.
+        """
+        from astropy.io import fits
+
+        super().to_fits(init, *args, **kwargs)
+        units = column_units(type(self))
+        with fits.open(init, mode="update") as hdulist:
+            table = hdulist["EXTRACT1D"]
+            for index, name in enumerate(table.columns.names, start=1):
+                if name in units:
+                    table.header[f"TUNIT{index}"] = units[name]
 
 
 def _derive_error_units(model):
@@ -72,7 +174,7 @@ def _derive_error_units(model):
                 setattr(model.meta, f"bunit_{name}", squared)
 
 
-class IRISMosaicModel(TMTDataModel):
+class IRISMosaicModel(_ScienceArrays):
     """Level 3 imager mosaic (``_i2d``), drizzled from calibrated frames.
 
     No DQ array (as jwst's ``i2d``): a pixel without data has ``WHT = 0`` and NaN in SCI, ERR
@@ -94,11 +196,6 @@ class IRISMosaicModel(TMTDataModel):
 
     schema_url = schema_uri("iris_mosaic")
     default_arrays = ("err", "wht", "var_poisson", "var_rnoise", "var_flat")
-
-    def on_save(self, init):
-        """Derive the units of ERR and the variance arrays from the science unit before writing."""
-        super().on_save(init)
-        _derive_error_units(self)
 
 
 class TMTDarkModel(TMTReferenceFileModel):
