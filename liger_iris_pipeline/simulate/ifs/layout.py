@@ -25,7 +25,7 @@ from numpy.polynomial import polynomial as P
 
 from ..filters import FILTERS
 
-__all__ = ["SlicerLayout"]
+__all__ = ["SlicerLayout", "wavelength_at"]
 
 _NARROW_FRACTION = 0.1
 """Filters narrower than this fraction of their centre wavelength get the narrow-band resolving power."""
@@ -210,6 +210,11 @@ class SlicerLayout:
             coefficients[index] = np.stack([_in_rows(row, row_centre, half) for row in in_s])
         return coefficients
 
+    def dispersion(self, filter_name):
+        """Return the dispersion (microns per pixel) at the centre of the first slice's bank."""
+        coefficients = self.wavelength_coefficients(filter_name)[0]
+        return float(coefficients[0, 1] + 2 * coefficients[0, 2] * np.mean(self.slice_rows(0)))
+
     def slice_throughputs(self):
         """Return the slices' throughputs (float64, n_slices), drawn from `seed`."""
         low, high = self.throughput_range
@@ -222,8 +227,7 @@ class SlicerLayout:
         s = np.array([0.0, self.n_spaxels / 2.0, self.n_spaxels])
         for index in range(self.n_slices):
             start, stop = self.slice_rows(index)
-            s_grid, y_grid = np.meshgrid(s, [start - 0.5, stop - 0.5])
-            edges = P.polyval2d(s_grid, y_grid, coefficients[index])
+            edges = wavelength_at(coefficients[index], s[None, :], np.array([[start - 0.5], [stop - 0.5]]))
             low, high = min(low, edges.min()), max(high, edges.max())
         return low, high
 
@@ -251,17 +255,32 @@ class SlicerLayout:
         traces = self.trace_coefficients()
         solutions = self.wavelength_coefficients(filter_name)
         for index in range(self.n_slices):
-            rows, columns, s = self._footprint(index, traces[index])
+            rows, columns, s = self.slice_footprint(index, traces[index])
             inside = (s >= 0.0) & (s < self.n_spaxels)
             y = np.broadcast_to(rows[:, None], s.shape)[inside]
             x = np.broadcast_to(columns[None, :], s.shape)[inside]
             slice_map[y, x] = index
             along[y, x] = s[inside]
-            wavelength[y, x] = P.polyval2d(s[inside], y.astype(np.float64), solutions[index])
+            wavelength[y, x] = wavelength_at(solutions[index], s[inside], y)
         return slice_map, along, wavelength
 
-    def _footprint(self, index, trace):
-        """Rows, columns around a slice and ``s`` at their pixel centres (rows x columns)."""
+    def slice_footprint(self, index, trace):
+        """Return the rows and columns around a slice and ``s`` at their pixel centres.
+
+        Parameters
+        ----------
+        index : int
+            Slice.
+        trace : numpy.ndarray
+            Its row of `trace_coefficients`.
+
+        Returns
+        -------
+        rows, columns : numpy.ndarray
+            int64 detector rows (the bank's) and columns (the slice plus a pixel on either side).
+        s : numpy.ndarray
+            float64 (rows, columns): position along the slice (spaxels) at the pixel centres.
+        """
         start, stop = self.slice_rows(index)
         rows = np.arange(start, stop)
         left = P.polyval(rows.astype(np.float64), trace)
@@ -270,6 +289,25 @@ class SlicerLayout:
         columns = np.arange(first, last)
         s = (columns[None, :] - left[:, None]) / self.spaxel_pixels
         return rows, columns, s
+
+
+def wavelength_at(solution, s, y):
+    """Evaluate a slice's wavelength solution.
+
+    Parameters
+    ----------
+    solution : numpy.ndarray
+        ``(3, 3)`` coefficients (a row of `SlicerLayout.wavelength_coefficients`).
+    s, y : array_like
+        Position along the slice (spaxels) and detector row (0-based); broadcast together.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 wavelengths (microns, vacuum).
+    """
+    s, y = np.broadcast_arrays(np.asarray(s, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    return P.polyval2d(s, y, solution)
 
 
 def _in_rows(coefficients_in_t, centre, half):
