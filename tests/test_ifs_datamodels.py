@@ -1,10 +1,21 @@
 """IFS data models: the detector frame, the cube and the 1-D spectrum through FITS, their schema checks."""
 
+import warnings
+
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyPendingDeprecationWarning
+from test_datamodels import _fill
 
 from liger_iris_pipeline import datamodels as dm
+from liger_iris_pipeline.cube_build.cube_wcs import cube_wcs, fits_wcs
+
+with warnings.catch_warnings():
+    # spectral-cube 0.7 imports a name astropy 8 deprecates
+    warnings.filterwarnings("ignore", "COPY_IF_NEEDED", AstropyPendingDeprecationWarning)
+    from spectral_cube import SpectralCube
+    from specutils import Spectrum
 
 IFS_META = {
     "meta.instrument.name": "IRIS",
@@ -15,15 +26,6 @@ IFS_META = {
     "meta.instrument.filter": "Kbb",
     "meta.exposure.type": "IRIS_IFS",
 }
-
-
-def _fill(model, meta):
-    for key, value in meta.items():
-        node = model
-        *parents, leaf = key.split(".")
-        for name in parents:
-            node = getattr(node, name)
-        setattr(node, leaf, value)
 
 
 def _attribute(extname):
@@ -145,3 +147,72 @@ def test_ifs_exposure_types_of_both_instruments():
     for instrument in ("IRIS", "LIGER"):
         for kind in ("IFS", "IFS_SKY", "IFS_FLAT", "IFS_DARK", "IFS_SCAN", "ARC", "TELLURIC"):
             model.meta.exposure.type = f"{instrument}_{kind}"
+
+
+CENTER = (150.1, 2.2)
+SHAPE = (30, 9, 11)  # (nwave, ny, nx)
+VOXELS = [(0.0, 0.0, 0.0), (3.0, 2.0, 7.0), (10.0, 8.0, 29.0), (5.0, 4.0, 15.0)]  # (x, y, k)
+
+
+def cube_file(tmp_path, position_angle=30.0, unit="MJy/sr"):
+    """A cube of 0.05 arcsec spaxels at 2.0-2.0145 um, SCI = plane index, written to disk; returns (path, gwcs)."""
+    wcs, info = cube_wcs(CENTER, 0.05, position_angle, 2.0, 0.0005, SHAPE)
+    model = dm.IRISCubeModel(SHAPE)
+    _fill(model, IFS_META)
+    model.meta.wcs, model.meta.wcsinfo, model.meta.bunit_data = wcs, info, unit
+    model.data[:] = np.arange(SHAPE[0], dtype=np.float32)[:, None, None]
+    model.err[:] = 0.5
+    return model.save(tmp_path / "cube_s3d.fits"), wcs
+
+
+def test_cube_wcs_follows_the_imager_convention():
+    wcs, info = cube_wcs(CENTER, 0.05, 0.0, 2.0, 0.0005, SHAPE)
+    assert (info["ctype3"], info["cunit3"], info["crpix3"]) == ("WAVE", "um", 1.0)
+    ra0, dec0, wave0 = wcs(5.0, 4.0, 0.0)  # the centre spaxel of the first plane
+    assert (ra0, dec0) == pytest.approx(CENTER, abs=1e-12) and wave0 == pytest.approx(2.0)
+    ra, dec, wave = wcs(6.0, 5.0, 10.0)  # one spaxel East-left, North-up, ten planes on
+    assert (ra - ra0) * np.cos(np.radians(dec0)) * 3600 == pytest.approx(-0.05, rel=1e-6)
+    assert (dec - dec0) * 3600 == pytest.approx(0.05, rel=1e-6) and wave == pytest.approx(2.005)
+    np.testing.assert_allclose(wcs.invert(ra, dec, wave), (6.0, 5.0, 10.0), atol=1e-7)
+    world = fits_wcs(info).pixel_to_world(6.0, 5.0, 10.0)
+    assert world[0].ra.deg == pytest.approx(ra, abs=1e-10) and world[1].to_value("um") == pytest.approx(2.005)
+    with pytest.raises(ValueError, match="step of a cube must be positive"):
+        cube_wcs(CENTER, 0.05, 0.0, 2.0, -0.0005, SHAPE)
+
+
+def test_cube_opens_in_spectral_cube_with_the_gwcs_axes(tmp_path):
+    path, wcs = cube_file(tmp_path)
+    np.testing.assert_allclose(dm.open(path).meta.wcs(3.0, 2.0, 7.0), wcs(3.0, 2.0, 7.0), rtol=1e-15)
+    cube = SpectralCube.read(path, hdu="SCI")
+    assert cube.shape == SHAPE and cube.unit == "MJy / sr"
+    assert cube.wcs.wcs.ctype[2] == "WAVE" and cube.wcs.celestial.wcs.ctype[0] == "RA---TAN"
+    np.testing.assert_allclose(cube.spectral_axis.to_value("um"), 2.0 + 0.0005 * np.arange(SHAPE[0]), rtol=1e-12)
+    for x, y, k in VOXELS:
+        wavelength, dec, ra = cube.world[int(k), int(y), int(x)]
+        np.testing.assert_allclose([ra.to_value("deg"), dec.to_value("deg")], wcs(x, y, k)[:2], rtol=0, atol=1e-10)
+        assert wavelength.to_value("um") == pytest.approx(wcs(x, y, k)[2], rel=1e-12)
+        assert cube.unmasked_data[int(k), int(y), int(x)].value == k
+
+
+def test_cube_opens_in_specutils_with_the_gwcs_axes(tmp_path):
+    path, wcs = cube_file(tmp_path, position_angle=-70.0)
+    # 'wcs1d-fits' reads N-d images; the ERR extension needs its type (specutils fails on the name alone).
+    spectrum = Spectrum.read(path, format="wcs1d-fits", hdu="SCI", uncertainty_hdu="ERR", uncertainty_type="std")
+    assert spectrum.flux.shape == SHAPE and spectrum.spectral_axis_index == 0
+    assert spectrum.flux.unit == "MJy / sr" and spectrum.uncertainty.array[0, 0, 0] == 0.5
+    np.testing.assert_allclose(spectrum.spectral_axis.to_value("um"), 2.0 + 0.0005 * np.arange(SHAPE[0]), rtol=1e-12)
+    for x, y, k in VOXELS:
+        sky, wavelength = spectrum.wcs.pixel_to_world(x, y, k)
+        ra, dec, wave = wcs(x, y, k)
+        assert sky.ra.deg == pytest.approx(ra, abs=1e-10) and sky.dec.deg == pytest.approx(dec, abs=1e-10)
+        assert wavelength.to_value("um") == pytest.approx(wave, rel=1e-12)
+        assert spectrum.flux[int(k), int(y), int(x)].value == k
+
+
+def test_spectrum_reads_in_specutils(tmp_path):
+    path = spectrum_model().save(tmp_path / "spectrum_x1d.fits")
+    spectrum = Spectrum.read(path, format="tabular-fits", hdu="EXTRACT1D")
+    np.testing.assert_allclose(spectrum.spectral_axis.to_value("um"), np.linspace(2.15, 2.25, 20))
+    assert spectrum.flux.unit == "Jy" and spectrum.flux[0].value == pytest.approx(1.0e-3)
+    assert spectrum.uncertainty.uncertainty_type == "std"
+    np.testing.assert_allclose(spectrum.uncertainty.quantity.to_value("Jy"), 1.0e-5)

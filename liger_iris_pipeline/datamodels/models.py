@@ -77,16 +77,8 @@ class IRISIFSImageModel(_ScienceArrays):
 
     Attributes
     ----------
-    data : numpy.ndarray
-        float32 (ny, nx) count rate.
-    err : numpy.ndarray
-        float32 total 1-sigma uncertainty, ``sqrt(var_poisson + var_rnoise + var_flat)``.
-    dq : numpy.ndarray
-        uint32 data quality flags.
-    var_poisson, var_rnoise, var_flat : numpy.ndarray
-        float32 variance components.
-    subarr_map : numpy.ndarray
-        uint16 subarray map (0 outside every subarray, k inside subarray k).
+    data, err, dq, var_poisson, var_rnoise, var_flat, subarr_map : numpy.ndarray
+        (ny, nx), those of `IRISImageModel`.
     """
 
     schema_url = schema_uri("iris_ifs_image")
