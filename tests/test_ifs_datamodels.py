@@ -10,6 +10,7 @@ from test_datamodels import _fill
 
 from liger_iris_pipeline import datamodels as dm
 from liger_iris_pipeline.cube_build.cube_wcs import cube_wcs, fits_wcs
+from liger_iris_pipeline.lib.observation import observation_category
 
 with warnings.catch_warnings():
     # spectral-cube 0.7 imports a name astropy 8 deprecates
@@ -216,3 +217,44 @@ def test_spectrum_reads_in_specutils(tmp_path):
     assert spectrum.flux.unit == "Jy" and spectrum.flux[0].value == pytest.approx(1.0e-3)
     assert spectrum.uncertainty.uncertainty_type == "std"
     np.testing.assert_allclose(spectrum.uncertainty.quantity.to_value("Jy"), 1.0e-5)
+
+
+@pytest.mark.parametrize(
+    ("exposure_type", "ifs_mode", "category"),
+    [
+        # every SLI- row of the table of observation categories (docs/ifs_design.rst)
+        ("IRIS_IFS", "SLICER", ("SCI", "SLI-SCI")),
+        ("IRIS_IFS_SKY", "SLICER", ("SCI", "SLI-SKY")),
+        ("IRIS_IFS_FLAT", "SLICER", ("CAL", "SLI-NFF")),
+        ("IRIS_IFS_DARK", "SLICER", ("CAL", "SLI-DRK")),
+        ("IRIS_ARC", "SLICER", ("ENG", "SLI-IDP")),
+        ("IRIS_TELLURIC", "SLICER", ("CAL", "SLI-TEL")),
+        ("IRIS_IFS", "LENSLET", ("SCI", "LEN-SCI")),
+        ("IRIS_IFS_SKY", "LENSLET", ("SCI", "LEN-SKY")),
+        ("IRIS_IFS_DARK", "LENSLET", ("CAL", "LEN-DRK")),
+        ("IRIS_ARC", "LENSLET", ("ENG", "LEN-IDP")),
+        ("IRIS_TELLURIC", "LENSLET", ("CAL", "LEN-TEL")),
+        ("IRIS_IFS_SCAN", "LENSLET", ("CAL", "LEN-SPX")),
+        ("LIGER_IFS", "SLICER", ("SCI", "SLI-SCI")),
+        ("LIGER_ARC", "SLICER", ("ENG", "SLI-IDP")),
+        ("IRIS_IFS_SCAN", "SLICER", (None, None)),  # no slicer scans
+        ("IRIS_PINHOLE", "SLICER", (None, None)),  # an imager calibration
+        ("IRIS_IFS", None, (None, None)),  # the mode unknown
+    ],
+)
+def test_observation_category_of_ifs_products(exposure_type, ifs_mode, category):
+    frame = dm.IRISIFSImageModel()
+    _fill(frame, IFS_META)
+    instrument = exposure_type.split("_")[0]
+    frame.meta.instrument.name, frame.meta.exposure.type = instrument, exposure_type
+    frame.meta.instrument.ifs_mode = ifs_mode
+    assert observation_category(frame) == category
+    if category[0]:
+        frame.meta.obstype, frame.meta.obsname = category  # the schema's pattern takes it
+
+
+def test_imager_telluric_keeps_its_detector_category():
+    frame = dm.IRISImageModel()
+    _fill(frame, {"meta.instrument.name": "IRIS", "meta.instrument.detector": "IMG3", "meta.instrument.mode": "IMAGER"})
+    frame.meta.exposure.type = "IRIS_TELLURIC"
+    assert observation_category(frame) == ("CAL", "IMG3-TEL")

@@ -3,34 +3,63 @@
 __all__ = ["exposure_kind", "observation_category"]
 
 
+_IMAGER_CATEGORIES = {
+    "IMAGE": ("SCI", "SCI"),
+    "SKY": ("SCI", "SKY"),
+    "DARK": ("CAL", "DRK"),
+    "FLAT": ("CAL", "NFF"),
+    "TELLURIC": ("CAL", "TEL"),
+    "PINHOLE": ("CAL", "DMP"),
+    "STANDARD": ("CAL", "STD"),
+}
+"""Exposure kind of an imager exposure -> (OBSTYPE, the kind in OBSNAME after the detector)."""
+
+_IFS_CATEGORIES = {
+    "IFS": ("SCI", "SCI"),
+    "IFS_SKY": ("SCI", "SKY"),
+    "IFS_FLAT": ("CAL", "NFF"),
+    "IFS_DARK": ("CAL", "DRK"),
+    "ARC": ("ENG", "IDP"),
+    "TELLURIC": ("CAL", "TEL"),
+    "IFS_SCAN": ("CAL", "SPX"),
+}
+"""Exposure kind of an IFS exposure -> (OBSTYPE, the kind in OBSNAME after the IFS mode)."""
+
+_IFS_MODES = {"SLICER": "SLI", "LENSLET": "LEN"}
+"""IFSMODE -> its OBSNAME prefix."""
+
+
 def observation_category(model):
-    """Return ``(OBSTYPE, OBSNAME)`` of a processed frame from its exposure type and detector.
+    """Return ``(OBSTYPE, OBSNAME)`` of a processed product from its exposure type, detector and IFS mode.
+
+    The categories are those of the IRIS data reduction system's documentation (OBSNAME: the
+    imager detector ``IMG1``-``IMG4`` or the IFS mode ``SLI`` / ``LEN``, then the kind).
 
     Parameters
     ----------
-    model : IRISImageModel
-        A processed frame.
+    model : TMTDataModel
+        A processed frame, cube or spectrum.
 
     Returns
     -------
     tuple of str or None
-        E.g. ``("SCI", "IMG2-SCI")`` for a science exposure of imager detector IMG2;
-        ``(None, None)`` when the exposure type has no imager category.
+        E.g. ``("SCI", "IMG2-SCI")`` for a science exposure of imager detector IMG2,
+        ``("ENG", "SLI-IDP")`` for an arc of the slicer; ``(None, None)`` when the exposure type
+        has no category for its instrument mode (lenslet scans exist only for the lenslet).
     """
-    categories = {
-        "IMAGE": ("SCI", "SCI"),
-        "SKY": ("SCI", "SKY"),
-        "DARK": ("CAL", "DRK"),
-        "FLAT": ("CAL", "NFF"),
-        "TELLURIC": ("CAL", "TEL"),
-        "PINHOLE": ("CAL", "DMP"),
-        "STANDARD": ("CAL", "STD"),
-    }
-    obstype, kind = categories.get(exposure_kind(model), (None, None))
-    detector = model.meta.instrument.detector or "IMG1"
-    if obstype is None or model.meta.instrument.mode == "IFS" or not detector.startswith("IMG"):
+    kind = exposure_kind(model)
+    instrument = model.meta.instrument
+    if instrument.mode == "IFS" or instrument.detector == "IFU":
+        obstype, name = _IFS_CATEGORIES.get(kind, (None, None))
+        prefix = _IFS_MODES.get(instrument.ifs_mode)
+        if obstype is None or prefix is None or (name == "SPX" and prefix != "LEN"):
+            return None, None
+        return obstype, f"{prefix}-{name}"
+    obstype, name = _IMAGER_CATEGORIES.get(kind, (None, None))
+    detector = instrument.detector or "IMG1"
+    if obstype is None or not detector.startswith("IMG"):
         return None, None
-    return obstype, f"{detector}-{kind}"
+    return obstype, f"{detector}-{name}"
 
 
 def exposure_kind(model):
