@@ -3,7 +3,8 @@
 ``python -m liger_iris_pipeline.simulate --output DIR --size N --nreads M --seed S``
 writes one with `simulate_dataset`; ``--level3 --dither N --dither-pattern box`` a Level 3 one
 (dithered science exposures with pointing errors and residual defects, a pinhole-grid and a
-standard-star exposure, reference and standards catalogs).
+standard-star exposure, reference and standards catalogs); ``--ifs`` a slicer IFS one
+(`ifs.simulate_ifs_dataset`).
 """
 
 import argparse
@@ -271,7 +272,9 @@ def main(argv=None):
     parser.add_argument("--n-sky", type=int, default=1)
     parser.add_argument("--n-darks", type=int, default=3)
     parser.add_argument("--n-flats", type=int, default=3)
-    parser.add_argument("--filter", default="Kbb", choices=filters.filter_names())
+    parser.add_argument(
+        "--filter", choices=filters.filter_names(), help="filter (default Kbb; KN3 for the small IFS layout)"
+    )
     parser.add_argument(
         "--subarray",
         type=int,
@@ -291,11 +294,30 @@ def main(argv=None):
     parser.add_argument(
         "--pointing-error", type=float, help="RMS pointing error of the header WCS (mas; default 0, 20 with --level3)"
     )
+    parser.add_argument(
+        "--ifs",
+        nargs="?",
+        const="small",
+        choices=("small", "full"),
+        help="a slicer IFS data set instead (science, sky, lamp flat, arc, dark, telluric standard and truth): "
+        "the small test layout (default) or the full 4096 x 4096 one; uses --output, --nreads, --seed, --filter",
+    )
     args = parser.parse_args(argv)
+    started = time.perf_counter()
+    if args.ifs:
+        from .ifs import simulate_ifs_dataset
+
+        manifest = simulate_ifs_dataset(
+            args.output, size=args.ifs, nreads=args.nreads, seed=args.seed, filter=args.filter
+        )
+        print(
+            f"wrote {len(manifest['truth'])} IFS exposures ({manifest['filter']}) and their truth to {args.output} "
+            f"in {time.perf_counter() - started:.1f} s; manifest: {manifest['manifest']}"
+        )
+        return
     if args.dither is not None:
         args.n_science = args.dither
         args.dither_pattern = args.dither_pattern or "box"
-    started = time.perf_counter()
     manifest = simulate_dataset(
         args.output,
         size=args.size,
@@ -308,7 +330,7 @@ def main(argv=None):
         detector_seed=args.detector_seed,
         instrument=args.instrument,
         subarray=tuple(args.subarray) if args.subarray else None,
-        filter=args.filter,
+        filter=args.filter or "Kbb",
         dither_pattern=args.dither_pattern,
         dither_step=args.dither_step,
         pointing_error_mas=args.pointing_error,

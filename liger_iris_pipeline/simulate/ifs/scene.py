@@ -51,18 +51,19 @@ SKY_LINE_FRACTION = 0.8
 """Fraction of the near-infrared broad-band sky in the OH lines (a simulator choice: OH dominates J and H)."""
 
 TELLURIC_BANDS = (
-    # (centre um, Gaussian sigma um, optical depth at the centre): H2O and CO2 bands at a dry site.
+    # (centre um, Gaussian sigma um, optical depth at the centre): H2O, CO2 and CH4 bands at a dry site.
     (0.935, 0.015, 1.5),
     (1.135, 0.020, 1.2),
     (1.380, 0.045, 4.0),
     (1.870, 0.050, 4.0),
     (2.010, 0.008, 0.6),
     (2.060, 0.008, 0.5),
+    (2.320, 0.040, 0.1),
     (2.500, 0.060, 2.0),
 )
-"""Telluric absorption bands: approximate centres of the water (0.94, 1.14, 1.38, 1.87, 2.5 um) and
-carbon dioxide (2.01, 2.06 um) bands of the near-infrared atmosphere (e.g. the ATRAN model, Lord 1992,
-NASA TM-103957); widths and depths are a smooth simple model, not a fit."""
+"""Telluric absorption bands: approximate centres of the water (0.94, 1.14, 1.38, 1.87, 2.5 um),
+carbon dioxide (2.01, 2.06 um) and methane (2.32 um) bands of the near-infrared atmosphere (e.g.
+the ATRAN model, Lord 1992, NASA TM-103957); widths and depths are a smooth simple model, not a fit."""
 
 _OVERSAMPLE = 3
 """Truth-cube wavelength bins per detector pixel."""
