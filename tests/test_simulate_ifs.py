@@ -189,11 +189,18 @@ def test_truth_round_trip_and_dataset(tmp_path, layout):
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    with fits.open(manifest["truth"]["ifs_science_001_uncal.fits"]) as hdulist:
-        wcs = WCS(hdulist["CUBE"].header)
-        assert wcs.wcs.ctype[2] == "WAVE" and hdulist["CUBE"].header["CUNIT3"] == "um"
+    cube_file = manifest["truth_cube"]["ifs_science_001_uncal.fits"]
+    assert cube_file == str(ifs.IFSTruth.cube_path(manifest["truth"]["ifs_science_001_uncal.fits"]))
+    with dm.open(cube_file) as cube:
+        assert isinstance(cube, dm.IRISCubeModel) and cube.meta.bunit_data == "DN/s"
+        assert cube.meta.instrument.ifs_mode == "SLICER" and cube.data.shape == truth.cube.shape
+    with fits.open(cube_file) as hdulist:
+        wcs = WCS(hdulist["SCI"].header)
+        assert wcs.wcs.ctype[2] == "WAVE" and hdulist["SCI"].header["CUNIT3"] == "um"
         wavelength = wcs.spectral.pixel_to_world(np.arange(3)).to_value("um")
+        ra, dec = wcs.celestial.pixel_to_world_values((layout.n_spaxels - 1) / 2, (layout.n_slices - 1) / 2)
     np.testing.assert_allclose(wavelength, truth.wavelengths[:3], rtol=1e-12)
+    np.testing.assert_allclose((ra, dec), (150.1, 2.2), atol=1e-9)
     telluric = ifs.IFSTruth.load(manifest["truth"]["ifs_telluric_001_uncal.fits"])
     assert telluric.transmission.min() < 0.995 and telluric.sources["temperature"][0] == 9600.0
 

@@ -73,7 +73,8 @@ def simulate_ifs_dataset(
     Files (in ``output_dir``): ``ifs_<kind>_001_uncal.fits`` (Level 0 ramps, `TMTRampModel`) for the
     kinds science, sky, flat, arc, dark and telluric; ``ifs_<kind>_001_truth.fits`` beside each
     (`IFSTruth.save`); ``truth_<reftype>.fits``: the IFS detector's truth references (dark, flat,
-    mask, ...); ``manifest.json``.
+    mask, ...); ``manifest.json``. Each truth file's cube is an `IRISCubeModel` beside it
+    (``ifs_<kind>_001_truth_cube.fits``).
 
     Parameters
     ----------
@@ -100,7 +101,7 @@ def simulate_ifs_dataset(
     Returns
     -------
     dict
-        Kind -> list of ramp files, ``truth``: {ramp file name: truth file}, ``references``:
+        Kind -> list of ramp files, ``truth`` and ``truth_cube``: {ramp file name: file}, ``references``:
         {REFTYPE: file}, ``layout`` (the layout's parameters), ``filter``, ``manifest``: the JSON file.
     """
     if isinstance(size, SlicerLayout):
@@ -116,7 +117,7 @@ def simulate_ifs_dataset(
     detector = make_detector(layout.detector_shape, seed=detector_seed)
     ra, dec, pa = pointing
     pointings = {"SKY": (ra, dec + 1.0 / 60.0, pa), "TELLURIC": (ra, dec - 5.0 / 60.0, pa)}
-    manifest = {"truth": {}, "references": {}, "filter": filter, "layout": _layout_dict(layout)}
+    manifest = {"truth": {}, "truth_cube": {}, "references": {}, "filter": filter, "layout": _layout_dict(layout)}
     for number, (name, kind) in enumerate((*_KINDS, ("telluric", "TELLURIC"))):
         model, truth = simulate_ifs_exposure(
             exposure_scene(kind, layout, filter),
@@ -137,6 +138,7 @@ def simulate_ifs_dataset(
         truth.save(truth_path)
         manifest.setdefault(name, []).append(str(path))
         manifest["truth"][path.name] = str(truth_path)
+        manifest["truth_cube"][path.name] = str(truth.cube_path(truth_path))
         del model, truth
     for reftype in REFERENCE_TYPES if references else ():
         model = reference_model(detector, reftype, filter=filter)

@@ -9,6 +9,7 @@ bad pixels and cosmic rays as an imager exposure of the same detector.
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -139,36 +140,54 @@ class IFSTruth:
         """Wavelengths of the cube's bins (float64, microns)."""
         return self.grid.centres
 
-    def cube_header(self):
-        """Return the FITS WCS of the truth cube (``docs/ifs_design.rst``): RA/Dec TAN and a linear WAVE axis in um."""
-        from astropy.io import fits
+    def cube_wcsinfo(self):
+        """Return the ``meta.wcsinfo`` of the truth cube: the spaxel grid's TAN axes and a linear WAVE axis in um."""
+        spectral = {"crpix3": 1.0, "crval3": float(self.grid.start), "cdelt3": float(self.grid.step), "pc3_3": 1.0}
+        return {**self.wcsinfo, **spectral, "ctype3": "WAVE", "cunit3": "um", "specsys": "TOPOCENT"}
 
-        header = fits.Header()
-        for axis in (1, 2):
-            for key in ("crpix", "crval", "cdelt", "ctype", "cunit"):
-                header[f"{key.upper()}{axis}"] = self.wcsinfo[f"{key}{axis}"]
-        for i in (1, 2):
-            for j in (1, 2):
-                header[f"PC{i}_{j}"] = self.wcsinfo[f"pc{i}_{j}"]
-        header["RADESYS"] = self.wcsinfo["radesys"]
-        header["CTYPE3"] = "WAVE"
-        header["CUNIT3"] = "um"
-        header["CRPIX3"] = 1.0
-        header["CRVAL3"] = float(self.grid.start)
-        header["CDELT3"] = float(self.grid.step)
-        header["SPECSYS"] = "TOPOCENT"
-        header["BUNIT"] = ("DN/s", "per spaxel per wavelength bin")
-        return header
+    def cube_model(self):
+        """Return the truth cube as an `IRISCubeModel` (SCI only, ``BUNIT = 'DN/s'`` per spaxel per bin).
+
+        Returns
+        -------
+        IRISCubeModel
+            ``data`` is `cube`; the FITS WCS (``meta.wcsinfo``) is `cube_wcsinfo`; instrument, filter,
+            IFS mode and spaxel scale of the exposure.
+        """
+        from ... import datamodels
+
+        model = datamodels.IRISCubeModel()
+        model.data = self.cube
+        name = self.exposure_type.split("_", 1)[0]
+        model.meta.telescope = instrument_model(name).telescope
+        model.meta.instrument = {
+            "name": name,
+            "detector": "IFU",
+            "mode": "IFS",
+            "filter": self.filter_name,
+            "ifs_mode": "SLICER",
+            "spaxel_scale": float(self.layout.spaxel_scale),
+        }
+        model.meta.exposure.type = self.exposure_type
+        model.meta.wcsinfo = self.cube_wcsinfo()
+        model.meta.bunit_data = "DN/s"
+        return model
+
+    @staticmethod
+    def cube_path(path):
+        """Return the file of the truth cube written beside a truth file: ``<stem>_cube.fits``."""
+        path = Path(path)
+        return path.with_name(f"{path.stem}_cube.fits")
 
     def save(self, path, overwrite=True):
-        """Write the truth to a FITS file: the cube (``CUBE``, with its WCS), images and tables.
+        """Write the truth: images and tables to ``path``, the cube to `cube_path` (`cube_model`).
 
         Parameters
         ----------
         path : str or os.PathLike
             Output file.
         overwrite : bool
-            Replace an existing file.
+            Replace existing files.
         """
         from astropy.io import fits
         from astropy.table import Table
@@ -181,10 +200,10 @@ class IFSTruth:
         header["RESOLV"] = (float(self.resolving_power), "resolving power of the Gaussian LSF")
         header["WAVE0"] = (float(self.grid.start), "first wavelength bin centre (um, vacuum)")
         header["WAVESTEP"] = (float(self.grid.step), "wavelength bin width (um)")
+        header["CUBEFILE"] = (self.cube_path(path).name, "the truth cube (IRISCubeModel)")
         if self.seed is not None:
             header["SEED"] = int(self.seed)
-        cube = fits.ImageHDU(self.cube, header=self.cube_header(), name="CUBE")
-        hdus = [primary, cube]
+        hdus = [primary]
         hdus += [fits.ImageHDU(np.asarray(getattr(self, name)), name=extension) for extension, name in self._IMAGES]
         for extension, name in self._TABLES:
             hdu = fits.table_to_hdu(getattr(self, name))
@@ -195,10 +214,12 @@ class IFSTruth:
         hdu.name = "SETTINGS"
         hdus.append(hdu)
         fits.HDUList(hdus).writeto(path, overwrite=overwrite)
+        with self.cube_model() as model:
+            model.save(self.cube_path(path), overwrite=overwrite)
 
     @classmethod
     def load(cls, path):
-        """Read a truth file written by `save`.
+        """Read a truth file and its cube written by `save`.
 
         Parameters
         ----------
@@ -212,17 +233,21 @@ class IFSTruth:
         from astropy.io import fits
         from astropy.table import Table
 
+        from ... import datamodels
+
         with fits.open(path) as hdulist:
             header = hdulist[0].header
             native = {
                 name: hdulist[extension].data.astype(hdulist[extension].data.dtype.newbyteorder("="))
-                for extension, name in (("CUBE", "cube"), *cls._IMAGES)
+                for extension, name in cls._IMAGES
             }
             tables = {name: Table.read(hdulist[extension]) for extension, name in cls._TABLES}
             settings = hdulist["SETTINGS"].data[0]
             layout = json.loads(settings["layout"])
             wcsinfo = json.loads(settings["wcsinfo"])
         layout = SlicerLayout(**{key: tuple(v) if isinstance(v, list) else v for key, v in layout.items()})
+        with datamodels.IRISCubeModel(cls.cube_path(path)) as model:
+            native["cube"] = model.native_array("data")
         grid = WavelengthGrid(header["WAVE0"], header["WAVESTEP"], native["cube"].shape[0])
         return cls(
             **native,
