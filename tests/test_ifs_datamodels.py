@@ -6,11 +6,17 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyPendingDeprecationWarning
+from test_command_line import failure
 from test_datamodels import _fill
 
 from liger_iris_pipeline import datamodels as dm
+from liger_iris_pipeline import simulate as sim
+from liger_iris_pipeline.associations import make_asn
+from liger_iris_pipeline.cli.tmtrun import main as tmtrun
 from liger_iris_pipeline.cube_build.cube_wcs import cube_wcs, fits_wcs
+from liger_iris_pipeline.lib.models import open_image
 from liger_iris_pipeline.lib.observation import observation_category
+from liger_iris_pipeline.pipeline import Detector1Pipeline
 
 with warnings.catch_warnings():
     # spectral-cube 0.7 imports a name astropy 8 deprecates
@@ -258,3 +264,48 @@ def test_imager_telluric_keeps_its_detector_category():
     _fill(frame, {"meta.instrument.name": "IRIS", "meta.instrument.detector": "IMG3", "meta.instrument.mode": "IMAGER"})
     frame.meta.exposure.type = "IRIS_TELLURIC"
     assert observation_category(frame) == ("CAL", "IMG3-TEL")
+
+
+def ifs_frame_file(folder, model_class=dm.IRISIFSImageModel):
+    """A small Level 1 IFS frame on disk (``model_class``, INSTMODE = IFS)."""
+    frame = model_class((16, 16))
+    _fill(frame, IFS_META)
+    frame.meta.processing_level = 1
+    return frame.save(folder / "ifs_001_rate.fits")
+
+
+@pytest.mark.parametrize(
+    ("model_class", "what"),
+    [
+        (dm.IRISIFSImageModel, "a IRISIFSImageModel"),
+        (dm.IRISImageModel, "a IRISImageModel with INSTMODE = IFS"),  # an imager class holding an IFS exposure
+    ],
+    ids=["ifs-class", "instmode"],
+)
+def test_image2_refuses_an_ifs_frame(tmp_path, capsys, model_class, what):
+    path = ifs_frame_file(tmp_path, model_class)
+    assert tmtrun(["image2.cfg", path, f"--output_dir={tmp_path}"]) == 1
+    expected = f"{path}: the input of ProcessImagerL2Pipeline must be an IRISImageModel (Level 1 or 2 frame), "
+    assert failure(capsys) == f"{expected}this is {what}: an IFS frame, reduce it with spec2"
+    assert [p.name for p in tmp_path.iterdir()] == ["ifs_001_rate.fits"]  # no partial product
+    with pytest.raises(TypeError, match="an IFS frame, reduce it with spec2"):
+        open_image(dm.open(path), "flat_field")
+    asn = tmp_path / "ifs_asn.json"
+    make_asn([path], output=asn)
+    assert tmtrun(["image2.cfg", str(asn), f"--output_dir={tmp_path}"]) == 1
+    assert failure(capsys) == f"{expected}this is {what}: an IFS frame, reduce it with spec2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ifs_001_rate.fits", "ifs_asn.json"]
+
+
+def test_detector1_reduces_an_ifs_ramp_to_an_ifs_frame():
+    detector = sim.make_detector((32, 32), seed=5)
+    references = sim.reference_models(detector)
+    ramp, _ = sim.simulate_dark_exposure(detector, nreads=3, pointing=(150.1, 2.2, 0.0), seed=2)
+    _fill(ramp, {**IFS_META, "meta.exposure.type": "IRIS_IFS_DARK"})
+    ramp_fit = {f"override_{name.lower()}": references[name] for name in ("NONLIN", "SATURATION", "READNOISE", "GAIN")}
+    steps = {"dq_init": {"override_mask": references["MASK"]}, "ramp_fit": ramp_fit}
+    frame = Detector1Pipeline.call(ramp, steps=steps)
+    assert type(frame) is dm.IRISIFSImageModel and frame.meta.processing_level == 1
+    assert frame.meta.instrument.ifs_mode == "SLICER" and frame.meta.instrument.spaxel_scale == 0.05
+    assert (frame.meta.obstype, frame.meta.obsname) == ("CAL", "SLI-DRK")
+    assert frame.data.shape == (32, 32) and np.isfinite(frame.err).all()

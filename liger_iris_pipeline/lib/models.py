@@ -8,7 +8,15 @@ import os
 
 import numpy as np
 
-__all__ = ["file_label", "kept_references", "model_name", "open_image", "open_input", "open_reference"]
+__all__ = [
+    "check_model_kind",
+    "file_label",
+    "kept_references",
+    "model_name",
+    "open_image",
+    "open_input",
+    "open_reference",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +70,12 @@ def open_input(init, model_classes, step_name, role="input", copy=True):
     Raises
     ------
     TypeError
-        ``init`` is not one of the accepted classes (or a file holding one); the message
-        starts with the file.
+        ``init`` is not one of the accepted classes (or a file holding one), or is an IFS frame
+        given to an imager step (`check_model_kind`); the message starts with the file.
     """
     from .. import datamodels
     from .masks import flag_nonfinite
+    from .observation import is_ifs
     from .variance import ensure_error_arrays
 
     accepted = tuple(getattr(datamodels, name) for name in model_classes)
@@ -75,15 +84,9 @@ def open_input(init, model_classes, step_name, role="input", copy=True):
         where = os.fspath(init)
     else:
         model, where = init, file_label(init)
-    if not isinstance(model, accepted):
-        first = model_classes[0]
-        expected = " or ".join(model_classes) if len(model_classes) > 1 else first + _LEVELS[first]
-        article = "an" if expected[0] in "AEIOU" else "a"
-        hint = _REDUCE_FIRST.get((type(model).__name__, first), "")
-        raise TypeError(
-            f"{where}: the {role} of {step_name} must be {article} {expected}, this is a {type(model).__name__}{hint}"
-        )
-    if isinstance(model, datamodels.IRISImageModel):
+    if not isinstance(model, accepted) or is_ifs(model):
+        check_model_kind(type(model).__name__, is_ifs(model), model_classes, step_name, where, role)
+    if isinstance(model, (datamodels.IRISImageModel, datamodels.IRISIFSImageModel)):
         if model is init and copy:
             model = init.copy()
         if model.data is None or model.data.ndim != 2:
@@ -101,6 +104,50 @@ def open_input(init, model_classes, step_name, role="input", copy=True):
     return model
 
 
+def check_model_kind(model_type, ifs, model_classes, step_name, where, role="input"):
+    """Raise `TypeError` if a step does not take a model of this class and instrument mode.
+
+    An `IRISImageModel` holding an IFS exposure (made by hand, or written before
+    `IRISIFSImageModel` existed) is refused by the imager's steps like an `IRISIFSImageModel`.
+    Pipelines call this with a file's header values before fetching references, steps with the
+    opened model.
+
+    Parameters
+    ----------
+    model_type : str
+        The input's class name (DATAMODL).
+    ifs : bool
+        Whether the input is an IFS exposure (`lib.observation.is_ifs`).
+    model_classes : tuple of str
+        Names of the accepted `liger_iris_pipeline.datamodels` classes.
+    step_name : str
+        Name of the calling step or pipeline, for messages.
+    where : str or os.PathLike
+        The input's file (or label), first in the message.
+    role : str
+        What the input is to the step, for messages.
+
+    Raises
+    ------
+    TypeError
+        The message names the file, what the step takes and what the input is.
+    """
+    from .. import datamodels
+
+    found = "IRISIFSImageModel" if ifs and model_type == "IRISImageModel" else model_type
+    accepted = tuple(getattr(datamodels, name) for name in model_classes)
+    model_class = datamodels.MODEL_CLASSES.get(found)
+    if found in model_classes or (found == model_type and model_class and issubclass(model_class, accepted)):
+        return
+    first = model_classes[0]
+    expected = " or ".join(model_classes) if len(model_classes) > 1 else first + _LEVELS[first]
+    article = "an" if expected[0] in "AEIOU" else "a"
+    what = found if found == model_type else f"{model_type} with INSTMODE = IFS"
+    hint = _REDUCE_FIRST.get((found, first), "")
+    where = os.fspath(where)
+    raise TypeError(f"{where}: the {role} of {step_name} must be {article} {expected}, this is a {what}{hint}")
+
+
 _FRAME_ARRAYS = ("data", "err", "dq", "var_poisson", "var_rnoise", "var_flat")
 
 _LEVELS = collections.defaultdict(str, IRISImageModel=" (Level 1 or 2 frame)", TMTRampModel=" (Level 0 ramp)")
@@ -108,6 +155,8 @@ _LEVELS = collections.defaultdict(str, IRISImageModel=" (Level 1 or 2 frame)", T
 _REDUCE_FIRST = {
     ("TMTRampModel", "IRISImageModel"): ": a Level 0 ramp, reduce it with detector1 first",
     ("IRISImageModel", "TMTRampModel"): ": a frame already reduced from its ramp",
+    ("IRISIFSImageModel", "IRISImageModel"): ": an IFS frame, reduce it with spec2",
+    ("IRISIFSImageModel", "TMTRampModel"): ": a frame already reduced from its ramp",
 }
 
 

@@ -1,6 +1,6 @@
 """Observation categories (OBSTYPE, OBSNAME) of processed products."""
 
-__all__ = ["exposure_kind", "observation_category"]
+__all__ = ["exposure_kind", "is_ifs", "observation_category"]
 
 
 _IMAGER_CATEGORIES = {
@@ -49,7 +49,7 @@ def observation_category(model):
     """
     kind = exposure_kind(model)
     instrument = model.meta.instrument
-    if instrument.mode == "IFS" or instrument.detector == "IFU":
+    if is_ifs(model):
         obstype, name = _IFS_CATEGORIES.get(kind, (None, None))
         prefix = _IFS_MODES.get(instrument.ifs_mode)
         if obstype is None or prefix is None or (name == "SPX" and prefix != "LEN"):
@@ -60,6 +60,27 @@ def observation_category(model):
     if obstype is None or not detector.startswith("IMG"):
         return None, None
     return obstype, f"{detector}-{name}"
+
+
+def is_ifs(model):
+    """Return whether a model is an exposure of the integral-field spectrograph, or a product of one.
+
+    Parameters
+    ----------
+    model : TMTDataModel or dict
+        A ramp, frame, cube or spectrum, or its flat ``meta.*`` values (`TMTDataModel.get_crds_parameters`,
+        `datamodels.header_metadata`).
+
+    Returns
+    -------
+    bool
+        True for ``INSTMODE = 'IFS'`` or the IFS detector (``DETECTOR = 'IFU'``).
+    """
+    if isinstance(model, dict):
+        mode, detector = model.get("meta.instrument.mode"), model.get("meta.instrument.detector")
+    else:
+        mode, detector = model.meta.instrument.mode, model.meta.instrument.detector
+    return mode == "IFS" or detector == "IFU"
 
 
 def exposure_kind(model):

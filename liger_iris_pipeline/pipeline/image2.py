@@ -28,6 +28,7 @@ class ProcessImagerL2Pipeline(TMTPipeline):
     """
 
     class_alias = "image2"
+    input_model = ("IRISImageModel",)
     spec = """
     save_bsub = boolean(default=False)  # Save the background-subtracted frame (suffix bsub)
     """

@@ -7,6 +7,7 @@ ramp's region on the detector, loops over integrations and builds the Level 1 fr
 
 import numpy as np
 
+from ..lib.observation import is_ifs
 from ..lib.subarray import reference_slices, subarray_bounds
 from ..lib.variance import update_err
 
@@ -92,9 +93,10 @@ def fit_exposure(
 
     Returns
     -------
-    IRISImageModel
+    IRISImageModel or IRISIFSImageModel
         Rate (DN/s), ERR, VAR_POISSON, VAR_RNOISE, VAR_FLAT (zero), DQ, with the ramp's
-        metadata and SUBARR_MAP; integrations combined by inverse variance.
+        metadata and SUBARR_MAP; integrations combined by inverse variance. An IFS ramp
+        (`lib.observation.is_ifs`) gives an IFS frame: Level 0 -> 1 is the same for both detectors.
     """
     from .. import datamodels
     from ..readout import RampFitResult, RampFitter, combine_integrations
@@ -134,7 +136,8 @@ def fit_exposure(
         rate, var_poisson, var_rnoise, dq = combined.rate, combined.var_poisson, combined.var_rnoise, combined.dq
     if ramp.pixeldq is not None:
         dq |= ramp.pixeldq
-    frame = datamodels.IRISImageModel(data=rate, var_poisson=var_poisson, var_rnoise=var_rnoise, dq=dq)
+    frame_class = datamodels.IRISIFSImageModel if is_ifs(ramp) else datamodels.IRISImageModel
+    frame = frame_class(data=rate, var_poisson=var_poisson, var_rnoise=var_rnoise, dq=dq)
     frame.update(ramp)
     frame.var_flat = np.zeros((ny, nx), np.float32)
     update_err(frame)

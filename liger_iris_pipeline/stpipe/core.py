@@ -587,6 +587,10 @@ def check_detector(science, reference, reference_file_type):
 class TMTPipeline(_TMTMixin, Pipeline):
     """Base class of the liger_iris_pipeline pipelines (see `TMTStep`)."""
 
+    input_model = None
+    """Names of the `liger_iris_pipeline.datamodels` classes of the pipeline's input files, checked
+    from their headers before references are fetched; None: its steps check what they open."""
+
     def finalize_result(self, result, reference_files_used):
         """Record provenance, and ``SKIPPED`` for each of the pipeline's steps that did not run."""
         super().finalize_result(result, reference_files_used)
@@ -610,6 +614,17 @@ class TMTPipeline(_TMTMixin, Pipeline):
             parameters, observatory = self._get_crds_parameters(input_file)
         except (ValueError, TypeError, OSError):
             return  # not a model: each step looks up its own references when it runs
+        if self.input_model and isinstance(input_file, (str, os.PathLike)):
+            # Refused before any look-up: the references of another instrument mode may not exist.
+            from ..lib.models import check_model_kind
+            from ..lib.observation import is_ifs
+
+            where = Path(input_file)
+            if where.suffix.lower() == ".json":
+                from ..associations.level3 import association_members
+
+                where = association_members(where)[0]
+            check_model_kind(parameters.get("meta.model_type"), is_ifs(parameters), self.input_model, self.name, where)
         for reference_file_type in sorted(set(self.reference_file_types)):
             if self.get_ref_override(reference_file_type) is not None:
                 continue
