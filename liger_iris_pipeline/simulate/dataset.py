@@ -30,7 +30,7 @@ from .pointing import dither_offsets
 from .references import REFERENCE_TYPES, reference_model
 from .scene import Scene
 
-__all__ = ["main", "simulate_dataset"]
+__all__ = ["main", "simulate_dataset", "write_manifest", "write_truth_references"]
 
 DEFAULT_POINTING = (150.1, 2.2, 0.0)
 """(ra, dec, pa) of the simulated science field (deg)."""
@@ -226,17 +226,50 @@ def simulate_dataset(
         write_reference_catalog(scene, catalog_path, seed=seed + 8, filter=filter, instrument=instrument)
         manifest["reference_catalog"] = str(catalog_path)
         manifest["standards_catalog"] = write_standards_catalog(output / "standards.ecsv")
+    manifest["references"] = write_truth_references(detector, output, filter, subarray)
+    return write_manifest(output, manifest)
+
+
+def write_truth_references(detector, output, filter, subarray=None, **instrument):  # noqa: A002
+    """Write a detector's truth references (`reference_model`) as ``truth_<reftype>.fits``.
+
+    Parameters
+    ----------
+    detector : DetectorTruth
+        The detector.
+    output : pathlib.Path
+        Directory.
+    filter : str
+        Filter of the flat.
+    subarray : tuple of int, optional
+        Cut the references to this subarray.
+    **instrument
+        ``meta.instrument`` values to change (the IFS detector's ``detector`` and ``mode``).
+
+    Returns
+    -------
+    dict
+        REFTYPE -> file.
+    """
+    written = {}
     # One reference at a time: together the full-frame references take ~1.2 GB.
     for reftype in REFERENCE_TYPES:
         model = reference_model(detector, reftype, subarray=subarray, filter=filter)
+        for key, value in instrument.items():
+            setattr(model.meta.instrument, key, value)
         path = output / f"truth_{reftype.lower()}.fits"
         model.meta.filename = path.name
         model.save(path)
-        manifest["references"][reftype] = str(path)
+        written[reftype] = str(path)
         del model
-    manifest_path = output / "manifest.json"
-    manifest["manifest"] = str(manifest_path)
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return written
+
+
+def write_manifest(output, manifest):
+    """Write ``manifest.json`` (its own path under ``"manifest"``) and return the manifest."""
+    path = output / "manifest.json"
+    manifest["manifest"] = str(path)
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 

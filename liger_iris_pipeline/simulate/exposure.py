@@ -192,9 +192,7 @@ class ExposureTruth:
         hdus = [primary]
         hdus += [fits.ImageHDU(getattr(self, attribute), name=name) for name, attribute in self._IMAGES]
         if self.defects is not None:
-            hdu = fits.table_to_hdu(self.defects)
-            hdu.name = "DEFECTS"
-            hdus.append(hdu)
+            hdus.append(table_hdu(self.defects, "DEFECTS"))
         if self.defect_mask is not None:
             hdus.append(fits.ImageHDU(self.defect_mask, name="DEFECT_MASK"))
         if self.distortion is not None:
@@ -204,10 +202,7 @@ class ExposureTruth:
                 hdu.header["DIS_CY"] = (self.distortion.cy, "distortion centre y (0-based full frame)")
                 hdu.header["DIS_SCL"] = (self.distortion.scale, "distortion normalisation R (pixels)")
                 hdus.append(hdu)
-        for name, attribute in self._TABLES:
-            hdu = fits.table_to_hdu(getattr(self, attribute))
-            hdu.name = name
-            hdus.append(hdu)
+        hdus += [table_hdu(getattr(self, attribute), name) for name, attribute in self._TABLES]
         fits.HDUList(hdus).writeto(path, overwrite=overwrite)
 
     @classmethod
@@ -228,12 +223,7 @@ class ExposureTruth:
 
         with fits.open(path) as hdulist:
             header = hdulist[0].header
-            # FITS stores big-endian; hand back native arrays like the ones that were saved.
-            values = {
-                attribute: hdulist[name].data.astype(hdulist[name].data.dtype.newbyteorder("="))
-                for name, attribute in cls._IMAGES
-            }
-            values.update({attribute: Table.read(hdulist[name]) for name, attribute in cls._TABLES})
+            values = read_truth_extensions(hdulist, cls._IMAGES, cls._TABLES)
             defects = Table.read(hdulist["DEFECTS"]) if "DEFECTS" in hdulist else None
             defect_mask = np.array(hdulist["DEFECT_MASK"].data, dtype=np.uint8) if "DEFECT_MASK" in hdulist else None
             distortion = None
@@ -259,6 +249,29 @@ class ExposureTruth:
             defects=defects,
             defect_mask=defect_mask,
         )
+
+
+def table_hdu(table, name):
+    """Return a binary-table extension of an astropy table, named."""
+    from astropy.io import fits
+
+    hdu = fits.table_to_hdu(table)
+    hdu.name = name
+    return hdu
+
+
+def read_truth_extensions(hdulist, images, tables):
+    """Return ``{attribute: array or Table}`` of a truth file's ``(EXTNAME, attribute)`` images and tables.
+
+    FITS stores big-endian; the arrays come back in native byte order, like the ones that were saved.
+    """
+    from astropy.table import Table
+
+    values = {
+        attribute: hdulist[name].data.astype(hdulist[name].data.dtype.newbyteorder("=")) for name, attribute in images
+    }
+    values.update({attribute: Table.read(hdulist[name]) for name, attribute in tables})
+    return values
 
 
 def simulate_exposure(

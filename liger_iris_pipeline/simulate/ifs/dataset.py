@@ -4,11 +4,10 @@
 `simulate_ifs_dataset`.
 """
 
-import json
 from pathlib import Path
 
+from ..dataset import write_manifest, write_truth_references
 from ..detector import make_detector
-from ..references import REFERENCE_TYPES, reference_model
 from .exposure import ARC_LAMP_RATE, TELLURIC_STANDARD, default_science_scene, simulate_ifs_exposure
 from .layout import SlicerLayout
 from .scene import IFSScene, PointSource
@@ -140,19 +139,9 @@ def simulate_ifs_dataset(
         manifest["truth"][path.name] = str(truth_path)
         manifest["truth_cube"][path.name] = str(truth.cube_path(truth_path))
         del model, truth
-    for reftype in REFERENCE_TYPES if references else ():
-        model = reference_model(detector, reftype, filter=filter)
-        model.meta.instrument.detector = "IFU"
-        model.meta.instrument.mode = "IFS"
-        path = output / f"truth_{reftype.lower()}.fits"
-        model.meta.filename = path.name
-        model.save(path)
-        manifest["references"][reftype] = str(path)
-        del model
-    manifest_path = output / "manifest.json"
-    manifest["manifest"] = str(manifest_path)
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    if references:
+        manifest["references"] = write_truth_references(detector, output, filter, detector="IFU", mode="IFS")
+    return write_manifest(output, manifest)
 
 
 def _layout_dict(layout):

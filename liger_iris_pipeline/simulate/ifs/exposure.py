@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exposure import DEFAULT_COSMIC_RAY_RATE, _set_metadata, illuminated_rate, simulate_ramps
+from ..exposure import (
+    DEFAULT_COSMIC_RAY_RATE,
+    _set_metadata,
+    illuminated_rate,
+    read_truth_extensions,
+    simulate_ramps,
+    table_hdu,
+)
 from ..instruments import instrument_model
 from ..pointing import wcsinfo_for_pointing
 from .layout import SlicerLayout
@@ -205,14 +212,9 @@ class IFSTruth:
             header["SEED"] = int(self.seed)
         hdus = [primary]
         hdus += [fits.ImageHDU(np.asarray(getattr(self, name)), name=extension) for extension, name in self._IMAGES]
-        for extension, name in self._TABLES:
-            hdu = fits.table_to_hdu(getattr(self, name))
-            hdu.name = extension
-            hdus.append(hdu)
+        hdus += [table_hdu(getattr(self, name), extension) for extension, name in self._TABLES]
         settings = Table({"layout": [json.dumps(asdict(self.layout))], "wcsinfo": [json.dumps(self.wcsinfo)]})
-        hdu = fits.table_to_hdu(settings)
-        hdu.name = "SETTINGS"
-        hdus.append(hdu)
+        hdus.append(table_hdu(settings, "SETTINGS"))
         fits.HDUList(hdus).writeto(path, overwrite=overwrite)
         with self.cube_model() as model:
             model.save(self.cube_path(path), overwrite=overwrite)
@@ -231,27 +233,21 @@ class IFSTruth:
         IFSTruth
         """
         from astropy.io import fits
-        from astropy.table import Table
 
         from ... import datamodels
 
         with fits.open(path) as hdulist:
             header = hdulist[0].header
-            native = {
-                name: hdulist[extension].data.astype(hdulist[extension].data.dtype.newbyteorder("="))
-                for extension, name in cls._IMAGES
-            }
-            tables = {name: Table.read(hdulist[extension]) for extension, name in cls._TABLES}
+            values = read_truth_extensions(hdulist, cls._IMAGES, cls._TABLES)
             settings = hdulist["SETTINGS"].data[0]
             layout = json.loads(settings["layout"])
             wcsinfo = json.loads(settings["wcsinfo"])
         layout = SlicerLayout(**{key: tuple(v) if isinstance(v, list) else v for key, v in layout.items()})
         with datamodels.IRISCubeModel(cls.cube_path(path)) as model:
-            native["cube"] = model.native_array("data")
-        grid = WavelengthGrid(header["WAVE0"], header["WAVESTEP"], native["cube"].shape[0])
+            values["cube"] = model.native_array("data")
+        grid = WavelengthGrid(header["WAVE0"], header["WAVESTEP"], values["cube"].shape[0])
         return cls(
-            **native,
-            **tables,
+            **values,
             grid=grid,
             resolving_power=header["RESOLV"],
             layout=layout,
