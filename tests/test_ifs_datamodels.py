@@ -14,7 +14,7 @@ from liger_iris_pipeline import simulate as sim
 from liger_iris_pipeline.associations import make_asn
 from liger_iris_pipeline.cli.tmtrun import main as tmtrun
 from liger_iris_pipeline.cube_build.cube_wcs import cube_wcs, fits_wcs
-from liger_iris_pipeline.lib.models import open_image
+from liger_iris_pipeline.lib.models import open_image, open_input
 from liger_iris_pipeline.lib.observation import observation_category
 from liger_iris_pipeline.pipeline import Detector1Pipeline
 
@@ -187,6 +187,15 @@ def test_cube_wcs_follows_the_imager_convention():
         cube_wcs(CENTER, 0.05, 0.0, 2.0, -0.0005, SHAPE)
 
 
+def test_cube_wcs_agrees_with_the_simulator_pointing():
+    # Two codes for one convention: the simulator's truth cubes and the pipeline's cubes share their grid.
+    _, info = cube_wcs(CENTER, 0.025, 40.0, 2.0, 0.0005, SHAPE)
+    truth = sim.wcsinfo_for_pointing((*CENTER, 40.0), SHAPE[1:], 0.025)
+    assert info.keys() >= truth.keys()
+    for key, value in truth.items():
+        assert info[key] == (pytest.approx(value, rel=1e-15, abs=1e-15) if isinstance(value, float) else value), key
+
+
 def test_cube_opens_in_spectral_cube_with_the_gwcs_axes(tmp_path):
     path, wcs = cube_file(tmp_path)
     np.testing.assert_allclose(dm.open(path).meta.wcs(3.0, 2.0, 7.0), wcs(3.0, 2.0, 7.0), rtol=1e-15)
@@ -295,6 +304,18 @@ def test_image2_refuses_an_ifs_frame(tmp_path, capsys, model_class, what):
     assert tmtrun(["image2.cfg", str(asn), f"--output_dir={tmp_path}"]) == 1
     assert failure(capsys) == f"{expected}this is {what}: an IFS frame, reduce it with spec2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ifs_001_rate.fits", "ifs_asn.json"]
+
+
+def test_an_ifs_step_refuses_an_imager_frame():
+    # What spec2's steps (input_model = ("IRISIFSImageModel",)) will say of an imager frame.
+    with pytest.raises(TypeError) as refused:
+        open_input(dm.IRISImageModel((4, 4)), ("IRISIFSImageModel",), "spec2")
+    assert str(refused.value) == (
+        "<IRISImageModel>: the input of spec2 must be an IRISIFSImageModel (Level 1 or 2 IFS frame), "
+        "this is a IRISImageModel: an imager frame, reduce it with image2"
+    )
+    frame = open_input(dm.IRISIFSImageModel((4, 4)), ("IRISIFSImageModel",), "spec2")
+    assert type(frame) is dm.IRISIFSImageModel and frame.var_flat is not None
 
 
 def test_detector1_reduces_an_ifs_ramp_to_an_ifs_frame():

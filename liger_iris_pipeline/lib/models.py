@@ -150,13 +150,20 @@ def check_model_kind(model_type, ifs, model_classes, step_name, where, role="inp
 
 _FRAME_ARRAYS = ("data", "err", "dq", "var_poisson", "var_rnoise", "var_flat")
 
-_LEVELS = collections.defaultdict(str, IRISImageModel=" (Level 1 or 2 frame)", TMTRampModel=" (Level 0 ramp)")
+_LEVELS = collections.defaultdict(
+    str,
+    IRISImageModel=" (Level 1 or 2 frame)",
+    IRISIFSImageModel=" (Level 1 or 2 IFS frame)",
+    TMTRampModel=" (Level 0 ramp)",
+)
 
 _REDUCE_FIRST = {
     ("TMTRampModel", "IRISImageModel"): ": a Level 0 ramp, reduce it with detector1 first",
+    ("TMTRampModel", "IRISIFSImageModel"): ": a Level 0 ramp, reduce it with detector1 first",
     ("IRISImageModel", "TMTRampModel"): ": a frame already reduced from its ramp",
-    ("IRISIFSImageModel", "IRISImageModel"): ": an IFS frame, reduce it with spec2",
     ("IRISIFSImageModel", "TMTRampModel"): ": a frame already reduced from its ramp",
+    ("IRISIFSImageModel", "IRISImageModel"): ": an IFS frame, reduce it with spec2",
+    ("IRISImageModel", "IRISIFSImageModel"): ": an imager frame, reduce it with image2",
 }
 
 
