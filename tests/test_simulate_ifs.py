@@ -80,6 +80,19 @@ def test_line_lists_are_vacuum_microns_in_range():
     assert ifs.NEBULAR_LINES["Br_gamma"] == pytest.approx(2.16612, abs=2e-5)
 
 
+def test_sky_is_the_broad_band_sky_with_scalable_oh_lines(layout):
+    from liger_iris_pipeline.simulate.ifs.scene import SKY_LINE_FRACTION
+
+    nominal, truth = ifs.truth_cube(ifs.IFSScene(), layout, FILTER)
+    brighter, _ = ifs.truth_cube(ifs.IFSScene(oh_scale=1.2), layout, FILTER)
+    per_spaxel = sim.sky_rate(FILTER, layout.spaxel_scale)
+    assert truth["sky"].sum() == pytest.approx(per_spaxel, rel=1e-6)
+    np.testing.assert_allclose(nominal.sum(axis=0), per_spaxel, rtol=1e-5)
+    extra = brighter.sum(axis=0, dtype=np.float64) - nominal.sum(axis=0, dtype=np.float64)
+    np.testing.assert_allclose(extra, 0.2 * SKY_LINE_FRACTION * per_spaxel, rtol=1e-4)
+    assert set(truth["lines"]["kind"]) == {"OH"} and len(truth["lines"]) >= 5
+
+
 def test_flux_is_conserved_slice_by_slice(layout):
     scene = ifs.default_science_scene(layout, FILTER)
     cube, truth = ifs.truth_cube(scene, layout, FILTER)

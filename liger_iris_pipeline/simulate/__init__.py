@@ -19,6 +19,7 @@ Everything is deterministic for a seed. Units are DN and seconds throughout; see
 - `simulate_dataset`: all of it written to a directory (also
   ``python -m liger_iris_pipeline.simulate``; ``level3=True`` / ``--level3`` for dithered
   exposures, pinhole and standard exposures and the catalogs).
+- `ifs`: the spectrograph's slicer mode on the same detector model (``--ifs``, ``docs/simulate_ifs.rst``).
 
 Importing this package loads only numpy; astropy and stdatamodels are imported when a
 function needs them.

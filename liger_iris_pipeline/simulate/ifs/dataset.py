@@ -30,8 +30,8 @@ def exposure_scene(kind, layout, filter_name):
     ----------
     kind : str
         ``SCIENCE`` (`default_science_scene`), ``SKY`` (night sky only), ``FLAT`` (continuum lamp),
-        ``ARC`` (Ar, Kr, Xe and Ne lamps together), ``DARK`` or ``TELLURIC`` (an A0V star at the centre
-        of the field, with sky, through the atmosphere).
+        ``ARC`` (Ar, Kr, Xe and Ne lamps together), ``DARK`` or ``TELLURIC`` (an A0V star on the
+        spaxel at the middle of the field, with sky, through the atmosphere).
     layout : SlicerLayout
         The slicer.
     filter_name : str
@@ -44,7 +44,7 @@ def exposure_scene(kind, layout, filter_name):
     if kind == "SCIENCE":
         return default_science_scene(layout, filter_name)
     if kind == "TELLURIC":
-        centre = ((layout.n_spaxels - 1) / 2.0, (layout.n_slices - 1) / 2.0)
+        centre = (float(layout.n_spaxels // 2), float(layout.n_slices // 2))  # on a spaxel's centre
         return IFSScene(sources=[PointSource(*centre, **TELLURIC_STANDARD)])
     scenes = {
         "SKY": IFSScene(),

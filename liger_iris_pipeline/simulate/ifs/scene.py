@@ -225,6 +225,8 @@ class IFSScene:
         flat). Arc: DN/s per spaxel of each lamp's brightest line.
     arc_lamps : tuple of str
         Lamps of an arc exposure (keys of `lines.ARC_LINES`).
+    oh_scale : float
+        Factor on the OH lines (the airglow varies from frame to frame; the continuum does not).
     """
 
     sources: list = field(default_factory=list)
@@ -234,6 +236,7 @@ class IFSScene:
     lamp: str | None = None
     lamp_rate: float = 200.0
     arc_lamps: tuple = ("ArI", "KrI", "XeI", "NeI")
+    oh_scale: float = 1.0
 
 
 def telluric_transmission(wavelength):
@@ -315,14 +318,14 @@ def _line_wavelength(name, filter_name):
     raise ValueError(f"no nebular line inside filter {filter_name}; give the disc a line")
 
 
-def sky_spectrum(grid, filter_name, spaxel_scale):
+def sky_spectrum(grid, filter_name, spaxel_scale, oh_scale=1.0):
     """Return the sky per spaxel (DN/s per bin, float64 nwave) and the OH lines used ``(wavelength, flux)``."""
     centre, width = FILTERS[filter_name]
     total = sky_rate(filter_name, spaxel_scale)
     oh_wavelength, intensity = lines_in_range(OH_LINES, centre - width / 2, centre + width / 2)
     line_fraction = SKY_LINE_FRACTION if oh_wavelength.size else 0.0
     spectrum = (1.0 - line_fraction) * total / width * grid.step * np.ones(grid.size)
-    oh_flux = line_fraction * total * intensity / intensity.sum() if oh_wavelength.size else intensity
+    oh_flux = oh_scale * line_fraction * total * intensity / intensity.sum() if oh_wavelength.size else intensity
     add_lines(spectrum, grid, oh_wavelength, oh_flux)
     return spectrum * _passband(filter_name, grid), (oh_wavelength, oh_flux)
 
@@ -385,7 +388,7 @@ def truth_cube(scene, layout, filter_name, grid=None):
     elif scene.lamp is not None:
         raise ValueError(f"lamp must be None, 'continuum' or 'arc', got {scene.lamp!r}")
     elif scene.sky:
-        sky, (oh_wavelength, oh_flux) = sky_spectrum(grid, filter_name, layout.spaxel_scale)
+        sky, (oh_wavelength, oh_flux) = sky_spectrum(grid, filter_name, layout.spaxel_scale, scene.oh_scale)
         cube += sky.astype(np.float32)[:, None, None]
         line_rows += [("OH", "OH", w, f) for w, f in zip(oh_wavelength, oh_flux, strict=True)]
 
