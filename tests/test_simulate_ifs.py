@@ -198,6 +198,9 @@ def test_truth_round_trip_and_dataset(tmp_path, layout):
     truth = ifs.IFSTruth.load(manifest["truth"]["ifs_science_001_uncal.fits"])
     assert truth.layout == layout and truth.filter_name == FILTER
     assert {"point", "disc"} <= set(truth.sources["kind"])
+    first = truth.sources[0]
+    expected = sim.pointing.pixel_to_world(truth.wcsinfo, first["x"], first["y"])
+    np.testing.assert_allclose((first["ra"], first["dec"]), np.ravel(expected), atol=1e-12)
     assert np.isfinite(truth.velocity).sum() > 10 and len(truth.lines) > 5
     from astropy.io import fits
     from astropy.wcs import WCS
@@ -226,6 +229,11 @@ def test_full_frame_is_fast():
     rate = ifs.dispersed_rate(cube, truth["grid"], layout, "Kbb")
     elapsed = time.perf_counter() - started
     assert elapsed < 30.0
+    slice_map, _, _ = layout.pixel_maps("Kbb")
+    lit_rows = slice_map.max(axis=1) >= 0
+    # Two banks of 44 slices, each row of a bank crossing all of its slices; no two slices overlap.
+    assert ((slice_map >= 0).sum(axis=1)[lit_rows] == 44 * layout.slice_width).all()
+    assert lit_rows.sum() == 2 * layout.bank_rows
     assert rate.sum(dtype=np.float64) == pytest.approx(
         (cube.sum(axis=(0, 2), dtype=np.float64) * layout.slice_throughputs()).sum(), rel=1e-3
     )

@@ -22,7 +22,7 @@ from ..exposure import (
     table_hdu,
 )
 from ..instruments import instrument_model
-from ..pointing import wcsinfo_for_pointing
+from ..pointing import pixel_to_world, wcsinfo_for_pointing
 from .layout import SlicerLayout
 from .optics import dispersed_rate
 from .scene import IFSScene, PointSource, RotatingDisc, WavelengthGrid, truth_cube
@@ -80,7 +80,8 @@ class IFSTruth:
     resolving_power : float
         R of the Gaussian LSF.
     sources : astropy.table.Table
-        One row per source and line (`scene.truth_cube`).
+        One row per source and line (`scene.truth_cube`), with ``ra, dec`` (deg) of ``x, y`` on the
+        spaxel grid through `wcsinfo`.
     lines : astropy.table.Table
         OH or arc lines in the cube: ``kind, element, wavelength, flux`` (per spaxel).
     velocity : numpy.ndarray
@@ -380,6 +381,10 @@ def simulate_ifs_exposure(
     )
     exposure_type = f"{instrument.name}_{suffix}"
     wcsinfo = wcsinfo_for_pointing(pointing, (layout.n_slices, layout.n_spaxels), layout.spaxel_scale)
+    sources = tables["sources"]
+    if len(sources):
+        ra, dec = pixel_to_world(wcsinfo, sources["x"], sources["y"])
+        sources.add_columns([np.asarray(ra) % 360.0, np.asarray(dec)], indexes=[4, 4], names=["ra", "dec"])
     _set_metadata(
         model.meta,
         det=detector,
@@ -415,7 +420,7 @@ def simulate_ifs_exposure(
         wavelength_solutions=layout.wavelength_coefficients(optics_filter),
         throughputs=layout.slice_throughputs(),
         resolving_power=layout.resolving_power(optics_filter),
-        sources=tables["sources"],
+        sources=sources,
         lines=tables["lines"],
         velocity=tables["velocity"],
         line_flux=tables["line_flux"],
