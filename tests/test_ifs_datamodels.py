@@ -140,6 +140,9 @@ def test_wrong_array_dimensionality_assignment_raises():
         ("meta.wcsinfo.ctype3", "FREQ"),
         ("meta.wcsinfo.cunit3", "nm"),
         ("meta.wcsinfo.cdelt3", -1.0e-4),
+        # draft-4 schemas: "exclusiveMinimum: 0" was no bound at all, "minimum: 0, exclusiveMinimum: true" is
+        ("meta.instrument.plate_scale", 0.0),
+        ("meta.exposure.read_time", 0.0),
     ],
 )
 def test_bad_ifs_metadata_raises(key, value):
