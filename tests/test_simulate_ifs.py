@@ -189,9 +189,12 @@ def test_exposure_metadata(kind, layout, detector):
 
 
 def test_truth_round_trip_and_dataset(tmp_path, layout):
-    manifest = ifs.simulate_ifs_dataset(tmp_path, nreads=2, references=False)
+    manifest = ifs.simulate_ifs_dataset(tmp_path, nreads=2)
     assert set(manifest) >= {"science", "sky", "flat", "arc", "dark", "telluric", "truth", "manifest"}
     assert json.loads((tmp_path / "manifest.json").read_text())["filter"] == FILTER
+    with dm.open(manifest["references"]["MASK"]) as mask:
+        assert (mask.meta.instrument.detector, mask.meta.instrument.mode) == ("IFU", "IFS")
+        assert mask.meta.instrument.detector_serial == f"SIM-{ifs.IFS_DETECTOR_SEED}"
     science = manifest["science"][0]
     with dm.open(science) as model:
         assert model.meta.instrument.mode == "IFS" and model.meta.exposure.type == "IRIS_IFS"

@@ -230,7 +230,7 @@ def simulate_dataset(
     return write_manifest(output, manifest)
 
 
-def write_truth_references(detector, output, filter, subarray=None, **instrument):  # noqa: A002
+def write_truth_references(detector, output, filter, subarray=None, instrument=None):  # noqa: A002
     """Write a detector's truth references (`reference_model`) as ``truth_<reftype>.fits``.
 
     Parameters
@@ -243,7 +243,7 @@ def write_truth_references(detector, output, filter, subarray=None, **instrument
         Filter of the flat.
     subarray : tuple of int, optional
         Cut the references to this subarray.
-    **instrument
+    instrument : dict, optional
         ``meta.instrument`` values to change (the IFS detector's ``detector`` and ``mode``).
 
     Returns
@@ -255,7 +255,7 @@ def write_truth_references(detector, output, filter, subarray=None, **instrument
     # One reference at a time: together the full-frame references take ~1.2 GB.
     for reftype in REFERENCE_TYPES:
         model = reference_model(detector, reftype, subarray=subarray, filter=filter)
-        for key, value in instrument.items():
+        for key, value in (instrument or {}).items():
             setattr(model.meta.instrument, key, value)
         path = output / f"truth_{reftype.lower()}.fits"
         model.meta.filename = path.name

@@ -140,7 +140,9 @@ def simulate_ifs_dataset(
         manifest["truth_cube"][path.name] = str(truth.cube_path(truth_path))
         del model, truth
     if references:
-        manifest["references"] = write_truth_references(detector, output, filter, detector="IFU", mode="IFS")
+        manifest["references"] = write_truth_references(
+            detector, output, filter, instrument={"detector": "IFU", "mode": "IFS"}
+        )
     return write_manifest(output, manifest)
 
 
