@@ -60,6 +60,48 @@ def test_library_groups_by_exposure_and_keeps_frames_on_disk(dataset, tmp_path, 
     library.close()
 
 
+def test_library_keeps_frame_facts_and_scratch_arrays(dataset, tmp_path, monkeypatch):
+    from liger_iris_pipeline.resample.resample import frame_summary, library_pixel_map, make_output_wcs
+
+    monkeypatch.chdir(tmp_path)
+    library = ModelLibrary(dataset["paths"][:2], on_disk=True)
+    reads = []
+    opened = library._datamodels_open
+    monkeypatch.setattr(
+        library, "_datamodels_open", lambda *args, **kwargs: reads.append(args) or opened(*args, **kwargs)
+    )
+    with library:
+        first = library.frame_fact(0, "summary", frame_summary)
+        again = library.frame_fact(0, "summary", frame_summary)
+        assert len(reads) == 1 and again is not first  # kept, returned as a copy
+        np.testing.assert_array_equal(again.footprint, first.footprint)
+        # A frame written back gets its facts recomputed from it: no read to ask for them again.
+        model = library.borrow(0)
+        model.meta.filename = "renamed_cal.fits"
+        library.shelve(model, 0)
+        assert library.frame_fact(0, "summary", frame_summary).name == "renamed_cal.fits"
+        assert len(reads) == 2
+        grid, _ = make_output_wcs([first.footprint], 0.004)
+        model = library.borrow(1)
+        pixmap = library_pixel_map(library, 1, model, grid, 4)
+        kept = library_pixel_map(library, 1, model, grid, 4)
+        assert kept is not pixmap  # a fresh array read back from the temporary folder
+        np.testing.assert_array_equal(kept, pixmap)
+        # Another frame WCS (a tweakreg correction) is another map.
+        with datamodels.open(dataset["paths"][0]) as other:
+            model.meta.wcs = other.meta.wcs
+        assert not np.array_equal(library_pixel_map(library, 1, model, grid, 4), pixmap)
+        assert len(list((library._temp_path / "arrays").glob("1-pixmap-*.npy"))) == 1
+        library.shelve(model, 1, modify=False)
+    library.close()
+    # In memory, nothing is kept: the caller computes the map.
+    memory = ModelLibrary(dataset["paths"][:1])
+    with memory:
+        model = memory.borrow(0)
+        assert library_pixel_map(memory, 0, model, grid, 4) is None
+        memory.shelve(model, 0, modify=False)
+
+
 def test_library_from_association(dataset):
     library = ModelLibrary(dataset["asn"])
     assert len(library) == 4

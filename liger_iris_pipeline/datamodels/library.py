@@ -10,11 +10,16 @@ library holds one frame in memory at a time::
             ...  # change the frame
             library.shelve(model, index)  # written back to the temporary file
 
+What the steps derive from a frame and need again (its summary, its pixel map on the mosaic grid)
+is kept by an on-disk library (`frame_fact`, `scratch_array`), so that a step does not read a
+frame only to recompute it.
+
 Group ids come from the exposure metadata (program, observation, exposure number), so that the
 frames of one exposure (the detectors read out together) share one id: tweakreg aligns them as one
 rigid group.
 """
 
+import copy
 import os
 from pathlib import Path
 
@@ -66,6 +71,8 @@ class ModelLibrary(AbstractModelLibrary):
         if not isinstance(init, (str, os.PathLike, dict, ModelLibrary)) and _all_paths(init):
             init = _association_from_files(init)
         super().__init__(init, on_disk=on_disk, temp_directory=temp_directory, **kwargs)
+        self._facts = {}  # index -> {key: value} of frame_fact, for an on-disk library
+        self._fact_functions = {}
 
     def close(self):
         """Delete the temporary files of an on-disk library (also done when the library is garbage collected)."""
@@ -92,12 +99,113 @@ class ModelLibrary(AbstractModelLibrary):
         """
         from ..lib.output import outside_transaction
 
+        if index is None:
+            index = self._ledger.get(model)
         model._scratch_copy = True
         try:
             with outside_transaction():
                 super().shelve(model, index, modify)
         finally:
             del model._scratch_copy
+        if modify and self._on_disk:
+            self._facts[index] = self._compute_facts(model)
+
+    def _compute_facts(self, model):
+        """The `frame_fact` values of a frame being written back, from the frame in hand."""
+        facts = {}
+        for key, compute in self._fact_functions.items():
+            try:
+                facts[key] = compute(model)
+            except Exception:  # noqa: BLE001 - raised again when the fact is asked for
+                continue
+        return facts
+
+    def frame_fact(self, index, key, compute):
+        """Return ``compute(frame)`` for a frame of the library (which must be open).
+
+        An on-disk library keeps the value (something small: a frame's summary) and recomputes it
+        from the frame whenever the frame is shelved modified, so that later steps need not read
+        the frame again for it. An in-memory library computes it at each call (no read to save).
+
+        Parameters
+        ----------
+        index : int
+            The frame.
+        key : str
+            The name of the fact; one ``compute`` per name.
+        compute : callable
+            ``compute(model) -> value``.
+
+        Returns
+        -------
+        object
+            A copy of the kept value (callers may change it).
+        """
+        if self._on_disk:
+            self._fact_functions[key] = compute
+            known = self._facts.get(index, {})
+            if key in known:
+                return copy.deepcopy(known[key])
+        model = self.borrow(index)
+        try:
+            value = compute(model)
+        finally:
+            self.shelve(model, index, modify=False)
+        if self._on_disk:
+            self._facts.setdefault(index, {})[key] = copy.deepcopy(value)
+        return value
+
+    def scratch_array(self, index, kind, key, compute):
+        """Return an array derived from a frame, computed once and kept in the library's temporary folder.
+
+        Only for an on-disk library (an in-memory one computes it at each call): the array is
+        saved beside the frame's temporary copy and read back (a fresh array) while ``key`` is
+        the same. The key must identify everything the array depends on (e.g. a fingerprint of
+        the frame's WCS and of the output grid); a new key replaces the frame's array of this kind.
+
+        Parameters
+        ----------
+        index : int
+            The frame.
+        kind : str
+            What the array is (part of the file name: letters, digits, ``_``).
+        key : str
+            Identifies the array's inputs.
+        compute : callable
+            ``compute() -> numpy.ndarray``.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        import hashlib
+
+        import numpy as np
+
+        if not self._on_disk:
+            return compute()
+        folder = self._temp_path / "arrays"
+        path = folder / f"{index}-{kind}-{hashlib.sha1(key.encode()).hexdigest()}.npy"
+        if path.is_file():
+            return np.load(path)
+        value = compute()
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob(f"{index}-{kind}-*.npy"):
+            old.unlink()
+        np.save(path, value)
+        return value
+
+    def finalize_result(self, step, reference_files_used):
+        """Let the step record its metadata in every frame (stpipe's hook), unless it records nothing.
+
+        A TMT step records only the references it used (`TMTStep.finalize_result`); the Level 3
+        steps use none, and an on-disk library would read and write every frame for nothing.
+        """
+        from ..stpipe import TMTStep
+
+        if not reference_files_used and type(step).finalize_result is TMTStep.finalize_result:
+            return
+        super().finalize_result(step, reference_files_used)
 
     def _datamodels_open(self, filename, **kwargs):
         from .open_model import open as open_model

@@ -124,16 +124,18 @@ class OutlierDetector:
         # The running minimum and number of the single drizzles at each grid pixel (two_frame_minimum).
         self._minimum = np.full(self.shape, np.nan, np.float32) if two_frame_minimum else None
         self._covering = np.zeros(self.shape, np.uint16) if two_frame_minimum else None
-        # In memory, each frame's pixel map serves its single drizzle and its blot. On disk it is
-        # computed twice: with the WCS evaluated every few pixels (pixmap_stepsize) that is faster
-        # than writing and reading it back.
+        # In memory, each frame's pixel map serves its single drizzle and its blot. On disk the
+        # caller passes the maps an on-disk library keeps (resample.library_pixel_map), else they
+        # are computed again for the blot.
         self._pixmaps = {} if in_memory else None
 
     def _keep_pixmap(self, index, pixmap):
         if self._pixmaps is not None:
             self._pixmaps[index] = pixmap
 
-    def _pixmap(self, index, model):
+    def _pixmap(self, index, model, pixmap=None):
+        if pixmap is not None:
+            return pixmap
         if self._pixmaps is not None and index in self._pixmaps:
             return self._pixmaps.pop(index)
         return pixel_map(model.meta.wcs, self.output_wcs, model.data.shape, self.pixmap_stepsize)
@@ -143,13 +145,15 @@ class OutlierDetector:
         if self._pixmaps is not None:
             self._pixmaps.clear()
 
-    def add(self, model):
+    def add(self, model, pixmap=None):
         """Drizzle one frame alone onto the grid and keep it for the median.
 
         Parameters
         ----------
         model : IRISImageModel
             A frame with ``meta.wcs``.
+        pixmap : numpy.ndarray, optional
+            The frame's pixel map on the grid, if already known.
 
         Returns
         -------
@@ -173,6 +177,7 @@ class OutlierDetector:
             model.dq,
             {"var_rnoise": model.var_rnoise},
             exposure_time(model),
+            pixmap=pixmap,
             name=model.meta.filename or "frame",
             sky=sky_level(model),
         )
@@ -212,7 +217,7 @@ class OutlierDetector:
             log.info("minimum of two frames instead of their mean at %.2f %% of the grid", 100.0 * two.mean())
         return median
 
-    def flag(self, model, median, index=None):
+    def flag(self, model, median, index=None, pixmap=None):
         """Blot the median onto a frame and flag its outliers in DQ, in place.
 
         Parameters
@@ -223,13 +228,15 @@ class OutlierDetector:
             From `median`.
         index : int, optional
             The frame's order in `add`: its pixel map is reused.
+        pixmap : numpy.ndarray, optional
+            The frame's pixel map on the grid, if already known.
 
         Returns
         -------
         tuple
             ``(number of newly flagged pixels, blot)``.
         """
-        pixmap = self._pixmap(index, model)
+        pixmap = self._pixmap(index, model, pixmap)
         blotted = blot(
             median,
             self.output_wcs,

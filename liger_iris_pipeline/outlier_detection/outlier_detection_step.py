@@ -4,7 +4,7 @@ import logging
 import os
 
 from ..datamodels.library import as_library, library_outputs
-from ..resample.resample import fill_value, output_grid, summarize_library
+from ..resample.resample import fill_value, library_pixel_map, output_grid, summarize_library
 from ..stpipe import TMTStep
 from .outlier_detection import OutlierDetector
 
@@ -89,7 +89,9 @@ class OutlierDetectionStep(TMTStep):
             for index in range(len(library)):
                 model = library.borrow(index)
                 try:
-                    image, weight = detector.add(model)
+                    image, weight = detector.add(
+                        model, library_pixel_map(library, index, model, wcs, self.pixmap_stepsize)
+                    )
                     if self.save_intermediate_results:
                         image[weight == 0] = fill
                         self._save_grid(image, wcs, summaries[index].name, "outlier_i2d", weight)
@@ -103,7 +105,9 @@ class OutlierDetectionStep(TMTStep):
         with library:
             for index in range(len(library)):
                 model = library.borrow(index)
-                count, blotted = detector.flag(model, median, index)
+                count, blotted = detector.flag(
+                    model, median, index, library_pixel_map(library, index, model, wcs, self.pixmap_stepsize)
+                )
                 total += count
                 self._mark(model, "COMPLETE")
                 if self.save_intermediate_results:

@@ -98,13 +98,12 @@ def check_overlaps(library):
     """
     from spherical_geometry.polygon import SphericalPolygon
 
-    names, polygons = [], []
-    with library:
-        for index, model in enumerate(library):
-            names.append(model.meta.filename or f"frame {index}")
-            ra, dec = model.meta.wcs.footprint().T
-            polygons.append(SphericalPolygon.from_radec(ra, dec))
-            library.shelve(model, index, modify=False)
+    from ..resample.resample import summarize_library
+
+    # The frames' summaries: an on-disk library keeps them up to date for outlier_detection and resample.
+    summaries = summarize_library(library)
+    names = [summary.name if summary.name != "frame" else f"frame {index}" for index, summary in enumerate(summaries)]
+    polygons = [SphericalPolygon.from_radec(*summary.footprint.T) for summary in summaries]
     # The frames must form one connected mosaic: grow a set from the first frame by overlaps.
     connected, frontier = {0}, [0]
     while frontier:

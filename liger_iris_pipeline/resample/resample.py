@@ -29,6 +29,7 @@ that depend on the signal bias a weighted mean of frames that sample a star at d
 phases (bright stars came out 0.5-2 % faint). ``exptime``: the exposure time.
 """
 
+import hashlib
 import logging
 import math
 import warnings
@@ -56,12 +57,14 @@ __all__ = [
     "fill_value",
     "frame_footprint",
     "frame_summary",
+    "library_pixel_map",
     "make_output_wcs",
     "output_grid",
     "pixel_map",
     "resample_library",
     "signal_independent_rnoise",
     "sky_level",
+    "wcs_fingerprint",
 ]
 
 KERNELS = ("square", "point", "turbo", "gaussian", "lanczos2", "lanczos3")
@@ -237,6 +240,70 @@ def pixel_map(input_wcs, output_wcs, shape, stepsize=1, block_rows=256):
         ra, dec = input_wcs(x, y, with_bounding_box=False)
         pixmap[first:last, :, 0], pixmap[first:last, :, 1] = output_wcs.invert(ra, dec, with_bounding_box=False)
     return pixmap
+
+
+def wcs_fingerprint(wcs, shape, points=5):
+    """Return a digest of a WCS over an image: where it puts a ``points x points`` grid of its pixels.
+
+    Two WCSs with the same digest map the image alike (to 1e-12 deg at the grid's pixels): a
+    pixel map computed with one holds for the other (tweakreg's corrections, mas, change it).
+
+    Parameters
+    ----------
+    wcs : gwcs.WCS
+        Pixel -> world.
+    shape : tuple of int
+        The image's ``(ny, nx)``.
+    points : int
+        Grid points along each axis (corners included).
+
+    Returns
+    -------
+    str
+    """
+    ny, nx = shape
+    y, x = np.mgrid[0 : ny - 1 : points * 1j, 0 : nx - 1 : points * 1j]
+    world = np.round(np.asarray(wcs(x, y, with_bounding_box=False), dtype=np.float64), 12)
+    return hashlib.sha1(world.tobytes() + repr(tuple(shape)).encode()).hexdigest()
+
+
+def library_pixel_map(library, index, model, output_wcs, stepsize=1):
+    """Return a library frame's pixel map on a grid, computed once per frame WCS and grid (on-disk library).
+
+    outlier_detection's single drizzle and blot and resample's drizzle map each frame onto the
+    same grid: an on-disk library keeps the map in its temporary folder
+    (`~liger_iris_pipeline.datamodels.library.ModelLibrary.scratch_array`), keyed by fingerprints
+    of the frame's WCS and of the grid (`wcs_fingerprint`), so it is computed again only if
+    either changes. In memory, returns None: the caller computes it (or keeps it itself).
+
+    Parameters
+    ----------
+    library : ModelLibrary
+        The frames.
+    index : int
+        The frame's index.
+    model : IRISImageModel
+        The frame (borrowed).
+    output_wcs : gwcs.WCS
+        The grid (``array_shape`` set).
+    stepsize : int
+        See `pixel_map`.
+
+    Returns
+    -------
+    numpy.ndarray or None
+    """
+    if not library.on_disk:
+        return None
+    shape = model.data.shape
+    key = "|".join(
+        (
+            wcs_fingerprint(model.meta.wcs, shape),
+            wcs_fingerprint(output_wcs, output_wcs.array_shape),
+            str(int(stepsize)),
+        )
+    )
+    return library.scratch_array(index, "pixmap", key, lambda: pixel_map(model.meta.wcs, output_wcs, shape, stepsize))
 
 
 def area_ratio(pixmap, step=1):
@@ -789,6 +856,7 @@ def resample_library(library, resampler, frame_names=None):
                     model.dq,
                     variances,
                     exposure_time(model),
+                    pixmap=library_pixel_map(library, index, model, resampler.output_wcs, resampler.pixmap_stepsize),
                     name=model.meta.filename or f"frame {index}",
                     sky=sky_level(model),
                 )
@@ -801,17 +869,9 @@ def resample_library(library, resampler, frame_names=None):
 
 
 def summarize_library(library):
-    """Return the `FrameSummary` of each frame of a library (read one at a time)."""
-    summaries = []
+    """Return the `FrameSummary` of each frame of a library (read one at a time, unless the library kept them)."""
     with library:
-        for index in range(len(library)):
-            model = library.borrow(index)
-            try:
-                summaries.append(frame_summary(model))
-            finally:
-                library.shelve(model, index, modify=False)
-            del model
-    return summaries
+        return [library.frame_fact(index, "summary", frame_summary) for index in range(len(library))]
 
 
 def fill_value(text):
