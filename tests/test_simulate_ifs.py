@@ -240,3 +240,19 @@ def test_full_frame_is_fast():
     assert rate.sum(dtype=np.float64) == pytest.approx(
         (cube.sum(axis=(0, 2), dtype=np.float64) * layout.slice_throughputs()).sum(), rel=1e-3
     )
+
+
+def test_level1_pipeline_recovers_the_truth_rate(tmp_path, layout):
+    """The existing Level 1 pipeline, given the IFS detector's truth references, measures the truth's rate."""
+    from liger_iris_pipeline.pipeline.detector1 import Detector1Pipeline
+
+    manifest = ifs.simulate_ifs_dataset(tmp_path, nreads=10)
+    references = manifest["references"]
+    ramp_references = {f"override_{name.lower()}": references[name] for name in ("READNOISE", "GAIN", "NONLIN")}
+    ramp_references["override_saturation"] = references["SATURATION"]
+    steps = {"dq_init": {"override_mask": references["MASK"]}, "ramp_fit": ramp_references}
+    with Detector1Pipeline.call(manifest["science"][0], steps=steps) as rate:
+        truth = ifs.IFSTruth.load(manifest["truth"]["ifs_science_001_uncal.fits"])
+        good = (rate.dq & sim.detector.DO_NOT_USE) == 0
+        pulls = ((rate.data - truth.detector_rate) / rate.err)[good]
+    assert abs(np.median(pulls)) < 0.03 and pulls.std() == pytest.approx(1.0, abs=0.1)
