@@ -5,8 +5,10 @@ import logging
 
 import numpy as np
 
+from ..datamodels.frame_file import FrameFile
 from ..lib.combine import combined_blocks, empty_combined_frame, sky_level
 from ..lib.masks import good_pixels
+from ..lib.models import open_frame_rows
 from ..lib.subtract import check_same_region, subtract_image, subtract_rows
 from ..lib.variance import update_err
 from ..stpipe import StepSkipped, TMTStep
@@ -46,7 +48,12 @@ class BackgroundStep(TMTStep):
         """
         if members:
             scale_to = sky_level(model, self.nsigma, self.maxiters).value if self.scale_to_science else None
-            lost, median_level = self._subtract_members(model, members, scale_to)
+            try:
+                lost, median_level = self._subtract_members(model, members, scale_to)
+            finally:
+                for member in members:
+                    if isinstance(member, FrameFile):
+                        member.close()
             model.meta.background.method = "members"
             model.meta.background.n_members = len(members)
             model.meta.background.members = ",".join(member.meta.filename or "<model>" for member in members)
@@ -70,6 +77,10 @@ class BackgroundStep(TMTStep):
         if lost:
             log.warning("%d good pixels have no valid background: flagged DO_NOT_USE", lost)
         return model
+
+    def open_more_input(self, init):
+        """Open a background member given as a file by rows (`FrameFile`): only its rows are read, a block at a time."""
+        return open_frame_rows(init, self.name, self.more_inputs_role)
 
     def _subtract_members(self, model, members, scale_to):
         """Combine the members and subtract them from the frame, a block of rows at a time.

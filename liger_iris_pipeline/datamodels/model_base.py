@@ -313,17 +313,22 @@ def header_metadata(path, model_class):
     from astropy.io import fits
     from astropy.utils.exceptions import AstropyUserWarning
 
-    values = {}
     # Only headers are read here; a truncated data part is reported by the full read (read_fits_file).
     with warnings.catch_warnings(), fits.open(path, memmap=False) as hdulist:
         warnings.simplefilter("ignore", AstropyUserWarning)
         for index, hdu in enumerate(hdulist):
             _check_cards(hdu, index, path)
-        for (extname, keyword), meta_path in keyword_paths(model_class).items():
-            if extname in hdulist and keyword in hdulist[extname].header:
-                value = hdulist[extname].header[keyword]
-                if isinstance(value, (str, int, float, bool)):
-                    values[meta_path] = value
+        return header_values(hdulist, model_class)
+
+
+def header_values(hdulist, model_class):
+    """Return the flat ``meta.*`` dictionary of an open FITS file's headers (see `header_metadata`)."""
+    values = {}
+    for (extname, keyword), meta_path in keyword_paths(model_class).items():
+        if extname in hdulist and keyword in hdulist[extname].header:
+            value = hdulist[extname].header[keyword]
+            if isinstance(value, (str, int, float, bool)):
+                values[meta_path] = value
     return values
 
 
@@ -379,16 +384,7 @@ def read_fits_file(path, model_class):
         with warnings.catch_warnings():
             warnings.simplefilter("error", AstropyUserWarning)
             warnings.simplefilter("error", VerifyWarning)
-            file_size = path.stat().st_size
-            for index, hdu in enumerate(hdulist):
-                info = hdu.fileinfo()
-                if info["datLoc"] + info["datSpan"] > file_size:
-                    raise DataModelError(
-                        f"{path}: corrupt FITS file: HDU {index} ({hdu.name}) is truncated "
-                        f"(needs {info['datLoc'] + info['datSpan']} bytes, file has {file_size})"
-                    )
-                _check_cards(hdu, index, path)
-            check_fits_arrays(hdulist, model_class, path)
+            check_fits_structure(hdulist, model_class, path)
             for index, hdu in enumerate(hdulist):
                 _check_sums(hdu, index, path)
                 # Verified, the sums go: stdatamodels trusts its ASDF tree only while the headers hash
@@ -404,6 +400,32 @@ def read_fits_file(path, model_class):
             hdulist.close()
         raise DataModelError(f"{path}: not a readable FITS file ({_one_line(exc)})") from exc
     return hdulist
+
+
+def check_fits_structure(hdulist, model_class, path):
+    """Raise `DataModelError` for a truncated HDU, an unparsable card or an array unlike the schema's.
+
+    Every check of `read_fits_file` but the sums, which need the data read.
+
+    Parameters
+    ----------
+    hdulist : astropy.io.fits.HDUList
+        The file, opened with every header read.
+    model_class : type
+        The `TMTDataModel` subclass about to read it.
+    path : Path
+        File name, for the messages.
+    """
+    file_size = Path(path).stat().st_size
+    for index, hdu in enumerate(hdulist):
+        info = hdu.fileinfo()
+        if info["datLoc"] + info["datSpan"] > file_size:
+            raise DataModelError(
+                f"{path}: corrupt FITS file: HDU {index} ({hdu.name}) is truncated "
+                f"(needs {info['datLoc'] + info['datSpan']} bytes, file has {file_size})"
+            )
+        _check_cards(hdu, index, path)
+    check_fits_arrays(hdulist, model_class, path)
 
 
 def _one_line(exc):
@@ -439,14 +461,19 @@ def _check_sums(hdu, index, path):
         warnings.simplefilter("ignore", AstropyUserWarning)  # astropy's warning becomes the error below
         datasum_ok = "DATASUM" not in hdu.header or hdu.verify_datasum() != 0
         checksum_ok = "CHECKSUM" not in hdu.header or hdu.verify_checksum() != 0
+    raise_for_sums(datasum_ok, checksum_ok, index, hdu.name, path)
+
+
+def raise_for_sums(datasum_ok, checksum_ok, index, name, path):
+    """Raise the `DataModelError` that says which sum of an HDU does not match (nothing if both do)."""
     if not datasum_ok:
         raise DataModelError(
-            f"{path}: corrupt FITS file: DATASUM of HDU {index} ({hdu.name}) does not match: "
+            f"{path}: corrupt FITS file: DATASUM of HDU {index} ({name}) does not match: "
             "its data changed after the file was written"
         )
     if not checksum_ok:
         raise DataModelError(
-            f"{path}: corrupt FITS file: CHECKSUM of HDU {index} ({hdu.name}) does not match: its header changed "
+            f"{path}: corrupt FITS file: CHECKSUM of HDU {index} ({name}) does not match: its header changed "
             "after the file was written; if it was edited on purpose, update the checksums "
             "(astropy: fits.open(file, mode='update', checksum=True))"
         )

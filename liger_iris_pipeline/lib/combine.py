@@ -17,7 +17,9 @@ pixels kept (the variance of the median of ``n`` Gaussian values).
 
 The per-pixel work is one compiled loop (numba): the median of the few values kept is an
 insertion sort of at most ``n`` values (none for one or two), and the members are read a block of
-rows at a time, so combining costs a pass over the members and no whole-frame temporary.
+rows at a time, so combining costs a pass over the members and no whole-frame temporary; members
+given as `FrameFile` (the background step's, from files) are read from their files a block at a
+time, so they are never whole in memory.
 
 Optionally each member is first scaled to a reference sky level: ``f_i = sky_sci /
 sky_i`` multiplies its data and ``f_i**2`` its variances.
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..datamodels import IRISImageModel
+from ..datamodels.frame_file import FrameFile
 from .blocks import row_blocks
 from .masks import DO_NOT_USE, good_pixels
 from .models import model_name
@@ -105,8 +108,9 @@ def combine_frames(members, nsigma=3.0, maxiters=5, scale_to=None):
 
     Parameters
     ----------
-    members : list of IRISImageModel
-        Frames of the same shape and detector region (not modified).
+    members : list of IRISImageModel or FrameFile
+        Frames of the same shape and detector region (not modified); a `FrameFile` is read a
+        block of rows at a time, and its sums verified after the last block.
     nsigma : float
         Clipping threshold in units of each member's error at a pixel.
     maxiters : int
@@ -141,7 +145,7 @@ def empty_combined_frame(first):
 
     Parameters
     ----------
-    first : IRISImageModel
+    first : IRISImageModel or FrameFile
         The first member.
 
     Returns
@@ -157,7 +161,7 @@ def empty_combined_frame(first):
     combined.err = np.empty(shape, dtype=np.float32)
     for name in VARIANCE_ARRAYS:
         setattr(combined, name, np.empty(shape, dtype=np.float32))
-    combined.update(first)
+    combined.update(first.header_model if isinstance(first, FrameFile) else first)
     return combined, np.empty(shape, dtype=np.uint16)
 
 
@@ -227,7 +231,11 @@ def combined_blocks(members, nsigma=3.0, maxiters=5, scale_to=None):
     factors = np.ones(len(members), dtype=np.float32)
     if scale_to is not None:
         for index, member in enumerate(members):
-            level = sky_level(member, nsigma, maxiters).value
+            if isinstance(member, FrameFile):  # the median of a whole frame needs every pixel at once
+                with member.load() as whole:
+                    level = sky_level(whole, nsigma, maxiters).value
+            else:
+                level = sky_level(member, nsigma, maxiters).value
             if not level > 0:
                 raise ValueError(f"cannot scale {model_name(member)} to the science sky: its sky level is {level}")
             factors[index] = scale_to / level
@@ -249,6 +257,9 @@ def combined_blocks(members, nsigma=3.0, maxiters=5, scale_to=None):
                 dq[none] |= member_dq[none]
             dq[none] |= DO_NOT_USE
         yield CombinedRows(rows, data, variances, dq, used)
+    for member in members:
+        if isinstance(member, FrameFile):  # summed as its rows were read
+            member.verify_sums()
 
 
 _STACK_DTYPES = {"dq": np.uint32}

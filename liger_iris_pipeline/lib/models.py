@@ -5,6 +5,7 @@ import contextlib
 import contextvars
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -188,15 +189,62 @@ def open_image(init, step_name, role="input", copy=True):
     return open_input(init, ("IRISImageModel",), step_name, role, copy)
 
 
+def open_frame_rows(init, step_name, role):
+    """Return a frame that a step only reads by blocks of rows: a `FrameFile` for a path, else as `open_input`.
+
+    Parameters
+    ----------
+    init : str, os.PathLike or IRISImageModel
+        The frame.
+    step_name : str
+        Name of the calling step, for messages.
+    role : str
+        What the frame is to the step, for messages.
+
+    Returns
+    -------
+    FrameFile or IRISImageModel
+        A model passed in is returned as it is (not copied). A file that is not a frame, or that
+        lacks an error or variance extension (which `open_input` creates), is opened whole by
+        `open_input`, which raises or fills in as for any input.
+    """
+    from ..datamodels import IRISImageModel
+    from ..datamodels.frame_file import FrameFile
+    from ..datamodels.open_model import declared_model_type
+    from .observation import is_ifs
+    from .variance import VARIANCE_ARRAYS
+
+    if (
+        isinstance(init, (str, os.PathLike))
+        and os.path.exists(init)
+        and declared_model_type(Path(init)) == "IRISImageModel"
+    ):
+        frame = FrameFile(init, IRISImageModel)
+        if is_ifs(frame):
+            frame.close()
+            check_model_kind("IRISImageModel", True, ("IRISImageModel",), step_name, init, role)
+        if all(getattr(frame, name) is not None for name in ("data", "err", "dq", *VARIANCE_ARRAYS)):
+            if frame.data.ndim != 2:
+                frame.close()
+                raise TypeError(f"{os.fspath(init)}: the {role} of {step_name} has no 2-D SCI array")
+            return frame
+        frame.close()
+    return open_input(init, ("IRISImageModel",), step_name, role, copy=False)
+
+
 def file_label(model):
     """Return a model's file name for the start of a message, else ``<its class>``."""
     return getattr(model.meta, "filename", None) or f"<{type(model).__name__}>"
 
 
 def model_name(model):
-    """Return ``<class> <file name>`` (or the class alone) to describe a model in a message."""
+    """Return ``<class> <file name>`` (or the class alone) to describe a model in a message.
+
+    The class is the model's DATAMODL, so that a `FrameFile` is named as the model it holds.
+    """
     filename = getattr(model.meta, "filename", None)
-    return f"{type(model).__name__} {filename}" if filename else type(model).__name__
+    kind = getattr(model.meta, "model_type", None) or type(model).__name__
+    return f"{kind} {filename}" if filename else kind
 
 
 def open_reference(reference, model_class, reference_type, step_name):

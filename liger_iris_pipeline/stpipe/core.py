@@ -401,7 +401,7 @@ class TMTStep(_TMTMixin, Step):
             # A pipeline passes its steps the model it owns (it copied or read its input once), so a
             # step inside a pipeline works on it in place: no whole-frame copy per step.
             model = self.open_input(step_input, copy=self.parent is None)
-            more = [self.open_input(item, self.more_inputs_role, copy=False) for item in _flatten(more_inputs)]
+            more = [self.open_more_input(item) for item in _flatten(more_inputs)]
         references = {}
         for reference_file_type in self.reference_file_types:
             reference = self.reference_model(frames[0] if self.frames_input else model, reference_file_type)
@@ -460,6 +460,20 @@ class TMTStep(_TMTMixin, Step):
         from ..lib.models import open_input
 
         return open_input(init, self.input_model, self.name, role or self.input_role, copy=copy)
+
+    def open_more_input(self, init):
+        """Open one of the further inputs (``more_inputs_role``), which the step only reads.
+
+        Parameters
+        ----------
+        init : str, os.PathLike or TMTDataModel
+            The input.
+
+        Returns
+        -------
+        TMTDataModel
+        """
+        return self.open_input(init, self.more_inputs_role, copy=False)
 
     def _skipped(self, model, reason):
         from ..lib.status import mark_skipped
