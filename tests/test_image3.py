@@ -93,6 +93,20 @@ def test_library_keeps_frame_facts_and_scratch_arrays(dataset, tmp_path, monkeyp
         assert not np.array_equal(library_pixel_map(library, 1, model, grid, 4), pixmap)
         assert len(list((library._temp_path / "arrays").glob("1-pixmap-*.npy"))) == 1
         library.shelve(model, 1, modify=False)
+        # A metadata change without a read or a write: applied at each borrow until written back.
+        writes = len(library._temp_filenames)
+        library.update_later(1, lambda frame: setattr(frame.meta.background, "level", 0.5))
+        assert len(reads) == 3 and len(library._temp_filenames) == writes
+        for _ in range(2):
+            model = library.borrow(1)
+            assert model.meta.background.level == 0.5
+            library.shelve(model, 1, modify=False)
+        model = library.borrow(1)
+        library.shelve(model, 1)
+        assert not library._pending
+        model = library.borrow(1)
+        assert model.meta.background.level == 0.5  # from the temporary file
+        library.shelve(model, 1, modify=False)
     library.close()
     # In memory, nothing is kept: the caller computes the map.
     memory = ModelLibrary(dataset["paths"][:1])

@@ -73,6 +73,7 @@ class ModelLibrary(AbstractModelLibrary):
         super().__init__(init, on_disk=on_disk, temp_directory=temp_directory, **kwargs)
         self._facts = {}  # index -> {key: value} of frame_fact, for an on-disk library
         self._fact_functions = {}
+        self._pending = {}  # index -> [update, ...] of update_later, for an on-disk library
 
     def close(self):
         """Delete the temporary files of an on-disk library (also done when the library is garbage collected)."""
@@ -109,6 +110,46 @@ class ModelLibrary(AbstractModelLibrary):
             del model._scratch_copy
         if modify and self._on_disk:
             self._facts[index] = self._compute_facts(model)
+            self._pending.pop(index, None)  # applied at the borrow, now in the temporary file
+
+    def borrow(self, index):
+        """Borrow a frame (see `~stpipe.library.AbstractModelLibrary.borrow`), with its `update_later` changes."""
+        model = super().borrow(index)
+        for update in self._pending.get(index, ()):
+            update(model)
+        if self._on_disk and self._fact_functions and index not in self._facts:
+            self._facts[index] = self._compute_facts(model)
+        return model
+
+    def update_later(self, index, update, keeps_facts=False):
+        """Change a frame with ``update(model)`` without reading and writing it now.
+
+        For an on-disk library a step that changes only a frame's metadata (skymatch's sky level,
+        tweakreg's WCS) would read and write every frame for it: instead the change is applied to
+        the frame at each borrow until a borrow shelved modified writes it to the temporary file.
+        ``update`` must give the same result at each call and must not log. An in-memory library
+        applies it at once. The library must be open.
+
+        Parameters
+        ----------
+        index : int
+            The frame.
+        update : callable
+            ``update(model)``, changing the model in place.
+        keeps_facts : bool
+            The update changes nothing a `frame_fact` is computed from (a sky level; not a WCS):
+            the kept facts stay (else they are computed again at the next borrow).
+        """
+        if not self._on_disk:
+            model = self.borrow(index)
+            try:
+                update(model)
+            finally:
+                self.shelve(model, index)
+            return
+        self._pending.setdefault(index, []).append(update)
+        if not keeps_facts:
+            self._facts.pop(index, None)  # recomputed at the next borrow
 
     def _compute_facts(self, model):
         """The `frame_fact` values of a frame being written back, from the frame in hand."""

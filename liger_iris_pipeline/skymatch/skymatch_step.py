@@ -1,5 +1,6 @@
 """`SkyMatchStep`: equalise the sky of overlapping calibrated frames."""
 
+import functools
 import logging
 import tempfile
 from pathlib import Path
@@ -77,11 +78,15 @@ class SkyMatchStep(TMTStep):
                 binwidth=self.binwidth,
                 stepsize=self.stepsize,
             )
+            names = [frame.name for frame in frames]
             del frames  # release the memory maps before the scratch folder goes
         with library:
-            for index, model in enumerate(library):
-                self._record(model, skies[index])
-                library.shelve(model, index)
+            for index, sky in enumerate(skies):
+                self._log_sky(names[index], sky)
+                # Metadata only (unless subtracted): written with the frame's next change, not read and
+                # written now; the frame's summary and WCS (the library's facts) stay as they are.
+                update = functools.partial(_record_sky, sky=sky, method=self.skymethod, subtract=self.subtract)
+                library.update_later(index, update, keeps_facts=True)
         return library
 
     def _sky_frames(self, library, scratch):
@@ -105,16 +110,21 @@ class SkyMatchStep(TMTStep):
                 library.shelve(model, index, modify=False)
         return frames
 
-    def _record(self, model, sky):
-        name = model.meta.filename
+    def _log_sky(self, name, sky):
         if sky is None:
             log.warning("%s: no sky value (no overlap or no good pixel); the frame is left as it is", name)
-            model.meta.cal_step.skymatch = "SKIPPED"
-            return
-        if self.subtract:
-            model.data = model.data - np.float32(sky)
-        model.meta.background.level = sky
-        model.meta.background.method = self.skymethod
-        model.meta.background.subtracted = bool(self.subtract)
-        model.meta.cal_step.skymatch = "COMPLETE"
-        log.info("%s: sky %.6g %s (%s)", name, sky, "subtracted" if self.subtract else "recorded", self.skymethod)
+        else:
+            log.info("%s: sky %.6g %s (%s)", name, sky, "subtracted" if self.subtract else "recorded", self.skymethod)
+
+
+def _record_sky(model, sky, method, subtract):
+    """Record (and with ``subtract`` subtract) a frame's sky level, or ``SKIPPED`` when it has none."""
+    if sky is None:
+        model.meta.cal_step.skymatch = "SKIPPED"
+        return
+    if subtract:
+        model.data = model.data - np.float32(sky)
+    model.meta.background.level = sky
+    model.meta.background.method = method
+    model.meta.background.subtracted = bool(subtract)
+    model.meta.cal_step.skymatch = "COMPLETE"

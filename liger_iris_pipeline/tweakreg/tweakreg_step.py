@@ -1,5 +1,7 @@
 """`TweakRegStep`: align the WCS of calibrated frames to each other and to a reference catalog."""
 
+import copy
+import functools
 import logging
 
 import numpy as np
@@ -129,10 +131,14 @@ class TweakRegStep(TMTStep):
             abs_sigma=self.abs_sigma,
         )
 
+        fitgeometry = {"relative": self.fitgeometry, "absolute": self.abs_fitgeometry}
         with library:
-            for index, model in enumerate(library):
-                _record(model, results[index], frames[index], self)
-                library.shelve(model, index)
+            for index, result in enumerate(results):
+                _log_result(result, frames[index])
+                # Metadata only: written with the frame's next change, not read and written now.
+                frame = {key: frames[index][key] for key in ("shape", "sip")}
+                update = functools.partial(_record, result=result, frame=frame, fitgeometry=fitgeometry)
+                library.update_later(index, update)
         return library
 
 
@@ -145,24 +151,41 @@ def _reference_point(model):
     return tuple(float(value) for value in model.meta.wcs((nx - 1) / 2.0, (ny - 1) / 2.0))
 
 
-def _record(model, result, frame, step):
-    """Store the corrected WCS (gwcs and FITS keywords) and the fit's figures in a frame."""
+def _log_result(result, frame):
+    if result.status != "COMPLETE":
+        log.warning("%s: tweakreg SKIPPED (%s); the original WCS is kept", frame["name"], result.reason)
+    elif result.wcs is not None:
+        log.info(
+            "%s: aligned to %s, %d matches, rms %.3f mas, correction (%.2f E, %.2f N) mas",
+            frame["name"],
+            result.reference,
+            result.n_matched,
+            result.rms_mas,
+            *result.shift_mas,
+        )
+
+
+def _record(model, result, frame, fitgeometry):
+    """Store the corrected WCS (gwcs and FITS keywords) and the fit's figures in a frame.
+
+    ``frame``: the frame's ``shape`` and whether its header WCS has SIP polynomials (``sip``);
+    ``fitgeometry``: the step's ``relative`` and ``absolute`` fit geometries.
+    """
     model.meta.cal_step.tweakreg = result.status
     tweak = model.meta.tweakreg
     tweak.reference = result.reference
     tweak.n_sources = result.n_sources
     if result.status != "COMPLETE" or result.wcs is None:
-        if result.status != "COMPLETE":
-            log.warning("%s: tweakreg SKIPPED (%s); the original WCS is kept", frame["name"], result.reason)
         return
-    tweak.fitgeometry = step.abs_fitgeometry if result.reference not in ("relative", "none") else step.fitgeometry
+    tweak.fitgeometry = fitgeometry["absolute" if result.reference not in ("relative", "none") else "relative"]
     tweak.n_matched = result.n_matched
     if np.isfinite(result.rms_mas):
         tweak.rms_mas = result.rms_mas
     tweak.shift_east_mas, tweak.shift_north_mas = result.shift_mas
     tweak.rotation_deg = result.rotation_deg
     tweak.scale = result.scale
-    model.meta.wcs = result.wcs
+    # A copy for each frame model: the update is applied again at each borrow of an on-disk frame.
+    model.meta.wcs = copy.deepcopy(result.wcs)
     if frame["sip"]:
         from ..assign_wcs.imaging import _remove_sip_cards, update_fits_wcsinfo
 
@@ -179,11 +202,3 @@ def _record(model, result, frame, step):
             header["position_angle"] = None
         info.update(header)
         model.meta.wcsinfo = {key: value for key, value in info.items() if value is not None}
-    log.info(
-        "%s: aligned to %s, %d matches, rms %.3f mas, correction (%.2f E, %.2f N) mas",
-        frame["name"],
-        result.reference,
-        result.n_matched,
-        result.rms_mas,
-        *result.shift_mas,
-    )
