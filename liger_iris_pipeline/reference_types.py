@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "DETECTOR_PARKEYS",
+    "IFS_PARKEYS",
     "INSTRUMENTS",
     "REFERENCE_TYPES",
     "UNTYPED_REF_FILES",
@@ -54,6 +55,9 @@ class ReferenceType:
 
 
 DETECTOR_PARKEYS = ("META.INSTRUMENT.DETECTOR",)
+
+IFS_PARKEYS = (*DETECTOR_PARKEYS, "META.INSTRUMENT.IFS_MODE", "META.INSTRUMENT.SPAXEL_SCALE")
+"""Selection keys of the IFS calibrations: the detector, the IFS mode and the spaxel scale (``docs/ifs_design.rst``)."""
 
 REFERENCE_TYPES = {
     entry.name: entry
@@ -96,6 +100,20 @@ REFERENCE_TYPES = {
             "R_PHOTOM",
             DETECTOR_PARKEYS,
             "Photometric conversion of the imager from DN/s to MJy/sr, one row per filter",
+        ),
+        ReferenceType(
+            "slicegeo",
+            "TMTSliceGeometryModel",
+            "R_SLCGEO",
+            IFS_PARKEYS,
+            "Slice geometry of the slicer IFS: rows and left-edge trace of each slice on the detector",
+        ),
+        ReferenceType(
+            "wavecal",
+            "TMTWavecalModel",
+            "R_WAVCAL",
+            (*IFS_PARKEYS, "META.INSTRUMENT.FILTER"),
+            "Wavelength solution of the slicer IFS: a 2-D polynomial per slice, from arc lamps",
         ),
     )
 }

@@ -32,6 +32,8 @@ _INSTRUMENT_KEYWORDS = (
     ("SUBARRAY", "meta.subarray.name", False),
     ("FILTER", "meta.instrument.filter", False),
     ("READPATT", "meta.exposure.readout_mode", False),
+    ("IFSMODE", "meta.instrument.ifs_mode", False),
+    ("SPAXSCL", "meta.instrument.spaxel_scale", False),
 )
 
 _TPN_HEADER = """\
@@ -121,6 +123,13 @@ def _tpn_line(name, keytype, datatype, presence, values=""):
     return f"{name:<10} {keytype}  {datatype}  {presence}  {values}".rstrip()
 
 
+def _tpn_datatype(path, values):
+    """Return the certify datatype of a header keyword: R for numbers, S for mixed-case values, else C."""
+    if schema_node("TMTDarkModel", path).get("type") == "number":
+        return "R"
+    return "S" if any(v != v.upper() for v in values) else "C"
+
+
 def _telescope(instrument):
     from ..simulate.instruments import instrument_model
 
@@ -158,12 +167,12 @@ def tpn_texts():
     for instrument in INSTRUMENTS:
         lines = []
         for keyword, path, required in _INSTRUMENT_KEYWORDS:
-            values = schema_enum("TMTDarkModel", path)
+            values = schema_enum("TMTDarkModel", path) or []
             if path == "meta.instrument.name":
                 values = [instrument.upper()]
             elif path == "meta.telescope":
                 values = [_telescope(instrument)]
-            datatype = "S" if any(v != v.upper() for v in values) else "C"
+            datatype = _tpn_datatype(path, values)
             lines.append(_tpn_line(keyword, "H", datatype, "R" if required else "O", ",".join(values)))
         texts[f"{instrument}_all.tpn"] = _TPN_HEADER + "\n".join(lines) + "\n"
 
@@ -174,7 +183,7 @@ def tpn_texts():
             for keyword, path, _ in _INSTRUMENT_KEYWORDS:
                 if path.upper() in entry.parkeys and path != "meta.exposure.readout_mode":
                     # The reference must say which value it serves; a missing READPATT means "every readout mode".
-                    lines.append(_tpn_line(keyword, "H", "C", "R"))
+                    lines.append(_tpn_line(keyword, "H", _tpn_datatype(path, []), "R"))
             for hdu, (attribute, _, ndim) in sorted(array_specs(model_class).items()):
                 presence = "R" if attribute == primary else "O"
                 lines.append(_tpn_line(hdu, "A", "X", presence, f"(ndim({hdu}_ARRAY,{ndim}))"))

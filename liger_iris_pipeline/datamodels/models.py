@@ -16,6 +16,8 @@ __all__ = [
     "TMTRampModel",
     "TMTReadnoiseModel",
     "TMTSaturationModel",
+    "TMTSliceGeometryModel",
+    "TMTWavecalModel",
 ]
 
 
@@ -245,6 +247,49 @@ class TMTGainModel(TMTReferenceFileModel):
 
     schema_url = schema_uri("tmt_gain")
     default_arrays = ("dq",)
+
+
+class TMTSliceGeometryModel(TMTReferenceFileModel):
+    """Slice geometry reference of the slicer IFS: a binary table ``SLICES``, one row per slice.
+
+    Columns ``SLICE``, ``BANK``, ``YSTART``/``YSTOP`` (the slice's rows), ``TRACE`` (4 coefficients
+    of the left edge ``x_left(y)``, `numpy.polynomial.polynomial.polyval`) and ``WIDTH`` (pixels);
+    ``meta.slice_geometry.n_spaxels`` (NSPAXEL) and ``spaxel_pixels`` (SPAXPIX). See
+    ``docs/ifs_design.rst``.
+
+    Attributes
+    ----------
+    slices : numpy.ndarray
+        Structured array, one row per slice.
+    """
+
+    schema_url = schema_uri("tmt_slicegeo")
+    default_arrays = ()
+
+    def get_primary_array_name(self):
+        """Return ``"slices"``: the geometry has no SCI array."""
+        return "slices"
+
+
+class TMTWavecalModel(TMTReferenceFileModel):
+    """Wavelength solution reference of the slicer IFS: a binary table ``SOLUTIONS``, one row per slice.
+
+    Columns ``SLICE``, ``COEFFS`` ((3, 3): ``lambda(s, y)`` in vacuum microns,
+    `numpy.polynomial.polynomial.polyval2d`), ``NLINES``, ``RMS_PIX`` and ``RMS_KMS``. See
+    ``docs/ifs_design.rst``.
+
+    Attributes
+    ----------
+    solutions : numpy.ndarray
+        Structured array, one row per slice.
+    """
+
+    schema_url = schema_uri("tmt_wavecal")
+    default_arrays = ()
+
+    def get_primary_array_name(self):
+        """Return ``"solutions"``: the wavelength solution has no SCI array."""
+        return "solutions"
 
 
 def _registered_reference_models():
