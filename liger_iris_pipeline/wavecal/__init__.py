@@ -1,0 +1,1 @@
+"""The slicer IFS's wavelength solution from arc frames (the ``wavecal`` reference)."""

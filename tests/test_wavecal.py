@@ -1,0 +1,128 @@
+"""The slicer's wavelength solution from a simulated arc frame, against the simulator's truth (small layout)."""
+
+import numpy as np
+import pytest
+from numpy.polynomial import polynomial as P
+
+from liger_iris_pipeline import dqflags
+from liger_iris_pipeline import simulate as sim
+from liger_iris_pipeline.simulate import ifs
+from liger_iris_pipeline.simulate.dataset import write_truth_references
+from liger_iris_pipeline.simulate.filters import FILTERS
+from liger_iris_pipeline.wavecal import wavecal
+from liger_iris_pipeline.wavecal.arc_lines import arc_lines
+
+FILTER = "KN3"
+
+
+@pytest.fixture(scope="module")
+def layout():
+    return ifs.SlicerLayout.small()
+
+
+@pytest.fixture(scope="module")
+def arc_rate(tmp_path_factory, layout):
+    """A Level 1 arc frame: the simulator's ramps through detector1 with the detector's truth references."""
+    from liger_iris_pipeline.pipeline.detector1 import Detector1Pipeline
+
+    directory = tmp_path_factory.mktemp("arc")
+    detector = sim.make_detector(layout.detector_shape, seed=ifs.IFS_DETECTOR_SEED)
+    scene = ifs.exposure_scene("ARC", layout, FILTER)
+    ramp, _ = ifs.simulate_ifs_exposure(scene, detector, layout, kind="ARC", filter=FILTER, nreads=5, seed=3)
+    ramp.meta.filename = "ifs_arc_001_uncal.fits"
+    references = write_truth_references(detector, directory, FILTER, instrument={"detector": "IFU", "mode": "IFS"})
+    ramp_fit = {f"override_{name.lower()}": references[name] for name in ("READNOISE", "GAIN", "NONLIN", "SATURATION")}
+    steps = {"dq_init": {"override_mask": references["MASK"]}, "ramp_fit": ramp_fit}
+    return Detector1Pipeline.call(ramp, steps=steps)
+
+
+def truth_slices(layout):
+    """The slice geometry of the simulator's truth, as the slicegeo reference lists it."""
+    traces = layout.trace_coefficients()
+    return [
+        {"slice": index, "ystart": layout.slice_rows(index)[0], "ystop": layout.slice_rows(index)[1], "trace": trace}
+        for index, trace in enumerate(traces)
+    ]
+
+
+def band_lines(filter_name=FILTER, margin=0.1):
+    """The arc lines of a filter's band, widened by a margin (fraction of its width)."""
+    centre, width = FILTERS[filter_name]
+    return arc_lines(centre - (0.5 + margin) * width, centre + (0.5 + margin) * width)[0]
+
+
+def row_offsets(solution, truth, rows, n_spaxels, lines):
+    """Predicted minus true rows of every line in the band at every spaxel centre (pixels)."""
+    y = np.linspace(rows[0], rows[1] - 1, 20001)
+    offsets = []
+    for k in range(n_spaxels):
+        s = np.full_like(y, k + 0.5)
+        true, fitted = P.polyval2d(s, y, truth), P.polyval2d(s, y, solution)
+        for wavelength in lines[(lines > true.min()) & (lines < true.max())]:
+            offsets.append(np.interp(wavelength, fitted, y) - np.interp(wavelength, true, y))
+    return np.array(offsets)
+
+
+def _solve(arc_rate, layout, lines, **options):
+    good = (arc_rate.dq & dqflags.pixel["DO_NOT_USE"]) == 0
+    geometry = truth_slices(layout), layout.n_spaxels, layout.spaxel_pixels
+    return wavecal.wavelength_solutions(arc_rate.data, arc_rate.err, good, *geometry, lines, **options)
+
+
+def test_solution_predicts_line_positions_of_the_truth(arc_rate, layout):
+    lines = band_lines()
+    solutions = _solve(arc_rate, layout, lines)
+    truth = layout.wavelength_coefficients(FILTER)
+    offsets = np.concatenate(
+        [
+            row_offsets(row["coeffs"], truth[row["slice"]], layout.slice_rows(row["slice"]), layout.n_spaxels, lines)
+            for row in solutions
+        ]
+    )
+    assert offsets.size >= layout.n_slices * layout.n_spaxels * 5
+    assert np.sqrt(np.mean(offsets**2)) < 0.02
+    for row in solutions:
+        assert row["nlines"] >= 5
+        # The fit's own residuals are the centroids' noise: a few hundredths of a pixel at this brightness.
+        assert 0.001 < row["rms_pix"] < 0.05
+        kms_per_pixel = layout.dispersion(FILTER) / FILTERS[FILTER][0] * wavecal.SPEED_OF_LIGHT_KMS
+        assert row["rms_kms"] == pytest.approx(row["rms_pix"] * kms_per_pixel, rel=0.3)
+
+
+def test_too_few_lines_name_the_frame_and_slice(arc_rate, layout):
+    lines = band_lines()
+    faint = arc_rate.copy()
+    start, stop = layout.slice_rows(2)
+    first_column = int(layout.trace_coefficients()[2][0])
+    faint.data[start:stop, first_column - 2 : first_column + layout.slice_width + 4] = 0.0
+    with pytest.raises(wavecal.WavecalError, match=r"^arcs\.fits: slice 2: 0 arc lines identified"):
+        _solve(faint, layout, lines, name="arcs.fits")
+    with pytest.raises(wavecal.WavecalError, match=r"^arcs\.fits: slice 0: .* at least 20 needed"):
+        _solve(arc_rate, layout, lines, name="arcs.fits", min_lines=20)
+
+
+def test_identification_without_the_band_is_refused_when_ambiguous(arc_rate, layout):
+    """Six lines of a narrow band, matched against the whole list: a chance match, caught by its rms."""
+    with pytest.raises(wavecal.WavecalError, match=r"misidentified"):
+        _solve(arc_rate, layout, arc_lines()[0], name="arcs.fits")
+
+
+def test_fit_recovers_a_known_polynomial():
+    truth = np.array([[2.15, 1.9e-4, 2e-9], [1e-6, 1e-9, 0.0], [3e-7, 0.0, 0.0]])
+    s, y = np.meshgrid(np.arange(8) + 0.5, np.linspace(20, 480, 7))
+    s, y = s.ravel(), y.ravel()
+    wavelength = P.polyval2d(s, y, truth)
+    y_measured = y + np.random.default_rng(2).normal(0.0, 0.01, y.size)
+    y_measured[5] += 2.0  # a blend
+    coefficients, used, residual = wavecal.fit_slice_solution(s, y_measured, wavelength, np.full(s.size, 0.01))
+    assert not used[5] and used.sum() == s.size - 1
+    assert np.std(residual[used]) == pytest.approx(0.01, rel=0.3)
+    np.testing.assert_allclose(P.polyval2d(s, y, coefficients), wavelength, atol=0.01 * 2e-4)
+
+
+def test_arc_lines_are_the_published_vacuum_wavelengths():
+    wavelength, intensity = arc_lines()
+    assert wavelength.size == 301 and np.all(np.diff(wavelength) > 0) and np.all(intensity >= 1000)
+    # Kr I 2.19085 um and Ar I 2.06219 um (NIST ASD, vacuum Ritz).
+    assert np.min(np.abs(wavelength - 2.19085101)) < 1e-8 and np.min(np.abs(wavelength - 2.062186)) < 1e-8
+    assert np.array_equal(arc_lines(2.15, 2.24)[0], wavelength[(wavelength >= 2.15) & (wavelength <= 2.24)])
