@@ -126,3 +126,61 @@ def test_arc_lines_are_the_published_vacuum_wavelengths():
     # Kr I 2.19085 um and Ar I 2.06219 um (NIST ASD, vacuum Ritz).
     assert np.min(np.abs(wavelength - 2.19085101)) < 1e-8 and np.min(np.abs(wavelength - 2.062186)) < 1e-8
     assert np.array_equal(arc_lines(2.15, 2.24)[0], wavelength[(wavelength >= 2.15) & (wavelength <= 2.24)])
+
+
+def truth_slice_geometry(layout, **instrument):
+    """A slicegeo reference of the simulator's truth traces."""
+    from liger_iris_pipeline import datamodels as dm
+
+    model = dm.TMTSliceGeometryModel()
+    table = np.zeros(layout.n_slices, dtype=model.get_dtype("slices"))
+    table["SLICE"] = np.arange(layout.n_slices)
+    table["BANK"] = table["SLICE"] // layout.slices_per_bank
+    for row in truth_slices(layout):
+        table["YSTART"][row["slice"]], table["YSTOP"][row["slice"]] = row["ystart"], row["ystop"]
+        table["TRACE"][row["slice"], :3] = row["trace"]
+    table["WIDTH"] = layout.slice_width
+    model.slices = table
+    model.meta.slice_geometry.n_spaxels = layout.n_spaxels
+    model.meta.slice_geometry.spaxel_pixels = float(layout.spaxel_pixels)
+    meta = {"telescope": "TMT", "reftype": "SLICEGEO", "useafter": "2024-01-01T00:00:00", "pedigree": "SIMULATION"}
+    for key, value in {**meta, "description": "truth slice geometry", "author": "test"}.items():
+        setattr(model.meta, key, value)
+    values = {"name": "IRIS", "detector": "IFU", "ifs_mode": "SLICER", "spaxel_scale": layout.spaxel_scale}
+    for key, value in {**values, **instrument}.items():
+        setattr(model.meta.instrument, key, value)
+    model.meta.filename = "truth_slicegeo.fits"
+    return model
+
+
+def test_step_writes_the_wavecal_reference(arc_rate, layout, tmp_path):
+    from liger_iris_pipeline import datamodels as dm
+    from liger_iris_pipeline.wavecal import WavecalStep
+
+    centre, width = FILTERS[FILTER]
+    band = [centre - 0.6 * width, centre + 0.6 * width]
+    step = WavecalStep(override_slicegeo=truth_slice_geometry(layout), wavelength_range=band)
+    with step.run(arc_rate) as reference:
+        reference.save(tmp_path / "arc_wavecal.fits")
+    with dm.open(tmp_path / "arc_wavecal.fits") as reference:
+        assert isinstance(reference, dm.TMTWavecalModel)
+        assert reference.meta.instrument.ifs_mode == "SLICER" and reference.meta.instrument.filter == FILTER
+        assert reference.meta.instrument.spaxel_scale == layout.spaxel_scale
+        table = reference.solutions
+        assert list(table["SLICE"]) == list(range(layout.n_slices)) and np.all(table["NLINES"] >= 5)
+        truth = layout.wavelength_coefficients(FILTER)
+        lines = band_lines()
+        for row in table:
+            offsets = row_offsets(row["COEFFS"], truth[row["SLICE"]], layout.slice_rows(row["SLICE"]), 8, lines)
+            assert np.sqrt(np.mean(offsets**2)) < 0.03
+
+
+@pytest.mark.parametrize("instrument", [{"spaxel_scale": 0.025}, {"ifs_mode": "LENSLET", "spaxel_scale": 0.009}])
+def test_slice_geometry_of_another_mode_or_scale_is_refused(arc_rate, layout, instrument):
+    from liger_iris_pipeline.wavecal import WavecalStep
+
+    geometry = truth_slice_geometry(layout, **instrument)
+    arc = arc_rate.copy()
+    arc.meta.filename = "ifs_arc_001_rate.fits"
+    with pytest.raises(wavecal.WavecalError, match=r"^ifs_arc_001_rate\.fits: SLICER at 0\.05 .* truth_slicegeo\.fits"):
+        WavecalStep.call(arc, override_slicegeo=geometry, wavelength_range=[2.1, 2.3])
