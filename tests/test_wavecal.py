@@ -184,3 +184,24 @@ def test_slice_geometry_of_another_mode_or_scale_is_refused(arc_rate, layout, in
     arc.meta.filename = "ifs_arc_001_rate.fits"
     with pytest.raises(wavecal.WavecalError, match=r"^ifs_arc_001_rate\.fits: SLICER at 0\.05 .* truth_slicegeo\.fits"):
         WavecalStep.call(arc, override_slicegeo=geometry, wavelength_range=[2.1, 2.3])
+
+
+def test_calibration_pipeline_from_the_command_line(arc_rate, layout, tmp_path, capsys):
+    from liger_iris_pipeline import datamodels as dm
+    from liger_iris_pipeline.cli.tmtrun import main as tmtrun
+
+    arc, geometry = tmp_path / "ifs_arc_001_rate.fits", tmp_path / "truth_slicegeo.fits"
+    arc_rate.save(arc)
+    truth_slice_geometry(layout).save(geometry)
+    arguments = ["wavecal_calibration.cfg", str(arc), f"--steps.wavecal.override_slicegeo={geometry}"]
+    arguments += ["--steps.wavecal.wavelength_range=2.14,2.25", f"--output_dir={tmp_path}"]
+    assert tmtrun(arguments) == 0
+    with dm.open(tmp_path / "ifs_arc_001_wavecal.fits") as reference:
+        assert isinstance(reference, dm.TMTWavecalModel) and len(reference.solutions) == layout.n_slices
+        assert reference.meta.cal_step.wavecal == "COMPLETE"
+    (tmp_path / "ifs_arc_001_wavecal.fits").unlink()
+    capsys.readouterr()
+    assert tmtrun([*arguments, "--steps.wavecal.min_lines=20"]) == 1
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message == f"tmtrun: error: {arc}: slice 0: 6 arc lines identified (6 peaks found), at least 20 needed"
+    assert not (tmp_path / "ifs_arc_001_wavecal.fits").exists()

@@ -14,6 +14,7 @@ _PIPELINES = {
     "ProcessFlatfieldL2": "calibration",
     "ProcessImagerL2Pipeline": "image2",
     "ProcessImagerL3Pipeline": "image3",
+    "WavecalCalibrationPipeline": "wavecal_calibration",
 }
 
 __all__ = sorted(_PIPELINES)

@@ -23,6 +23,7 @@ STEPS = (
     ("liger_iris_pipeline.outlier_detection.OutlierDetectionStep", "outlier_detection", False),
     ("liger_iris_pipeline.resample.ResampleStep", "resample", False),
     ("liger_iris_pipeline.source_catalog.SourceCatalogStep", "source_catalog", False),
+    ("liger_iris_pipeline.wavecal.WavecalStep", "wavecal", False),
     ("liger_iris_pipeline.pipeline.Detector1Pipeline", "detector1", True),
     ("liger_iris_pipeline.pipeline.ProcessImagerL2Pipeline", "image2", True),
     ("liger_iris_pipeline.pipeline.ProcessFlatfieldL2", "preprocess_flatfield", True),
@@ -30,6 +31,7 @@ STEPS = (
     ("liger_iris_pipeline.pipeline.DistortionCalibrationPipeline", "distortion_calibration", True),
     ("liger_iris_pipeline.pipeline.PhotomCalibrationPipeline", "photom_calibration", True),
     ("liger_iris_pipeline.pipeline.ProcessImagerL3Pipeline", "image3", True),
+    ("liger_iris_pipeline.pipeline.WavecalCalibrationPipeline", "wavecal_calibration", True),
 )
 """(class path, alias, is_pipeline) of every step and pipeline."""
 
@@ -48,6 +50,7 @@ PRODUCT_SUFFIXES = {
     "resample": "i2d",
     "source_catalog": "cat",
     "image3": "i2d",
+    "wavecal_calibration": "wavecal",
 }
 """Alias -> suffix of the product of a step or pipeline run on its own; every other step's is its alias."""
 
