@@ -1,0 +1,127 @@
+"""ProcessIFSL2Pipeline (``spec2``): Level 1 slicer IFS frames -> calibrated cubes (``_s3d``)."""
+
+import logging
+
+from ..assign_wcs import AssignWcsIFSStep
+from ..background import BackgroundStep
+from ..cube_build import CubeBuildStep
+from ..dark_current import DarkCurrentStep
+from ..flat_field import FlatFieldStep
+from ..lib.models import open_input
+from ..lib.observation import observation_category
+from ..lib.status import mark_skipped
+from ..stpipe import TMTPipeline
+from .inputs import input_products
+
+__all__ = ["IFSBackgroundStep", "IFSDarkCurrentStep", "IFSFlatFieldStep", "ProcessIFSL2Pipeline"]
+
+log = logging.getLogger(__name__)
+
+_IFS_FRAME = ("IRISIFSImageModel",)
+
+
+class IFSBackgroundStep(BackgroundStep):
+    """`BackgroundStep` for IFS frames: combining and subtracting members is per pixel, as for the imager."""
+
+    input_model = _IFS_FRAME
+
+    def open_more_input(self, init):
+        """Open a background member whole, as an IFS frame (the imager's row reader takes imager frames)."""
+        return self.open_input(init, self.more_inputs_role, copy=False)
+
+
+class IFSDarkCurrentStep(DarkCurrentStep):
+    """`DarkCurrentStep` for IFS frames (the dark of the IFS detector, ``DETECTOR = 'IFU'``)."""
+
+    input_model = _IFS_FRAME
+
+
+class IFSFlatFieldStep(FlatFieldStep):
+    """`FlatFieldStep` for IFS frames: the IFS flat (``DETECTOR = 'IFU'``) holds the pixel and slice responses."""
+
+    input_model = _IFS_FRAME
+
+
+class ProcessIFSL2Pipeline(TMTPipeline):
+    """Calibrate slicer IFS frames and build their cubes: background, dark, flat, assign_wcs, cube_build.
+
+    The order is jwst's ``calwebb_spec2`` and ``docs/ifs_design.rst``'s. With sky frames (background
+    members of a Level 2 ``spec2`` association) the sky is subtracted first, pixel by pixel on the
+    Level 1 frames, where the dark rate cancels too, so the dark step is then skipped (as in
+    ``image2``). The product is the cube (suffix ``s3d``); ``save_cal`` also saves the calibrated
+    detector frame (``cal``).
+    """
+
+    class_alias = "spec2"
+    input_model = _IFS_FRAME
+    spec = """
+    save_bsub = boolean(default=False)  # Save the sky-subtracted frame (suffix bsub)
+    save_cal = boolean(default=False)  # Save the calibrated detector frame with its WCS (suffix cal)
+    """
+    intermediate_products = {"save_bsub": "bsub", "save_cal": "cal"}
+    names_products_by_model = True
+    step_defs = {
+        "background": IFSBackgroundStep,
+        "dark_current": IFSDarkCurrentStep,
+        "flat_field": IFSFlatFieldStep,
+        "assign_wcs": AssignWcsIFSStep,
+        "cube_build": CubeBuildStep,
+    }
+
+    def process(self, step_input):
+        """Reduce every product of the input.
+
+        Parameters
+        ----------
+        step_input : str, IRISIFSImageModel, list, or association (``.json``)
+            Level 1 IFS frames; a ``spec2`` association adds sky members to each science frame.
+
+        Returns
+        -------
+        IRISCubeModel or list of IRISCubeModel
+            One cube (suffix ``s3d``) per product.
+        """
+        self.output_use_model = self.names_products_by_model
+        products = input_products(step_input)
+        # Every science frame is checked before any is reduced: no partial products.
+        for product in products:
+            open_input(product.science, self.input_model, self.name, copy=False)
+        results = [self.reduce(product) for product in products]
+        return results[0] if len(results) == 1 else results
+
+    def reduce(self, product):
+        """Calibrate one science frame with its sky members and build its cube.
+
+        Parameters
+        ----------
+        product : Level2Product
+            Science frame and sky members.
+
+        Returns
+        -------
+        IRISCubeModel
+        """
+        model = open_input(product.science, self.input_model, self.name)
+        if product.background:
+            model = self.background.run(model, product.background)
+            if self.save_bsub:
+                model.meta.filename = f"{product.name}.fits"
+                self.save_model(model, suffix="bsub", force=True)
+        if product.background and model.meta.cal_step.background == "COMPLETE":
+            mark_skipped(model, self.dark_current, "the dark rate cancelled in the sky subtraction")
+        else:
+            model = self.dark_current.run(model)
+        model = self.flat_field.run(model)
+        model = self.assign_wcs.run(model)
+        model.meta.processing_level = 2
+        model.meta.obstype, model.meta.obsname = observation_category(model)
+        model.meta.filename = f"{product.name}.fits"
+        if self.save_cal:
+            self.save_model(model, suffix="cal", force=True)
+        cube = self.cube_build.run(model)
+        if product.asn_table:
+            cube.meta.asn.table_name = product.asn_table
+        if product.asn_pool:
+            cube.meta.asn.pool_name = product.asn_pool
+        cube.meta.filename = f"{product.name}.fits"
+        return cube

@@ -1,0 +1,176 @@
+"""spec2 on simulated slicer frames against the simulator's truth (small layout).
+
+The references (slice geometry, wavelength solution, the IFS flat, the IFS detector's dark) are
+the simulator's truth (``ifs_helpers``), given as ``override_*``: the calibration pipelines that
+fit them have their own tests. Level 1 frames are the truth's detector rate, noiseless or with
+Gaussian noise of the variances they carry (the Level 0 -> 1 reduction of slicer ramps is tested
+in ``test_simulate_ifs``).
+"""
+
+import numpy as np
+import pytest
+from ifs_helpers import (
+    FILTER,
+    detector_reference,
+    ifs_detector,
+    ifs_flat,
+    level1_frame,
+    simulate,
+    slicer_references,
+)
+from photutils.centroids import centroid_com
+from test_command_line import failure
+
+from liger_iris_pipeline import datamodels as dm
+from liger_iris_pipeline.assign_wcs import AssignWcsIFSStep
+from liger_iris_pipeline.assign_wcs.slicer import slicer_transforms
+from liger_iris_pipeline.cli.tmtrun import main as tmtrun
+from liger_iris_pipeline.cube_build.cube_wcs import cube_gwcs
+from liger_iris_pipeline.pipeline.spec2 import ProcessIFSL2Pipeline
+from liger_iris_pipeline.simulate import ifs
+
+SOURCE = ifs.PointSource(3.6, 2.4, abmag=17.0, lines={"Br_gamma": 400.0, "H2_1-0_S0": 300.0})
+
+
+@pytest.fixture(scope="module")
+def layout():
+    return ifs.SlicerLayout.small()
+
+
+@pytest.fixture(scope="module")
+def detector(layout):
+    return ifs_detector(layout)
+
+
+@pytest.fixture(scope="module")
+def references(layout, detector):
+    slicegeo, wavecal = slicer_references(layout, detector)
+    return {
+        "slicegeo": slicegeo,
+        "wavecal": wavecal,
+        "dark": detector_reference(detector, "DARK"),
+        "flat": ifs_flat(layout, detector),
+    }
+
+
+@pytest.fixture(scope="module")
+def science(layout, detector):
+    """A point source with two lines, without sky or atmosphere."""
+    return simulate(ifs.IFSScene(sources=[SOURCE], sky=False, telluric=False), layout, detector)
+
+
+def _steps(references):
+    return {
+        "dark_current": {"override_dark": references["dark"]},
+        "flat_field": {"override_flat": references["flat"]},
+        "assign_wcs": {"override_slicegeo": references["slicegeo"], "override_wavecal": references["wavecal"]},
+    }
+
+
+def _spec2(frame, references, **kwargs):
+    return ProcessIFSL2Pipeline.call(frame, steps=_steps(references), **kwargs)
+
+
+def _line_centroid(spectrum, wavelengths, line, width):
+    """Centre of a Gaussian on a linear continuum fitted to a line over +-15 widths (astropy.modeling)."""
+    from astropy.modeling import fitting, models
+
+    window = np.abs(wavelengths - line) < 15 * width
+    x, y = wavelengths[window] - line, spectrum[window]
+    edges = np.concatenate([y[:5], y[-5:]])
+    model = models.Gaussian1D(y.max() - np.median(edges), 0.0, 2 * width) + models.Linear1D(0.0, np.median(edges))
+    fitted = fitting.TRFLSQFitter()(model, x, y)
+    return line + fitted.mean_0.value
+
+
+def test_assign_wcs_gives_the_simulator_geometry(layout, detector, references, science):
+    ramp, truth = science
+    frame = AssignWcsIFSStep.call(
+        level1_frame(truth, ramp, detector),
+        override_slicegeo=references["slicegeo"],
+        override_wavecal=references["wavecal"],
+    )
+    assert frame.meta.cal_step.assign_wcs == "COMPLETE"
+    y, x = np.mgrid[: layout.detector_shape[0], : layout.detector_shape[1]]
+    labels, _ = slicer_transforms(frame.meta.wcs)
+    on_slices = labels > 0
+    index, s, wavelength = frame.meta.wcs.get_transform("detector", "slicer")(x[on_slices], y[on_slices])
+    slice_map, along, truth_wavelength = layout.pixel_maps(FILTER)
+    np.testing.assert_array_equal(labels - 1, slice_map)
+    np.testing.assert_array_equal(index, slice_map[on_slices])
+    np.testing.assert_allclose(s, along[on_slices], atol=1e-5)
+    np.testing.assert_allclose(wavelength, truth_wavelength[on_slices], rtol=1e-7)
+    # The centre of spaxel (x, y) = (k, i) is s = k + 0.5 on slice i: the truth's sky position of that spaxel.
+    source = truth.sources[0]
+    ra, dec, _ = frame.meta.wcs.get_transform("slicer", "world")(source["y"], source["x"] + 0.5, 2.2)
+    np.testing.assert_allclose((ra, dec), (source["ra"], source["dec"]), atol=1e-10)
+
+
+def test_cube_flux_positions_and_lines_against_the_truth(tmp_path, layout, detector, references, science):
+    ramp, truth = science
+    cube = _spec2(level1_frame(truth, ramp, detector), references)
+    assert cube.meta.cal_step.cube_build == "COMPLETE" and cube.meta.cal_step.background == "SKIPPED"
+    assert cube.meta.bunit_data == "DN/s" and cube.data.shape[1:] == (layout.n_slices, layout.n_spaxels)
+    # Flux: the cube holds DN/s per spaxel per bin, the truth too (in its finer bins).
+    total = np.nansum(cube.data, dtype=np.float64)
+    assert total == pytest.approx(truth.cube.sum(dtype=np.float64), rel=0.02)
+    assert np.isfinite(cube.data).mean() > 0.99 and (cube.wmap[np.isfinite(cube.data)] > 0).all()
+    # Position: centroids of the collapsed cube and truth cube, each through its own WCS.
+    truth_wcs = cube_gwcs(truth.cube_wcsinfo(), truth.cube.shape)
+    ra, dec, _ = cube.meta.wcs(*centroid_com(np.nansum(cube.data, axis=0)), 0)
+    truth_ra, truth_dec, _ = truth_wcs(*centroid_com(truth.cube.sum(axis=0)), 0)
+    offset = np.hypot((ra - truth_ra) * np.cos(np.radians(dec)), dec - truth_dec) * 3600 / layout.spaxel_scale
+    assert offset < 0.1
+    # Lines: fitted centres in the spaxels of the source against the truth's wavelengths, in detector rows.
+    wavelengths = cube.meta.wcs(0, 0, np.arange(cube.data.shape[0]))[2]
+    dispersion = layout.dispersion(FILTER)
+    errors = []
+    lines = [line for line in truth.sources["line_wavelength"] if wavelengths[50] < line < wavelengths[-50]]
+    assert len(lines) == 2
+    for line in lines:
+        for y, x in ((2, 3), (2, 4), (3, 3), (3, 4)):
+            errors.append((_line_centroid(cube.data[:, y, x], wavelengths, line, dispersion) - line) / dispersion)
+    assert np.sqrt(np.mean(np.square(errors))) < 0.05
+    # The product round-trips with its WCS.
+    path = cube.save(tmp_path / "source_s3d.fits")
+    with dm.open(path) as saved:
+        assert isinstance(saved, dm.IRISCubeModel)
+        np.testing.assert_allclose(saved.meta.wcs(2.0, 3.0, 10.0), cube.meta.wcs(2.0, 3.0, 10.0))
+
+
+def test_voxel_pulls_of_a_noisy_frame(layout, detector, references, science):
+    """The cube of a noisy frame against the cube of the noiseless one: voxel pulls of width 1.
+
+    The expected value of each voxel is the same resampling of the truth's detector rate (the truth
+    cube through the LSF, the detector pixels and the footprints), so the pulls test the variance
+    propagation of cube_build (weights squared) and of the steps before it.
+    """
+    ramp, truth = science
+    expected = _spec2(level1_frame(truth, ramp, detector), references)
+    noisy = _spec2(level1_frame(truth, ramp, detector, seed=5), references)
+    usable = np.isfinite(noisy.data) & (noisy.wmap > 0.5)
+    pulls = ((noisy.data - expected.data) / noisy.err)[usable]
+    assert usable.sum() > 20000
+    assert abs(np.mean(pulls)) < 0.05 and pulls.std() == pytest.approx(1.0, rel=0.15)
+
+
+def test_spec2_refuses_an_imager_frame(tmp_path, capsys):
+    path = str(tmp_path / "img_001_rate.fits")
+    image = dm.IRISImageModel(np.zeros((8, 8), np.float32))
+    image.meta.instrument.name = "IRIS"
+    image.meta.instrument.detector = "IMG1"
+    image.save(path)
+    assert tmtrun(["spec2.cfg", path, f"--output_dir={tmp_path}"]) == 1
+    assert failure(capsys) == (
+        f"{path}: the input of ProcessIFSL2Pipeline must be an IRISIFSImageModel (Level 1 or 2 IFS frame), "
+        "this is a IRISImageModel: an imager frame, reduce it with image2"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["img_001_rate.fits"]
+
+
+def test_cube_build_needs_the_slicer_wcs(layout, detector, science):
+    from liger_iris_pipeline.cube_build import CubeBuildStep
+
+    ramp, truth = science
+    with pytest.raises(ValueError, match="no slicer WCS: run assign_wcs"):
+        CubeBuildStep.call(level1_frame(truth, ramp, detector))
