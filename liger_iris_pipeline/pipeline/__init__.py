@@ -12,6 +12,7 @@ _PIPELINES = {
     "MasterDarkPipeline": "calibration",
     "PhotomCalibrationPipeline": "photom_calibration",
     "ProcessFlatfieldL2": "calibration",
+    "ProcessIFSL2Pipeline": "spec2",
     "ProcessImagerL2Pipeline": "image2",
     "ProcessImagerL3Pipeline": "image3",
     "WavecalCalibrationPipeline": "wavecal_calibration",

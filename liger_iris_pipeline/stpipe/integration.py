@@ -24,6 +24,8 @@ STEPS = (
     ("liger_iris_pipeline.resample.ResampleStep", "resample", False),
     ("liger_iris_pipeline.source_catalog.SourceCatalogStep", "source_catalog", False),
     ("liger_iris_pipeline.wavecal.WavecalStep", "wavecal", False),
+    ("liger_iris_pipeline.assign_wcs.AssignWcsIFSStep", "assign_wcs_ifs", False),
+    ("liger_iris_pipeline.cube_build.CubeBuildStep", "cube_build", False),
     ("liger_iris_pipeline.pipeline.Detector1Pipeline", "detector1", True),
     ("liger_iris_pipeline.pipeline.ProcessImagerL2Pipeline", "image2", True),
     ("liger_iris_pipeline.pipeline.ProcessFlatfieldL2", "preprocess_flatfield", True),
@@ -32,6 +34,7 @@ STEPS = (
     ("liger_iris_pipeline.pipeline.PhotomCalibrationPipeline", "photom_calibration", True),
     ("liger_iris_pipeline.pipeline.ProcessImagerL3Pipeline", "image3", True),
     ("liger_iris_pipeline.pipeline.WavecalCalibrationPipeline", "wavecal_calibration", True),
+    ("liger_iris_pipeline.pipeline.ProcessIFSL2Pipeline", "spec2", True),
 )
 """(class path, alias, is_pipeline) of every step and pipeline."""
 
@@ -51,6 +54,8 @@ PRODUCT_SUFFIXES = {
     "source_catalog": "cat",
     "image3": "i2d",
     "wavecal_calibration": "wavecal",
+    "cube_build": "s3d",
+    "spec2": "s3d",
 }
 """Alias -> suffix of the product of a step or pipeline run on its own; every other step's is its alias."""
 
