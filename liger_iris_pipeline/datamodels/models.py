@@ -150,6 +150,12 @@ class IRISSpectrumModel(TMTDataModel):
 
         super().to_fits(init, *args, **kwargs)
         units = column_units(type(self))
+        flux_unit = self.meta.flux_unit
+        if flux_unit and flux_unit != units["FLUX"]:
+            # A spectrum of a cube not yet flux calibrated (DN/s): its flux columns in that unit.
+            squared = _squared_unit(flux_unit)
+            units.update(FLUX=flux_unit, FLUX_ERROR=flux_unit)
+            units.update({name: squared for name in ("FLUX_VAR_POISSON", "FLUX_VAR_RNOISE", "FLUX_VAR_FLAT")})
         with fits.open(init, mode="update") as hdulist:
             table = hdulist["EXTRACT1D"]
             for index, name in enumerate(table.columns.names, start=1):
@@ -157,12 +163,17 @@ class IRISSpectrumModel(TMTDataModel):
                     table.header[f"TUNIT{index}"] = units[name]
 
 
+def _squared_unit(unit):
+    """Return the square of a unit string, as variances carry it (``DN/s`` -> ``(DN/s)**2``)."""
+    return f"({unit})**2" if any(character in unit for character in "/* ") else f"{unit}**2"
+
+
 def _derive_error_units(model):
     """Set ``BUNIT`` of ERR (the science unit) and of the variance arrays (its square)."""
     unit = model.meta.bunit_data
     if unit:
         model.meta.bunit_err = unit
-        squared = f"({unit})**2" if any(character in unit for character in "/* ") else f"{unit}**2"
+        squared = _squared_unit(unit)
         for name in ("var_poisson", "var_rnoise", "var_flat"):
             if getattr(model, name, None) is not None:
                 setattr(model.meta, f"bunit_{name}", squared)
