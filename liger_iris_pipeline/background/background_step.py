@@ -108,7 +108,7 @@ class BackgroundStep(TMTStep):
             lost += subtract_rows(model, block.rows, block.data, block.variances, block.dq)
         update_err(model)
         # Where no member is usable the combined value is NaN: the finite values are its good pixels.
-        median_level = _median_level(values[np.isfinite(values)])
+        median_level = _finite_median(values)
         log.info(
             "Combined %d background members (median %d used per pixel); median background %.6g DN/s",
             len(members),
@@ -124,6 +124,21 @@ class BackgroundStep(TMTStep):
 def _median_level(values):
     """Return the median of a background's good values (a copy of its own, partitioned in place; NaN if empty)."""
     return float(np.median(values, overwrite_input=True)) if values.size else float("nan")
+
+
+def _finite_median(values):
+    """Return the median of the finite values of a float array, partitioning it in place (NaN if none).
+
+    ``numpy.partition`` orders NaNs last, so the median of the ``n`` finite values is found among
+    the first ``n`` without a copy of them.
+    """
+    values = values.ravel()
+    count = int(np.count_nonzero(np.isfinite(values)))
+    if not count:
+        return float("nan")
+    middle = [(count - 1) // 2, count // 2]
+    values.partition(middle)
+    return float((values[middle[0]] + np.float64(values[middle[1]])) / 2)
 
 
 def _median_count(counts):

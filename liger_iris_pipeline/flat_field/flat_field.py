@@ -14,6 +14,7 @@ import logging
 import numpy as np
 
 from ..dqflags import pixel as FLAGS
+from ..lib.blocks import row_blocks
 from ..lib.masks import DO_NOT_USE
 from ..lib.subarray import reference_slices
 from ..lib.variance import update_err
@@ -47,22 +48,6 @@ def apply_flat(science, flat):
         The science frame is not inside the flat's region.
     """
     rows, cols = reference_slices(science, flat)
-    value = flat.data[rows, cols].astype(np.float32)
-    error = flat.err[rows, cols].astype(np.float32)
-    flat_dq = flat.dq[rows, cols]
-    with np.errstate(invalid="ignore"):
-        bad = ~(np.isfinite(value) & (value > 0)) | ((flat_dq & DO_NOT_USE) != 0)
-        bad_error = ~bad & ~(np.isfinite(error) & (error >= 0))
-    value[bad] = 1.0
-    error[bad | bad_error] = 0.0
-
-    science.dq |= flat_dq
-    science.dq[bad] |= BAD_FLAT_FLAGS
-    science.dq[bad_error] |= BAD_FLAT_ERROR_FLAGS
-    science.data /= value
-    square = np.square(value)
-    science.var_poisson /= square
-    science.var_rnoise /= square
     var_flat = science.var_flat
     if not (
         isinstance(var_flat, np.ndarray)
@@ -71,11 +56,38 @@ def apply_flat(science, flat):
         and var_flat.flags.writeable
     ):
         var_flat = science.var_flat = np.empty(science.data.shape, dtype=np.float32)
-    np.square(science.data, out=var_flat)
-    var_flat *= np.square(error)
-    var_flat /= square
+    count = 0
+    # A block of rows at a time: the flat's values, masks and squares are never whole-frame temporaries.
+    for block in row_blocks(science.data.shape):
+        flat_rows = slice(rows.start + block.start, rows.start + block.stop)
+        count += _apply_flat_rows(science, block, var_flat, flat, (flat_rows, cols))
     update_err(science)
-    count = int(np.count_nonzero(bad))
     if count:
         log.info("%d pixels have no valid flat value: flagged NO_FLAT_FIELD | DO_NOT_USE, not divided", count)
     return count
+
+
+def _apply_flat_rows(science, block, var_flat, flat, region):
+    """Flat-field rows ``block`` of the frame with the flat's ``region``; return the count of bad flat pixels."""
+    value = flat.data[region].astype(np.float32)
+    error = flat.err[region].astype(np.float32)
+    flat_dq = flat.dq[region]
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(value) & (value > 0)) | ((flat_dq & DO_NOT_USE) != 0)
+        bad_error = ~bad & ~(np.isfinite(error) & (error >= 0))
+    value[bad] = 1.0
+    error[bad | bad_error] = 0.0
+
+    dq = science.dq[block]
+    dq |= flat_dq
+    dq[bad] |= BAD_FLAT_FLAGS
+    dq[bad_error] |= BAD_FLAT_ERROR_FLAGS
+    data = science.data[block]
+    data /= value
+    square = np.square(value)
+    science.var_poisson[block] /= square
+    science.var_rnoise[block] /= square
+    np.square(data, out=var_flat[block])
+    var_flat[block] *= np.square(error)
+    var_flat[block] /= square
+    return int(np.count_nonzero(bad))
