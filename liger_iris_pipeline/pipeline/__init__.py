@@ -9,12 +9,14 @@ import importlib
 _PIPELINES = {
     "Detector1Pipeline": "detector1",
     "DistortionCalibrationPipeline": "distortion_calibration",
+    "IFSFlatCalibrationPipeline": "slicer_calibration",
     "MasterDarkPipeline": "calibration",
     "PhotomCalibrationPipeline": "photom_calibration",
     "ProcessFlatfieldL2": "calibration",
     "ProcessIFSL2Pipeline": "spec2",
     "ProcessImagerL2Pipeline": "image2",
     "ProcessImagerL3Pipeline": "image3",
+    "SliceGeometryCalibrationPipeline": "slicer_calibration",
     "WavecalCalibrationPipeline": "wavecal_calibration",
 }
 

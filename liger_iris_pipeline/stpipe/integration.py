@@ -26,6 +26,9 @@ STEPS = (
     ("liger_iris_pipeline.wavecal.WavecalStep", "wavecal", False),
     ("liger_iris_pipeline.assign_wcs.AssignWcsIFSStep", "assign_wcs_ifs", False),
     ("liger_iris_pipeline.cube_build.CubeBuildStep", "cube_build", False),
+    ("liger_iris_pipeline.extract_1d.Extract1dStep", "extract_1d", False),
+    ("liger_iris_pipeline.slice_geometry.SliceGeometryStep", "slice_geometry", False),
+    ("liger_iris_pipeline.ifs_flat.IFSFlatStep", "ifs_flat", False),
     ("liger_iris_pipeline.pipeline.Detector1Pipeline", "detector1", True),
     ("liger_iris_pipeline.pipeline.ProcessImagerL2Pipeline", "image2", True),
     ("liger_iris_pipeline.pipeline.ProcessFlatfieldL2", "preprocess_flatfield", True),
@@ -35,6 +38,8 @@ STEPS = (
     ("liger_iris_pipeline.pipeline.ProcessImagerL3Pipeline", "image3", True),
     ("liger_iris_pipeline.pipeline.WavecalCalibrationPipeline", "wavecal_calibration", True),
     ("liger_iris_pipeline.pipeline.ProcessIFSL2Pipeline", "spec2", True),
+    ("liger_iris_pipeline.pipeline.SliceGeometryCalibrationPipeline", "slicegeo_calibration", True),
+    ("liger_iris_pipeline.pipeline.IFSFlatCalibrationPipeline", "ifs_flat_calibration", True),
 )
 """(class path, alias, is_pipeline) of every step and pipeline."""
 
@@ -55,7 +60,12 @@ PRODUCT_SUFFIXES = {
     "image3": "i2d",
     "wavecal_calibration": "wavecal",
     "cube_build": "s3d",
+    "extract_1d": "x1d",
     "spec2": "s3d",
+    "slice_geometry": "slicegeo",
+    "slicegeo_calibration": "slicegeo",
+    "ifs_flat": "flat",
+    "ifs_flat_calibration": "flat",
 }
 """Alias -> suffix of the product of a step or pipeline run on its own; every other step's is its alias."""
 
