@@ -4,6 +4,7 @@ import logging
 
 from ..lib.models import model_name
 from ..lib.observation import exposure_kind
+from ..lib.references import describe_reference
 from ..lib.subarray import subarray_bounds
 from ..stpipe import TMTStep
 from .pinholes import DistortionFitError, find_pinholes, fit_distortion
@@ -110,27 +111,19 @@ def distortion_reference(frame, fit, useafter, pedigree, author):
         inverse_coeffs_x=fit.inverse_coeffs_x,
         inverse_coeffs_y=fit.inverse_coeffs_y,
     )
-    meta = reference.meta
-    meta.telescope = frame.meta.telescope
-    for key in ("name", "detector", "detector_serial", "filter", "pupil", "plate_scale"):
-        value = getattr(frame.meta.instrument, key, None)
-        if value is not None:
-            setattr(meta.instrument, key, value)
-    for key, value in frame.meta.cal_step.instance.items():
-        setattr(meta.cal_step, key, value)  # the frame's calibration (dark_current...) is the reference's
-    meta.subarray.name = "FULL"  # the polynomials act on full-frame pixels, whatever the frame read out
-    meta.reftype = "DISTORTION"
-    meta.description = (
+    description = (
         f"Distortion: degree-{fit.degree} polynomials fitted to {fit.npoints} pinholes of "
         f"{frame.meta.filename or 'the pinhole frame'} (pitch {fit.pitch:.4f} px)"
     )
-    meta.useafter, meta.pedigree, meta.author = useafter, pedigree, author
-    meta.processing_level = 2
-    meta.obstype = "CAL"
+    keys = ("name", "detector", "detector_serial", "filter", "pupil", "plate_scale")
+    describe_reference(reference, frame, "DISTORTION", description, useafter, pedigree, author, keys)
+    meta = reference.meta
+    for key, value in frame.meta.cal_step.instance.items():
+        setattr(meta.cal_step, key, value)  # the frame's calibration (dark_current...) is the reference's
+    meta.subarray.name = "FULL"  # the polynomials act on full-frame pixels, whatever the frame read out
     dist = meta.distortion
     dist.npoints, dist.degree = fit.npoints, fit.degree
     dist.rms_x, dist.rms_y = fit.rms
     dist.center_x, dist.center_y = fit.center
     dist.scale = fit.scale
-    meta.filename = None
     return reference

@@ -1,8 +1,8 @@
-"""Reference files made by the calibration pipelines (master dark, flat) from combined frames."""
+"""Reference files made by the calibration pipelines from frames: their metadata, and darks and flats."""
 
 from .. import dqflags
 
-__all__ = ["reference_from_frame"]
+__all__ = ["describe_reference", "reference_from_frame"]
 
 
 def reference_from_frame(frame, model_class, reftype, description, useafter, pedigree, author):
@@ -34,3 +34,33 @@ def reference_from_frame(frame, model_class, reftype, description, useafter, ped
     reference.meta.processing_level = 2
     reference.meta.obstype = "CAL"
     return reference
+
+
+def describe_reference(reference, frame, reftype, description, useafter, pedigree, author, instrument_keys):
+    """Give a reference measured on a frame the metadata CRDS needs and the frame's instrument.
+
+    Parameters
+    ----------
+    reference : TMTReferenceFileModel
+        The new reference (changed in place).
+    frame : TMTDataModel
+        The frame it was measured on.
+    reftype : str
+        REFTYPE, e.g. ``PHOTOM``.
+    description, useafter, pedigree, author : str
+        DESCRIP, USEAFTER (``YYYY-MM-DDThh:mm:ss``), PEDIGREE and AUTHOR.
+    instrument_keys : sequence of str
+        ``meta.instrument`` attributes copied from the frame when it has them.
+    """
+    meta = reference.meta
+    meta.telescope = frame.meta.telescope
+    for key in instrument_keys:
+        value = getattr(frame.meta.instrument, key, None)
+        if value is not None:
+            setattr(meta.instrument, key, value)
+    meta.reftype = reftype
+    meta.description = description
+    meta.useafter, meta.pedigree, meta.author = useafter, pedigree, author
+    meta.processing_level = 2
+    meta.obstype = "CAL"
+    meta.filename = None

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..lib.models import model_name
 from ..lib.observation import exposure_kind
+from ..lib.references import describe_reference
 from ..photom.photom import RATE_UNIT, pixel_area
 from ..stpipe import TMTStep
 from .standards import (
@@ -170,22 +171,13 @@ def photom_reference(frame, rows, description, useafter, pedigree, author):
         dtype=[("filter", "S12"), ("photmjsr", "f8"), ("uncertainty", "f8"), ("nstars", "i4")],
     )
     reference = TMTPhotomModel(phot_table=table)
+    keys = ("name", "detector", "detector_serial", "plate_scale")
+    describe_reference(reference, frame, "PHOTOM", description, useafter, pedigree, author, keys)
     meta = reference.meta
-    meta.telescope = frame.meta.telescope
-    for key in ("name", "detector", "detector_serial", "plate_scale"):
-        value = getattr(frame.meta.instrument, key, None)
-        if value is not None:
-            setattr(meta.instrument, key, value)
     meta.instrument.filter = "N/A"  # the rows select the filter
     meta.photometry.pixelarea_steradians, meta.photometry.pixelarea_arcsecsq = pixel_area(
         frame.meta.instrument.plate_scale
     )
     for key, value in frame.meta.cal_step.instance.items():
         setattr(meta.cal_step, key, value)  # the standards' calibration (dark_current, flat_field)
-    meta.reftype = "PHOTOM"
-    meta.description = description
-    meta.useafter, meta.pedigree, meta.author = useafter, pedigree, author
-    meta.processing_level = 2
-    meta.obstype = "CAL"
-    meta.filename = None
     return reference

@@ -147,21 +147,20 @@ def fit_centroid(rows, flux, flux_error, guess, half_window, sigma_guess=1.0):
         return None
     background = float(np.min(f))
     start = [max(float(f.sum() - background * f.size), 1e-12), float(guess), sigma_guess, background]
-    bounds = ([0.0, y[0], 0.2, -np.inf], [np.inf, y[-1], half_window, np.inf])
     try:
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("error", OptimizeWarning)
-            values, covariance = curve_fit(
-                _integrated_gaussian, y, f, p0=start, sigma=e, absolute_sigma=True, bounds=bounds
-            )
+            values, covariance = curve_fit(_integrated_gaussian, y, f, p0=start, sigma=e, absolute_sigma=True)
     except (RuntimeError, ValueError, OptimizeWarning):
         return None
     centre_error = math.sqrt(covariance[1, 1]) if np.isfinite(covariance[1, 1]) else math.inf
-    if not (y[0] + 1 < values[1] < y[-1] - 1) or not np.isfinite(centre_error):
+    amplitude, centre, sigma = values[0], values[1], abs(values[2])
+    inside = y[0] + 1 < centre < y[-1] - 1 and 0.2 < sigma < half_window
+    if not (inside and amplitude > 0 and np.isfinite(centre_error)):
         return None
-    return float(values[1]), centre_error, float(values[2]), float(values[0])
+    return float(centre), centre_error, float(sigma), float(amplitude)
 
 
 def _peaks(rows, flux, flux_error, detection_sigma, max_peaks):
@@ -182,26 +181,44 @@ def _peaks(rows, flux, flux_error, detection_sigma, max_peaks):
 
 
 def _match(predicted, lines, tolerance):
-    """Index of the nearest line to each predicted wavelength, -1 where none lies within tolerance."""
+    """Index of the nearest line to each predicted wavelength, -1 where none lies within tolerance.
+
+    A line nearest to several peaks goes to the closest of them.
+    """
     nearest = np.clip(np.searchsorted(lines, predicted), 1, lines.size - 1)
     left_closer = np.abs(predicted - lines[nearest - 1]) < np.abs(predicted - lines[nearest])
     nearest = np.where(left_closer, nearest - 1, nearest)
-    return np.where(np.abs(lines[nearest] - predicted) <= tolerance, nearest, -1)
+    distance = np.abs(lines[nearest] - predicted)
+    matched = np.where(distance <= tolerance, nearest, -1)
+    for line in np.unique(matched[matched >= 0]):
+        claimants = np.flatnonzero(matched == line)
+        matched[claimants[claimants != claimants[np.argmin(distance[claimants])]]] = -1
+    return matched
 
 
-def _grow(peaks, lines, dispersion, zero, centre, tolerance):
-    """Grow a linear first guess into a quadratic ``lambda(y)``: matched line of each peak and the fit."""
+def _grow(peaks, lines, dispersion, zero, centre, tolerance, max_iterations=12):
+    """Grow a linear first guess into a quadratic ``lambda(y)``: matched line of each peak and the fit.
+
+    The guess holds near the peaks that voted for it; matching within a few tolerances and refitting
+    extends it step by step to the others (a curved dispersion puts distant lines many pixels off
+    a straight line), and a last match within the tolerance keeps only the lines on the fit.
+    """
     solution = Polynomial([zero, dispersion])
     matched = np.full(peaks.size, -1)
-    for width in (4.0 * tolerance, 2.0 * tolerance, tolerance, tolerance):
-        matched = _match(solution(peaks - centre), lines, width * abs(dispersion))
-        used = matched >= 0
-        # One peak per line; a quadratic only once three lines anchor it.
-        if np.unique(matched[used]).size < used.sum() or used.sum() < 2:
-            return matched, solution
-        degree = 2 if used.sum() >= 4 else 1
-        solution = Polynomial.fit(peaks[used] - centre, lines[matched[used]], degree).convert()
-        dispersion = solution.deriv()(0.0)
+    span = np.ptp(peaks)
+    widths = [3.0] * max_iterations + [1.0, 1.0]
+    while widths:
+        width = widths.pop(0)
+        found = _match(solution(peaks - centre), lines, width * tolerance * abs(solution.deriv()(0.0)))
+        used = found >= 0
+        if used.sum() < 2:
+            return found, solution
+        # A quadratic only once four lines over a third of the spectrum anchor it.
+        degree = 2 if used.sum() >= 4 and np.ptp(peaks[used]) > span / 3 else 1
+        solution = Polynomial.fit(peaks[used] - centre, lines[found[used]], degree).convert()
+        if width > 1.0 and np.array_equal(found, matched):
+            widths = [1.0, 1.0]  # the growth has stopped: tighten
+        matched = found
     return matched, solution
 
 
@@ -250,7 +267,7 @@ def identify_lines(peaks, lines, centre, tolerance=1.0, candidates=30):
     for index in first[np.argsort(votes)[::-1][:candidates]]:
         matched, solution = _grow(peaks, lines, d[index], zero[index], centre, tolerance)
         used = matched >= 0
-        if used.sum() < 2 or np.unique(matched[used]).size < used.sum():
+        if used.sum() < 2:
             continue
         residual = float(np.sqrt(np.mean((solution(peaks[used] - centre) - lines[matched[used]]) ** 2)))
         residual /= abs(solution.deriv()(0.0))
@@ -259,11 +276,11 @@ def identify_lines(peaks, lines, centre, tolerance=1.0, candidates=30):
     return best[:2]
 
 
-def _rows_of(solution, wavelength, rows, centre):
-    """Row where a monotonic ``lambda(y - centre)`` reaches a wavelength (interpolated on the rows)."""
+def _rows_of(solution, wavelengths, rows, centre):
+    """Rows where a monotonic ``lambda(y - centre)`` reaches wavelengths (interpolated on the rows)."""
     values = solution(rows - centre)
     order = np.argsort(values)
-    return float(np.interp(wavelength, values[order], rows[order].astype(np.float64)))
+    return np.interp(wavelengths, values[order], rows[order].astype(np.float64))
 
 
 def fit_slice_solution(s, y, wavelength, y_error, clip_sigma=4.0, max_iterations=5):
@@ -383,13 +400,11 @@ def slice_solution(
     sigma = float(np.median(sigmas[matched >= 0]))
     half_window = max(3, int(math.ceil(4.0 * sigma)))
     # A line with another identified line within its fit window would be a blend: left out.
-    line_rows = np.array([_rows_of(first_guess, lines[m], rows, centre) for m in identified])
+    line_rows = _rows_of(first_guess, lines[identified], rows, centre)
     crowded = np.sum(np.abs(line_rows[:, None] - line_rows[None, :]) < 2 * half_window, axis=1) > 1
-    isolated = identified[~crowded]
     s_all, y_all, wave_all, error_all = [], [], [], []
     for k in range(n_spaxels):
-        for m in isolated:
-            guess = _rows_of(first_guess, lines[m], rows, centre)
+        for m, guess in zip(identified[~crowded], line_rows[~crowded], strict=True):
             fitted = fit_centroid(rows, flux[:, k], flux_error[:, k], guess, half_window, sigma)
             if fitted is not None and abs(fitted[0] - guess) < 3.0:
                 s_all.append(k + 0.5)

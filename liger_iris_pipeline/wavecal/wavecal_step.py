@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from .. import dqflags
+from ..lib.references import describe_reference
 from ..stpipe import TMTStep
 from .arc_lines import arc_lines
 from .wavecal import WavecalError, wavelength_solutions
@@ -146,16 +147,6 @@ def wavecal_reference(frame, solutions, description, useafter, pedigree, author)
     for index, row in enumerate(solutions):
         table[index] = (row["slice"], row["coeffs"], row["nlines"], row["rms_pix"], row["rms_kms"])
     reference = TMTWavecalModel(solutions=table)
-    meta = reference.meta
-    meta.telescope = frame.meta.telescope
-    for key in ("name", "detector", "detector_serial", "mode", "ifs_mode", "spaxel_scale", "filter"):
-        value = getattr(frame.meta.instrument, key, None)
-        if value is not None:
-            setattr(meta.instrument, key, value)
-    meta.reftype = "WAVECAL"
-    meta.description = description
-    meta.useafter, meta.pedigree, meta.author = useafter, pedigree, author
-    meta.processing_level = 2
-    meta.obstype = "CAL"
-    meta.filename = None
+    keys = ("name", "detector", "detector_serial", "mode", "ifs_mode", "spaxel_scale", "filter")
+    describe_reference(reference, frame, "WAVECAL", description, useafter, pedigree, author, keys)
     return reference
