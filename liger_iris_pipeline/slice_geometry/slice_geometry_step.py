@@ -5,12 +5,16 @@ import logging
 import numpy as np
 
 from ..lib.models import file_label
+from ..lib.references import describe_reference
 from ..stpipe import TMTStep
 from .edges import SliceGeometryError, fit_edges, trace_edges
 
 __all__ = ["SliceGeometryStep", "slice_geometry_reference"]
 
 log = logging.getLogger(__name__)
+
+_INSTRUMENT_KEYS = ("name", "detector", "detector_serial", "filter", "ifs_mode", "spaxel_scale")
+"""What the reference takes from the lamp flat's instrument metadata."""
 
 
 class SliceGeometryStep(TMTStep):
@@ -59,11 +63,13 @@ class SliceGeometryStep(TMTStep):
                  np.median(rms), widths.min(), widths.max())  # fmt: skip
         reference = slice_geometry_reference(traces, widths, rows, banks, self.n_spaxels)
         description = f"Slice geometry: degree-{self.degree} edges of {len(widths)} slices traced on lamp flat {name}"
-        reference.update(model)  # instrument, telescope and observation of the lamp flat, as the imager's flat
-        meta = reference.meta
-        meta.reftype, meta.description = "SLICEGEO", description
-        meta.useafter, meta.pedigree, meta.author = self.useafter, self.pedigree, self.author
-        meta.processing_level, meta.obstype, meta.filename = 2, "CAL", None
+        describe_reference(
+            reference, model, "SLICEGEO", description, self.useafter, self.pedigree, self.author, _INSTRUMENT_KEYS
+        )
+        for key, value in model.meta.cal_step.instance.items():
+            setattr(
+                reference.meta.cal_step, key, value
+            )  # the lamp flat's calibration (dark_current) is the reference's
         return reference
 
 
