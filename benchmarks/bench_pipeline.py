@@ -233,7 +233,29 @@ def run_stage(args, env, work):
         raise RuntimeError(f"{' '.join(map(str, args))[:200]} failed:\n{result.stderr[-3000:]}")
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     value = json.loads(lines[-1][len("RESULT ") :]) if lines else None
+    if value is None:
+        value = pipeline_seconds(result.stdout + "\n" + result.stderr)
     return elapsed, int(report.read_text()) * 1024, value
+
+
+def pipeline_seconds(log):
+    """Return the time from a tmtrun log's first ``Step X running`` to its ``Step X done`` (None without them).
+
+    The run of the pipeline itself: the process's start-up, imports and parameter files come before it.
+    """
+    import re
+    from datetime import datetime
+
+    pattern = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - stpipe\.step - INFO - Step (\S+) (running|done)")
+    events = [match.groups() for match in map(pattern.match, log.splitlines()) if match]
+    if not events:
+        return None
+    stamp, outermost, _ = events[0]
+    done = [when for when, step, kind in events if step == outermost and kind == "done"]
+    if not done:
+        return None
+    parse = lambda text: datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f")  # noqa: E731
+    return (parse(done[-1]) - parse(stamp)).total_seconds()
 
 
 def bench_call(function, **arguments):
@@ -326,13 +348,16 @@ def main(argv=None):
         f"_rate {sizes['rate'] / 2**20:.0f} MiB, _cal {sizes['cal'] / 2**20:.0f} MiB"
     )
     print(f"Cold tmtrun chain (fresh processes; Python start-up and imports, tmtrun --version: {startup:.2f} s)")
-    print(f"  {'stage':<10} {'wall s':>7} {'I/O s':>6} {'x I/O':>6} {'peak GiB':>9} {'x product':>10}")
+    columns = (("wall s", 7), ("run s", 6), ("I/O s", 6), ("x I/O", 6))
+    columns += (("run x I/O", 9), ("peak GiB", 9), ("x product", 10))
+    print(f"  {'stage':<10} " + " ".join(f"{title:>{width}}" for title, width in columns))
     for name, product in (("detector1", "rate"), ("image2", "cal")):
-        (elapsed, peak, _), floor = cold[name], floors[name][2]
+        (elapsed, peak, run), floor = cold[name], floors[name][2]
         print(
-            f"  {name:<10} {elapsed:7.2f} {floor:6.2f} {elapsed / floor:6.2f} {peak / 2**30:9.2f} "
-            f"{peak / sizes[product]:10.2f}"
+            f"  {name:<10} {elapsed:7.2f} {run:6.2f} {floor:6.2f} {elapsed / floor:6.2f} {run / floor:9.2f} "
+            f"{peak / 2**30:9.2f} {peak / sizes[product]:10.2f}"
         )
+    print("  (wall: the whole process; run: the pipeline's own run, from its log, after start-up and imports)")
     chain = sum(stage[0] for stage in cold.values())
     chain_io = sum(stage[2] for stage in floors.values())
     print(f"  Level 0 -> 2: {chain:.1f} s (target < 15 s); its I/O {chain_io:.1f} s (x{chain / chain_io:.2f})")
