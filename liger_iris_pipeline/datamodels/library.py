@@ -161,6 +161,14 @@ class ModelLibrary(AbstractModelLibrary):
                 continue
         return facts
 
+    def keep_fact(self, key, compute):
+        """Compute the `frame_fact` ``key`` at every borrow of a frame that lacks it (on-disk library).
+
+        So that the steps' own reads provide it: e.g. ``image3`` checks the frames' overlaps with
+        summaries taken while tweakreg and skymatch read the frames, without a read of its own.
+        """
+        self._fact_functions[key] = compute
+
     def frame_fact(self, index, key, compute):
         """Return ``compute(frame)`` for a frame of the library (which must be open).
 
@@ -251,6 +259,14 @@ class ModelLibrary(AbstractModelLibrary):
     def _datamodels_open(self, filename, **kwargs):
         from .open_model import open as open_model
 
+        if self._on_disk and filename in self._temp_filenames.values():
+            import asdf
+
+            # A temporary copy this library wrote (asdf validated the tree when writing it): reading
+            # it without validation takes half the time.
+            with asdf.config_context() as config:
+                config.validate_on_read = False
+                return open_model(filename, **kwargs)
         return open_model(filename, **kwargs)
 
     @classmethod

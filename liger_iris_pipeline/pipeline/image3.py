@@ -14,6 +14,7 @@ from ..associations.asn import AssociationError
 from ..datamodels.library import ModelLibrary
 from ..outlier_detection import OutlierDetectionStep
 from ..resample import ResampleStep
+from ..resample.resample import frame_summary
 from ..skymatch import SkyMatchStep
 from ..source_catalog import SourceCatalogStep
 from ..stpipe import TMTPipeline
@@ -161,12 +162,14 @@ class ProcessImagerL3Pipeline(TMTPipeline):
         for step in (self.tweakreg, self.skymatch, self.outlier_detection, self.resample):
             step.in_memory = not library.on_disk
         log.info("image3: %d frames -> %s", len(library), product)
-        if len(library) > 1:
-            check_overlaps(library)
-
+        # The frames' summaries (footprints) are taken while tweakreg and skymatch read the frames:
+        # the overlaps are checked after them without a read of every frame (tweakreg and skymatch
+        # log, and go on, when frames do not overlap; a failed run keeps none of its products).
+        library.keep_fact("summary", frame_summary)
         library = self.tweakreg.run(library)
         library = self.skymatch.run(library)
         if len(library) > 1:
+            check_overlaps(library)
             library = self.outlier_detection.run(library)
         else:
             log.warning("image3: one frame, outlier detection skipped")

@@ -572,10 +572,14 @@ class Resampler:
             variance = variances.get(name)
             if variance is None or not variance.any():
                 continue  # no flat error known...: nothing to drizzle, it stays zero
-            error = np.sqrt(np.clip(np.nan_to_num(variance, nan=0.0), 0.0, None)) * scale
+            # sqrt(max(var, 0)) * scale, in place in one working copy of the frame.
+            error = np.nan_to_num(variance, nan=0.0)
+            np.clip(error, 0.0, None, out=error)
+            np.sqrt(error, out=error)
+            error *= scale
             single = Drizzle(kernel=self.kernel, fillval=np.nan, out_shape=self.shape, disable_ctx=True)
             single.add_image(
-                error.astype(np.float32),
+                error.astype(np.float32, copy=False),
                 exptime=exptime,
                 pixmap=pixmap,
                 weight_map=weight,
@@ -583,8 +587,11 @@ class Resampler:
                 pixel_scale_ratio=self.pixel_scale_ratio,
                 in_units="cps",
             )
-            self._var_sum[name] += np.nan_to_num(np.square(single.out_img) * square, nan=0.0)
+            contribution = np.square(single.out_img)
             del single
+            contribution *= square
+            self._var_sum[name] += np.nan_to_num(contribution, nan=0.0, copy=False)
+            del contribution
         self._var_weight += frame_weight
 
     def finish(self):
