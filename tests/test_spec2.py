@@ -7,6 +7,8 @@ Gaussian noise of the variances they carry (the Level 0 -> 1 reduction of slicer
 in ``test_simulate_ifs``).
 """
 
+import re
+
 import numpy as np
 import pytest
 from ifs_helpers import (
@@ -26,6 +28,7 @@ from liger_iris_pipeline.assign_wcs import AssignWcsIFSStep
 from liger_iris_pipeline.assign_wcs.slicer import slicer_transforms
 from liger_iris_pipeline.cli.tmtrun import main as tmtrun
 from liger_iris_pipeline.cube_build.cube_wcs import cube_gwcs
+from liger_iris_pipeline.extract_1d import Extract1dStep
 from liger_iris_pipeline.pipeline.spec2 import ProcessIFSL2Pipeline
 from liger_iris_pipeline.simulate import ifs
 
@@ -174,3 +177,78 @@ def test_cube_build_needs_the_slicer_wcs(layout, detector, science):
     ramp, truth = science
     with pytest.raises(ValueError, match="no slicer WCS: run assign_wcs"):
         CubeBuildStep.call(level1_frame(truth, ramp, detector))
+
+
+@pytest.fixture(scope="module")
+def cubes(layout, detector, references, science):
+    """spec2's cubes and spectra of the noiseless and a noisy frame of the point source."""
+    ramp, truth = science
+    products = {}
+    for name, seed in (("noiseless", None), ("noisy", 5)):
+        frame = level1_frame(truth, ramp, detector, seed=seed)
+        cube = _spec2(frame, references)
+        products[name] = (cube, Extract1dStep.call(cube, radius=2.5))
+    return products
+
+
+def test_extract_1d_against_the_truth(layout, science, cubes):
+    from photutils.aperture import CircularAperture
+
+    _, truth = science
+    cube, spectrum = cubes["noiseless"]
+    table = spectrum.spec_table
+    assert spectrum.meta.cal_step.extract_1d == "COMPLETE" and spectrum.meta.flux_unit == "DN/s"
+    np.testing.assert_allclose(table["WAVELENGTH"], cube.meta.wcs(0, 0, np.arange(len(table)))[2])
+    # The aperture around the centroid, in the truth cube: the same flux within 2 %.
+    position = centroid_com(truth.cube.sum(axis=0))
+    weights = CircularAperture(position, r=2.5).to_mask(method="exact").to_image(truth.cube.shape[1:])
+    expected = np.einsum("kyx,yx->", truth.cube.astype(np.float64), weights)
+    assert np.nansum(table["FLUX"]) == pytest.approx(expected, rel=0.02)
+    # Flux errors: the noisy spectrum against the noiseless one.
+    noisy = cubes["noisy"][1].spec_table
+    good = np.isfinite(noisy["FLUX"]) & (noisy["NPIXELS"] > 0.9 * np.pi * 2.5**2)
+    pulls = ((noisy["FLUX"] - table["FLUX"]) / noisy["FLUX_ERROR"])[good]
+    assert good.sum() > 400 and pulls.std() == pytest.approx(1.0, rel=0.15)
+    variances = sum(noisy[f"FLUX_VAR_{name}"] for name in ("POISSON", "RNOISE", "FLAT"))
+    np.testing.assert_allclose(noisy["FLUX_ERROR"] ** 2, variances, rtol=1e-6)
+
+
+def test_spec2_from_an_association_on_the_command_line(tmp_path, layout, detector, references, science, capsys):
+    from liger_iris_pipeline.associations import make_asn
+
+    ramp, truth = science
+    rate = level1_frame(truth, ramp, detector, seed=3).save(tmp_path / "point_001_rate.fits")
+    asn = tmp_path / "point_asn.json"
+    make_asn([rate], asn_type="spec2", output=asn)
+    files = {}
+    for name, model in references.items():
+        files[name] = str(model.save(tmp_path / f"ref_{name}.fits"))
+    arguments = [
+        f"--steps.dark_current.override_dark={files['dark']}",
+        f"--steps.flat_field.override_flat={files['flat']}",
+        f"--steps.assign_wcs.override_slicegeo={files['slicegeo']}",
+        f"--steps.assign_wcs.override_wavecal={files['wavecal']}",
+        f"--output_dir={tmp_path}",
+    ]
+    assert tmtrun(["spec2.cfg", str(asn), *arguments]) == 0
+    with dm.open(tmp_path / "point_001_s3d.fits") as cube, dm.open(tmp_path / "point_001_x1d.fits") as spectrum:
+        assert isinstance(cube, dm.IRISCubeModel) and isinstance(spectrum, dm.IRISSpectrumModel)
+        assert cube.meta.asn.table_name == "point_asn.json" and cube.meta.cal_step.extract_1d == "COMPLETE"
+        assert len(spectrum.spec_table) == cube.data.shape[0]
+    # A cube with a broken spectral WCS: one line, no spectrum.
+    from astropy.io import fits
+
+    broken = tmp_path / "broken_s3d.fits"
+    edits = {
+        "CDELT3": (-1.0, r"invalid metadata: While validating meta.wcsinfo.cdelt3 -1.0 is less than or equal to .*"),
+        "CRVAL3": (2.2, r"the cube's spectral WCS is broken: the gwcs and the FITS keywords differ by 279 planes"),
+        "CTYPE3": ("FREQ", r"invalid metadata: While validating meta.wcsinfo.ctype3 'FREQ' is not one of \['WAVE'\]"),
+    }
+    for keyword, (value, expected) in edits.items():
+        with fits.open(tmp_path / "point_001_s3d.fits") as hdulist:
+            hdulist["SCI"].header[keyword] = value
+            hdulist.writeto(broken, checksum=True, overwrite=True)
+        capsys.readouterr()
+        assert tmtrun(["extract_1d", str(broken), f"--output_dir={tmp_path}"]) == 1
+        assert re.fullmatch(f"{re.escape(str(broken))}: {expected}", failure(capsys)), keyword
+        assert not list(tmp_path.glob("broken_*x1d*"))

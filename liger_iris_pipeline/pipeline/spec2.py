@@ -1,4 +1,4 @@
-"""ProcessIFSL2Pipeline (``spec2``): Level 1 slicer IFS frames -> calibrated cubes (``_s3d``)."""
+"""ProcessIFSL2Pipeline (``spec2``): Level 1 slicer IFS frames -> cubes (``_s3d``) and spectra (``_x1d``)."""
 
 import logging
 
@@ -6,6 +6,7 @@ from ..assign_wcs import AssignWcsIFSStep
 from ..background import BackgroundStep
 from ..cube_build import CubeBuildStep
 from ..dark_current import DarkCurrentStep
+from ..extract_1d import Extract1dStep
 from ..flat_field import FlatFieldStep
 from ..lib.models import open_input
 from ..lib.observation import observation_category
@@ -43,13 +44,14 @@ class IFSFlatFieldStep(FlatFieldStep):
 
 
 class ProcessIFSL2Pipeline(TMTPipeline):
-    """Calibrate slicer IFS frames and build their cubes: background, dark, flat, assign_wcs, cube_build.
+    """Calibrate slicer IFS frames, build their cubes and extract a point source: jwst's calwebb_spec2 steps.
 
     The order is jwst's ``calwebb_spec2`` and ``docs/ifs_design.rst``'s. With sky frames (background
     members of a Level 2 ``spec2`` association) the sky is subtracted first, pixel by pixel on the
     Level 1 frames, where the dark rate cancels too, so the dark step is then skipped (as in
-    ``image2``). The product is the cube (suffix ``s3d``); ``save_cal`` also saves the calibrated
-    detector frame (``cal``).
+    ``image2``). Then dark, flat, assign_wcs, cube_build and extract_1d. The product is the cube
+    (suffix ``s3d``), saved with the spectrum of its point source (``x1d``; skip ``extract_1d`` for
+    extended sources); ``save_cal`` also saves the calibrated detector frame (``cal``).
     """
 
     class_alias = "spec2"
@@ -66,6 +68,7 @@ class ProcessIFSL2Pipeline(TMTPipeline):
         "flat_field": IFSFlatFieldStep,
         "assign_wcs": AssignWcsIFSStep,
         "cube_build": CubeBuildStep,
+        "extract_1d": Extract1dStep,
     }
 
     def process(self, step_input):
@@ -79,7 +82,7 @@ class ProcessIFSL2Pipeline(TMTPipeline):
         Returns
         -------
         IRISCubeModel or list of IRISCubeModel
-            One cube (suffix ``s3d``) per product.
+            One cube (suffix ``s3d``) per product; their spectra are saved beside them (``x1d``).
         """
         self.output_use_model = self.names_products_by_model
         products = input_products(step_input)
@@ -124,4 +127,9 @@ class ProcessIFSL2Pipeline(TMTPipeline):
         if product.asn_pool:
             cube.meta.asn.pool_name = product.asn_pool
         cube.meta.filename = f"{product.name}.fits"
+        spectrum = self.extract_1d.run(cube)
+        if spectrum is not cube:
+            cube.meta.cal_step.extract_1d = spectrum.meta.cal_step.extract_1d
+            spectrum.meta.filename = cube.meta.filename
+            self.save_model(spectrum, suffix="x1d")
         return cube
