@@ -19,6 +19,13 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py $(wildcard iris_read
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
+# spectral-cube and specutils, for the tests that open our products with them, in a folder of their
+# own (see tests/interop.py): in the pipeline's environment they would slow every process.
+$(VENV)/interop/.installed: $(VENV)/.installed tests/interop_requirements.txt
+	rm -rf $(VENV)/interop
+	$(BIN)/python -m pip install --quiet --no-deps --target $(VENV)/interop -r tests/interop_requirements.txt
+	touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/liger-iris-demo --output $(DEMO_OUTPUT) --size $(DEMO_SIZE) --nreads $(DEMO_NREADS)
 
@@ -41,12 +48,12 @@ chromium:
 PYTEST = cd tests && ../$(BIN)/python -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml
 
 # Every test, spread over the cores like test-fast (one test file per worker).
-test-python: $(VENV)/.installed chromium
+test-python: $(VENV)/.installed $(VENV)/interop/.installed chromium
 	$(PYTEST) -n auto --dist loadfile .
 
 # The edit-test loop (under two minutes): every test but the end-to-end and documentation runs,
 # spread over the cores (one test file per worker: module fixtures are built once).
-test-fast: test-c chromium
+test-fast: test-c $(VENV)/interop/.installed chromium
 	$(PYTEST) -m "not slow" -n auto --dist loadfile .
 
 lint: $(VENV)/.installed

@@ -1,11 +1,9 @@
 """IFS data models: the detector frame, the cube and the 1-D spectrum through FITS, their schema checks."""
 
-import warnings
-
 import numpy as np
 import pytest
 from astropy.io import fits
-from astropy.utils.exceptions import AstropyPendingDeprecationWarning
+from interop import SpectralCube, Spectrum
 from test_command_line import failure
 from test_datamodels import _fill
 
@@ -17,12 +15,6 @@ from liger_iris_pipeline.cube_build.cube_wcs import cube_wcs, fits_wcs
 from liger_iris_pipeline.lib.models import open_image, open_input
 from liger_iris_pipeline.lib.observation import observation_category
 from liger_iris_pipeline.pipeline import Detector1Pipeline
-
-with warnings.catch_warnings():
-    # spectral-cube 0.7 imports a name astropy 8 deprecates
-    warnings.filterwarnings("ignore", "COPY_IF_NEEDED", AstropyPendingDeprecationWarning)
-    from spectral_cube import SpectralCube
-    from specutils import Spectrum
 
 IFS_META = {
     "meta.instrument.name": "IRIS",
