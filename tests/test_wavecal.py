@@ -6,9 +6,10 @@ from numpy.polynomial import polynomial as P
 
 from liger_iris_pipeline import dqflags
 from liger_iris_pipeline import simulate as sim
+from liger_iris_pipeline.pipeline.wavecal_calibration import simulated_arc_rate, wavecal_reference_for_cache
 from liger_iris_pipeline.simulate import ifs
-from liger_iris_pipeline.simulate.dataset import write_truth_references
 from liger_iris_pipeline.simulate.filters import FILTERS
+from liger_iris_pipeline.simulate.references import reference_model
 from liger_iris_pipeline.wavecal import wavecal
 from liger_iris_pipeline.wavecal.arc_lines import arc_lines
 
@@ -21,19 +22,20 @@ def layout():
 
 
 @pytest.fixture(scope="module")
-def arc_rate(tmp_path_factory, layout):
-    """A Level 1 arc frame: the simulator's ramps through detector1 with the detector's truth references."""
-    from liger_iris_pipeline.pipeline.detector1 import Detector1Pipeline
-
-    directory = tmp_path_factory.mktemp("arc")
+def detector_references(layout):
+    """The IFS detector and its truth Level 1 references (models: no files that other test runs could clean up)."""
     detector = sim.make_detector(layout.detector_shape, seed=ifs.IFS_DETECTOR_SEED)
-    scene = ifs.exposure_scene("ARC", layout, FILTER)
-    ramp, _ = ifs.simulate_ifs_exposure(scene, detector, layout, kind="ARC", filter=FILTER, nreads=5, seed=3)
-    ramp.meta.filename = "ifs_arc_001_uncal.fits"
-    references = write_truth_references(detector, directory, FILTER, instrument={"detector": "IFU", "mode": "IFS"})
-    ramp_fit = {f"override_{name.lower()}": references[name] for name in ("READNOISE", "GAIN", "NONLIN", "SATURATION")}
-    steps = {"dq_init": {"override_mask": references["MASK"]}, "ramp_fit": ramp_fit}
-    return Detector1Pipeline.call(ramp, steps=steps)
+    references = {}
+    for reftype in ("MASK", "NONLIN", "SATURATION", "READNOISE", "GAIN"):
+        references[reftype] = reference_model(detector, reftype, filter=FILTER)
+        references[reftype].meta.instrument.detector, references[reftype].meta.instrument.mode = "IFU", "IFS"
+    return detector, references
+
+
+@pytest.fixture(scope="module")
+def arc_rate(detector_references, layout):
+    """A Level 1 arc frame: the simulator's ramps through detector1 with the detector's truth references."""
+    return simulated_arc_rate(*detector_references, layout, FILTER, seed=3)
 
 
 def truth_slices(layout):
@@ -205,3 +207,10 @@ def test_calibration_pipeline_from_the_command_line(arc_rate, layout, tmp_path, 
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message == f"tmtrun: error: {arc}: slice 0: 6 arc lines identified (6 peaks found), at least 20 needed"
     assert not (tmp_path / "ifs_arc_001_wavecal.fits").exists()
+
+
+def test_reference_for_the_simulated_cache(detector_references, layout):
+    geometry = truth_slice_geometry(layout)
+    with wavecal_reference_for_cache(*detector_references, layout, geometry, FILTER, "2024-01-01T00:00:00") as ref:
+        assert ref.meta.pedigree == "SIMULATION" and ref.meta.instrument.filter == FILTER
+        assert np.all(ref.solutions["NLINES"] == 6) and np.all(ref.solutions["RMS_PIX"] < 0.05)

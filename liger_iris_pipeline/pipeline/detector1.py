@@ -6,7 +6,7 @@ from ..lib.observation import observation_category
 from ..ramp_fitting import RampFitStep
 from ..stpipe import TMTPipeline
 
-__all__ = ["Detector1Pipeline"]
+__all__ = ["Detector1Pipeline", "detector1_with_references"]
 
 
 class Detector1Pipeline(TMTPipeline):
@@ -34,3 +34,20 @@ class Detector1Pipeline(TMTPipeline):
         frame = self.ramp_fit.run(ramp)
         frame.meta.obstype, frame.meta.obsname = observation_category(frame)
         return frame
+
+
+def detector1_with_references(references):
+    """Return a `Detector1Pipeline` that takes its references from a dict instead of CRDS.
+
+    Parameters
+    ----------
+    references : dict
+        Upper-case reference type -> model or file: ``MASK``, ``NONLIN``, ``SATURATION``,
+        ``READNOISE`` and ``GAIN`` (e.g. a simulated detector's truth references).
+
+    Returns
+    -------
+    Detector1Pipeline
+    """
+    ramp_fit = {f"override_{name.lower()}": references[name] for name in ("NONLIN", "SATURATION", "READNOISE", "GAIN")}
+    return Detector1Pipeline(steps={"dq_init": {"override_mask": references["MASK"]}, "ramp_fit": ramp_fit})

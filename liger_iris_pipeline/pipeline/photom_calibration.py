@@ -125,13 +125,12 @@ def _photom_from_simulated_standards(detector, references, useafter):
     from pathlib import Path
 
     from .. import simulate
-    from .detector1 import Detector1Pipeline
+    from .detector1 import detector1_with_references
 
     ny, nx = detector.detector_shape
     side = min(STANDARD_SUBARRAY, nx, ny)
     subarray = ((nx - side) // 2 + 1, (ny - side) // 2 + 1, side, side)
-    ramp_fit = {f"override_{name.lower()}": references[name] for name in ("NONLIN", "SATURATION", "READNOISE", "GAIN")}
-    level1 = Detector1Pipeline(steps={"dq_init": {"override_mask": references["MASK"]}, "ramp_fit": ramp_fit})
+    level1 = detector1_with_references(references)
     nints = STANDARD_INTEGRATIONS if side >= STANDARD_SUBARRAY else 1
     frames = []
     for index, filter_name in enumerate(simulate.filter_names()):
