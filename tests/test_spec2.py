@@ -252,3 +252,30 @@ def test_spec2_from_an_association_on_the_command_line(tmp_path, layout, detecto
         assert tmtrun(["extract_1d", str(broken), f"--output_dir={tmp_path}"]) == 1
         assert re.fullmatch(f"{re.escape(str(broken))}: {expected}", failure(capsys)), keyword
         assert not list(tmp_path.glob("broken_*x1d*"))
+
+
+def test_sky_subtraction_with_a_sky_frame(layout, detector, references, science):
+    """The source with the night sky, minus a sky frame of its own noise: at the bright OH lines the
+    cube is the source's cube (spec2 of the source without sky) within 2 % of the line flux."""
+    from liger_iris_pipeline.associations import Level2Product
+
+    source_ramp, source_truth = science
+    ramp, truth = simulate(ifs.IFSScene(sources=[SOURCE], telluric=False), layout, detector)
+    sky_ramp, sky_truth = simulate(ifs.IFSScene(), layout, detector, kind="SKY", seed=2)
+    frame = level1_frame(truth, ramp, detector, seed=11)
+    sky = level1_frame(sky_truth, sky_ramp, detector, seed=12)
+    sky.meta.filename = "sky_001_rate.fits"
+    cube = ProcessIFSL2Pipeline.call([Level2Product("sci", frame, [sky])], steps=_steps(references))
+    assert cube.meta.cal_step.background == "COMPLETE" and cube.meta.cal_step.dark_current == "SKIPPED"
+    assert cube.meta.background.members == "sky_001_rate.fits"
+    expected = _spec2(level1_frame(source_truth, source_ramp, detector), references)
+    wavelengths = cube.meta.wcs(0, 0, np.arange(cube.data.shape[0]))[2]
+    fwhm = wavelengths.mean() / truth.resolving_power
+    lines = sky_truth.lines[sky_truth.lines["flux"] > 0.5 * sky_truth.lines["flux"].max()]
+    assert len(lines) >= 3
+    n_spaxels = layout.n_slices * layout.n_spaxels
+    for line in lines:
+        window = np.abs(wavelengths - line["wavelength"]) < 2 * fwhm
+        residual = np.nansum(cube.data[window] - expected.data[window], dtype=np.float64)
+        assert abs(residual) < 0.02 * line["flux"] * n_spaxels
+        assert abs(residual) < 4 * np.sqrt(np.nansum(cube.err[window].astype(np.float64) ** 2))
