@@ -6,6 +6,8 @@ kept on disk throughout (one frame in memory at a time, ``in_memory = False``). 
 the flagged frames ``<frame>_crf.fits`` with ``steps.outlier_detection.save_results``.
 """
 
+import contextlib
+import gc
 import logging
 import os
 from pathlib import Path
@@ -121,6 +123,25 @@ def check_overlaps(library):
         )
 
 
+@contextlib.contextmanager
+def _steps_collect_new_objects_only():
+    """Leave the objects that exist now out of the garbage collections stpipe makes before each step.
+
+    stpipe collects all garbage at the start of every step's run, ~0.2 s each with what a process
+    holds (modules, schemas, CRDS rules); image3 runs five steps. Under ``tmtrun`` those objects
+    are frozen already (`TMTStep.run`); called from Python they are frozen here only when nothing
+    is (the caller does not use `gc.freeze`), so that unfreezing them restores the caller's state.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()  # stpipe collected just before this pipeline's process()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 class ProcessImagerL3Pipeline(TMTPipeline):
     """Combine dithered calibrated frames: align, match skies, flag outliers, drizzle, catalog.
 
@@ -162,6 +183,10 @@ class ProcessImagerL3Pipeline(TMTPipeline):
         for step in (self.tweakreg, self.skymatch, self.outlier_detection, self.resample):
             step.in_memory = not library.on_disk
         log.info("image3: %d frames -> %s", len(library), product)
+        with _steps_collect_new_objects_only():
+            return self._combine(library, product)
+
+    def _combine(self, library, product):
         # The frames' summaries (footprints) are taken while tweakreg and skymatch read the frames:
         # the overlaps are checked after them without a read of every frame (tweakreg and skymatch
         # log, and go on, when frames do not overlap; a failed run keeps none of its products).
