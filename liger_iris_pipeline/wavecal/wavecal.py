@@ -116,6 +116,22 @@ def _integrated_gaussian(y, amplitude, centre, sigma, background):
     return 0.5 * amplitude * (upper - lower) + background
 
 
+def _integrated_gaussian_jacobian(y, amplitude, centre, sigma, background):
+    """Derivatives of `_integrated_gaussian` by its four parameters: ``(len(y), 4)``."""
+    upper, lower = (y + 0.5 - centre) / sigma, (y - 0.5 - centre) / sigma
+    density_upper, density_lower = np.exp(-0.5 * upper**2), np.exp(-0.5 * lower**2)
+    norm = amplitude / (math.sqrt(2.0 * math.pi) * sigma)
+    return np.stack(
+        [
+            0.5 * (erf(upper / _ROOT_TWO) - erf(lower / _ROOT_TWO)),
+            norm * (density_lower - density_upper),
+            norm * (lower * density_lower - upper * density_upper),
+            np.ones_like(y),
+        ],
+        axis=1,
+    )
+
+
 def fit_centroid(rows, flux, flux_error, guess, half_window, sigma_guess=1.0):
     """Fit a line's centroid near a guessed row.
 
@@ -152,7 +168,9 @@ def fit_centroid(rows, flux, flux_error, guess, half_window, sigma_guess=1.0):
 
         with warnings.catch_warnings():
             warnings.simplefilter("error", OptimizeWarning)
-            values, covariance = curve_fit(_integrated_gaussian, y, f, p0=start, sigma=e, absolute_sigma=True)
+            values, covariance = curve_fit(
+                _integrated_gaussian, y, f, p0=start, sigma=e, absolute_sigma=True, jac=_integrated_gaussian_jacobian
+            )
     except (RuntimeError, ValueError, OptimizeWarning):
         return None
     centre_error = math.sqrt(covariance[1, 1]) if np.isfinite(covariance[1, 1]) else math.inf
@@ -262,8 +280,9 @@ def identify_lines(peaks, lines, centre, tolerance=1.0, candidates=30):
     # dispersion spreads a solution's votes over neighbouring bins, which the growth step then joins.
     log_bin = np.round(np.log(np.abs(d)) / 0.03)
     zero_bin = np.round(zero / (4.0 * tolerance * np.exp(log_bin * 0.03)))
-    keys = np.stack([log_bin, np.sign(d), zero_bin], axis=1).astype(np.int64)
-    _, first, votes = np.unique(keys, axis=0, return_index=True, return_counts=True)
+    # One integer per bin (a row-wise unique sorts ~10x slower): zero_bin < 1e7 for any dispersion searched.
+    keys = ((log_bin.astype(np.int64) + 1000) * 2 + (d > 0)) * 10_000_000 + zero_bin.astype(np.int64)
+    _, first, votes = np.unique(keys, return_index=True, return_counts=True)
     for index in first[np.argsort(votes)[::-1][:candidates]]:
         matched, solution = _grow(peaks, lines, d[index], zero[index], centre, tolerance)
         used = matched >= 0
