@@ -139,15 +139,19 @@ def slice_label_map(geometry, shape):
     """
     labels = np.zeros(shape, dtype=np.int32)
     width = geometry.n_spaxels * geometry.spaxel_pixels
-    columns = np.arange(shape[1], dtype=np.float64)
     for index in range(geometry.n_slices):
         rows = np.arange(max(geometry.ystart[index], 0), min(geometry.ystop[index], shape[0]))
         if rows.size == 0:
             continue
         left = np.polynomial.polynomial.polyval(rows.astype(np.float64), geometry.traces[index])
-        offset = columns[None, :] - left[:, None]
+        # Only the columns the slice can reach: a full-frame row per slice would cost 88 x 16 M tests.
+        first = max(int(np.floor(left.min())), 0)
+        stop = min(int(np.ceil(left.max() + width)) + 1, shape[1])
+        if stop <= first:
+            continue
+        offset = np.arange(first, stop, dtype=np.float64)[None, :] - left[:, None]
         inside = (offset >= 0.0) & (offset < width)
-        labels[rows[0] : rows[-1] + 1][inside] = index + 1
+        labels[rows[0] : rows[-1] + 1, first:stop][inside] = index + 1
     return labels
 
 

@@ -14,9 +14,10 @@ fully covered is the frames' sum over pixels (flux conserved, DN/s per spaxel pe
 and a voxel partly covered by good pixels takes the density of those. The variances follow with
 the weights squared, ``var_v = sum_p (o_pv / a_p)^2 var_p / W_v^2``; DQ is the OR of the flags of
 the pixels used. A pixel overlaps at most two spaxels and a few bins: the sums run over those
-few offsets for all pixels of a slice at once (numpy, ``bincount``), a slice at a time.
+few voxels, in a compiled loop over the pixels (numba).
 """
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -79,17 +80,17 @@ def default_grid(frame, wavelength_step=None, wavelength_range=None):
     labels, transforms = slicer_transforms(frame.meta.wcs)
     ny_frame = labels.shape[0]
     low, high, steps, n_spaxels = math.inf, -math.inf, [], 0
-    for label, transform in transforms.items():
-        rows = np.flatnonzero(np.any(labels == label, axis=1))
-        if rows.size == 0:
-            continue
-        columns = np.flatnonzero(labels[rows[rows.size // 2]] == label)
+    for label, box in _slice_boxes(labels):
+        transform = transforms[label]
+        rows = np.flatnonzero(np.any(labels[box] == label, axis=1)) + box[0].start
+        middle = rows[rows.size // 2]
+        columns = np.flatnonzero(labels[middle, box[1]] == label) + box[1].start
         x = columns.mean()
-        y = np.array([rows[0] - 0.5, rows[-1] + 0.5, rows[rows.size // 2] - 0.5, rows[rows.size // 2] + 0.5])
+        y = np.array([rows[0] - 0.5, rows[-1] + 0.5, middle - 0.5, middle + 0.5])
         _, s, wavelength = transform(np.full(4, x), np.clip(y, -0.5, ny_frame - 0.5))
         low, high = min(low, wavelength[:2].min()), max(high, wavelength[:2].max())
         steps.append(abs(wavelength[3] - wavelength[2]))
-        _, s_edges, _ = transform(np.array([columns[0] - 0.5, columns[-1] + 0.5]), np.full(2, rows[rows.size // 2]))
+        _, s_edges, _ = transform(np.array([columns[0] - 0.5, columns[-1] + 0.5]), np.full(2, middle))
         n_spaxels = max(n_spaxels, int(round(s_edges[1])))
     step = float(wavelength_step or np.median(steps))
     if wavelength_range is not None:
@@ -131,40 +132,77 @@ def check_same_pointing(frames, tolerance=0.01):
             )
 
 
-def _overlaps(low, high, size):
-    """Yield ``(cell, overlap)`` of intervals ``[low, high)`` (in cell units) with the cells ``0..size-1``."""
-    first = np.floor(low).astype(np.int64)
-    span = int(np.max(np.ceil(high) - first)) if low.size else 0
-    for offset in range(span):
-        cell = first + offset
-        overlap = np.minimum(high, cell + 1.0) - np.maximum(low, cell)
-        inside = (overlap > 0) & (cell >= 0) & (cell < size)
-        yield np.where(inside, cell, 0), np.where(inside, overlap, 0.0)
+def _slice_boxes(labels):
+    """Yield ``(label, (row slice, column slice))`` of every slice present in a label map (one pass, scipy)."""
+    from scipy import ndimage
+
+    for index, box in enumerate(ndimage.find_objects(labels)):
+        if box is not None:
+            yield index + 1, box
 
 
 def _slice_footprints(frame, labels, transforms, grid):
-    """Yield per slice the good pixels' flat indices and footprints in voxel units ``(row, s edges, plane edges)``."""
-    good = (labels > 0) & good_pixels(frame.dq, frame.data, *(getattr(frame, name) for name in VARIANCE_ARRAYS))
-    pixels = np.flatnonzero(good)
-    pixel_labels = labels.ravel()[pixels]
-    order = np.argsort(pixel_labels, kind="stable")
-    pixels, pixel_labels = pixels[order], pixel_labels[order]
-    bounds = np.searchsorted(pixel_labels, np.arange(1, max(transforms) + 2))
-    nx_frame = labels.shape[1]
+    """Yield per slice its good pixels and their footprints in voxel units: ``(row, y, x, s edges, plane edges)``.
+
+    The slice's transform is evaluated once on the corners of its pixels; a pixel's ``s`` edges are
+    the means of its left and right corners, its wavelength edges those of its lower and upper ones.
+    """
     plane_zero = grid.wavelength_start - grid.wavelength_step / 2.0
-    for label in range(1, max(transforms) + 1):
-        chosen = pixels[bounds[label - 1] : bounds[label]]
-        if chosen.size == 0:
+    arrays = [frame.data, *(getattr(frame, name) for name in VARIANCE_ARRAYS)]
+    for label, box in _slice_boxes(labels):
+        good = (labels[box] == label) & good_pixels(frame.dq[box], *(array[box] for array in arrays))
+        y, x = np.nonzero(good)
+        if y.size == 0:
             continue
-        y, x = np.divmod(chosen, nx_frame)
-        transform = transforms[label]
-        _, s_low, _ = transform(x - 0.5, y)
-        _, s_high, _ = transform(x + 0.5, y)
-        _, _, wave_low = transform(x, y - 0.5)
-        _, _, wave_high = transform(x, y + 0.5)
-        plane_low = (np.minimum(wave_low, wave_high) - plane_zero) / grid.wavelength_step
-        plane_high = (np.maximum(wave_low, wave_high) - plane_zero) / grid.wavelength_step
-        yield label - 1, chosen, np.minimum(s_low, s_high), np.maximum(s_low, s_high), plane_low, plane_high
+        rows, columns = good.shape
+        corner_y, corner_x = np.mgrid[: rows + 1, : columns + 1]
+        _, s, wavelength = transforms[label](corner_x + (box[1].start - 0.5), corner_y + (box[0].start - 0.5))
+        s_left = (s[y, x] + s[y + 1, x]) / 2.0
+        s_right = (s[y, x + 1] + s[y + 1, x + 1]) / 2.0
+        wave_bottom = (wavelength[y, x] + wavelength[y, x + 1]) / 2.0
+        wave_top = (wavelength[y + 1, x] + wavelength[y + 1, x + 1]) / 2.0
+        plane_low = (np.minimum(wave_bottom, wave_top) - plane_zero) / grid.wavelength_step
+        plane_high = (np.maximum(wave_bottom, wave_top) - plane_zero) / grid.wavelength_step
+        yield (
+            label - 1,
+            y + box[0].start,
+            x + box[1].start,
+            np.minimum(s_left, s_right),
+            np.maximum(s_left, s_right),
+            plane_low,
+            plane_high,
+        )
+
+
+@functools.cache
+def _drizzle_kernel():
+    """Compile (or load from numba's cache) the kernel sharing pixels among voxels; numba is imported on first use."""
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def kernel(row, s_low, s_high, plane_low, plane_high, flux, var_poisson, var_rnoise, var_flat, dq, sums, cube_dq):
+        _, nwave, nx = cube_dq.shape
+        for i in range(row.size):
+            area = (s_high[i] - s_low[i]) * (plane_high[i] - plane_low[i])
+            if not area > 0.0:
+                continue
+            for column in range(max(int(np.floor(s_low[i])), 0), min(int(np.ceil(s_high[i])), nx)):
+                s_overlap = min(s_high[i], column + 1.0) - max(s_low[i], float(column))
+                if s_overlap <= 0.0:
+                    continue
+                for plane in range(max(int(np.floor(plane_low[i])), 0), min(int(np.ceil(plane_high[i])), nwave)):
+                    overlap = s_overlap * (min(plane_high[i], plane + 1.0) - max(plane_low[i], float(plane)))
+                    if overlap <= 0.0:
+                        continue
+                    share = overlap / area
+                    sums[0, row[i], plane, column] += share * flux[i]
+                    sums[1, row[i], plane, column] += overlap
+                    sums[2, row[i], plane, column] += share * share * var_poisson[i]
+                    sums[3, row[i], plane, column] += share * share * var_rnoise[i]
+                    sums[4, row[i], plane, column] += share * share * var_flat[i]
+                    cube_dq[row[i], plane, column] |= dq[i]
+
+    return kernel
 
 
 def build_cube(frames, grid):
@@ -183,46 +221,41 @@ def build_cube(frames, grid):
         ``data, err, dq, wmap`` and the variance arrays, ``grid.shape``; NaN where ``wmap`` is 0.
     """
     nwave, ny, nx = grid.shape
-    plane_size = nwave * nx
-    numerator = np.zeros((ny, plane_size))
-    weights = np.zeros((ny, plane_size))
-    variances = {name: np.zeros((ny, plane_size)) for name in VARIANCE_ARRAYS}
-    dq = np.zeros((ny, plane_size), dtype=np.uint32)
+    # Sums per voxel, (slice, plane, spaxel) order as the pixels reach them: flux share, weight, the variances.
+    sums = np.zeros((5, ny, nwave, nx))
+    dq = np.zeros((ny, nwave, nx), dtype=np.uint32)
+    kernel = _drizzle_kernel()
     for frame in frames:
         labels, transforms = slicer_transforms(frame.meta.wcs)
-        data = frame.data.ravel()
-        frame_dq = frame.dq.ravel()
-        frame_variances = {name: getattr(frame, name).ravel() for name in VARIANCE_ARRAYS}
-        for row, pixels, s_low, s_high, plane_low, plane_high in _slice_footprints(frame, labels, transforms, grid):
+        for row, y, x, s_low, s_high, plane_low, plane_high in _slice_footprints(frame, labels, transforms, grid):
             if row >= ny:
                 continue
-            area = (s_high - s_low) * (plane_high - plane_low)
-            flux = data[pixels].astype(np.float64)
-            pixel_variances = {name: values[pixels].astype(np.float64) for name, values in frame_variances.items()}
-            pixel_dq = frame_dq[pixels]
-            flags = int(np.bitwise_or.reduce(pixel_dq)) if pixel_dq.size else 0
-            for column, s_overlap in _overlaps(s_low, s_high, nx):
-                for plane, plane_overlap in _overlaps(plane_low, plane_high, nwave):
-                    overlap = s_overlap * plane_overlap
-                    voxel = plane * nx + column
-                    share = overlap / area
-                    numerator[row] += np.bincount(voxel, share * flux, plane_size)
-                    weights[row] += np.bincount(voxel, overlap, plane_size)
-                    for name, values in pixel_variances.items():
-                        variances[name][row] += np.bincount(voxel, share * share * values, plane_size)
-                    for bit in (1 << k for k in range(32) if flags >> k & 1):
-                        used = (overlap > 0) & (pixel_dq & bit > 0)
-                        dq[row][np.bincount(voxel[used], minlength=plane_size) > 0] |= bit
+            values = [
+                np.ascontiguousarray(array[y, x], dtype=np.float64)
+                for array in (frame.data, *(getattr(frame, name) for name in VARIANCE_ARRAYS))
+            ]
+            kernel(
+                np.full(y.size, row, dtype=np.int64),
+                s_low,
+                s_high,
+                plane_low,
+                plane_high,
+                *values,
+                frame.dq[y, x],
+                sums,
+                dq,
+            )
+    numerator, weights = sums[0], sums[1]
     empty = weights == 0
     dq[empty] |= _NO_DATA
     with np.errstate(invalid="ignore", divide="ignore"):
         result = {"data": numerator / weights}
-        for name, values in variances.items():
+        for name, values in zip(VARIANCE_ARRAYS, sums[2:], strict=True):
             result[name] = values / weights**2
     result["err"] = np.sqrt(sum(result[name] for name in VARIANCE_ARRAYS))
 
     def as_cube(values, dtype=np.float32):
-        return np.ascontiguousarray(values.reshape(ny, nwave, nx).transpose(1, 0, 2), dtype=dtype)
+        return np.ascontiguousarray(values.transpose(1, 0, 2), dtype=dtype)
 
     cube = {name: as_cube(values) for name, values in result.items()}
     cube["wmap"] = as_cube(weights)
