@@ -1,15 +1,16 @@
 """`WavecalStep`: the ``wavecal`` reference of the slicer IFS from an arc frame and the slice geometry."""
 
 import logging
-import math
 
 import numpy as np
 
 from .. import dqflags
+from ..ifs_flat.ifs_flat import check_geometry
+from ..lib.models import file_label
 from ..lib.references import describe_reference
 from ..stpipe import TMTStep
 from .arc_lines import arc_lines
-from .wavecal import WavecalError, wavelength_solutions
+from .wavecal import wavelength_solutions
 
 __all__ = ["WavecalStep", "wavecal_reference"]
 
@@ -53,11 +54,14 @@ class WavecalStep(TMTStep):
 
         Raises
         ------
+        IFSFlatError
+            A frame of another IFS mode, or a slice geometry of another mode or spaxel scale.
         WavecalError
-            A slice geometry of another mode or spaxel scale, or a slice whose lines cannot be identified.
+            A slice whose lines cannot be identified or fitted.
         """
-        name = model.meta.filename or "arc frame"
-        check_geometry(model, slicegeo, name)
+        name = file_label(model)
+        # One check of the geometry for every slicer calibration (the IFS flat's).
+        check_geometry(model, slicegeo, name, file_label(slicegeo))
         if model.meta.exposure.type and not model.meta.exposure.type.endswith("_ARC"):
             log.warning("%s: EXP_TYPE %s is not an arc exposure", name, model.meta.exposure.type)
         low, high = self.wavelength_range or (None, None)
@@ -95,31 +99,6 @@ class WavecalStep(TMTStep):
             f"{len(lines)} lines of the NIST arc list searched"
         )
         return wavecal_reference(model, solutions, description, self.useafter, self.pedigree, self.author)
-
-
-def check_geometry(model, slicegeo, name):
-    """Raise `WavecalError` unless the slice geometry is of the frame's IFS mode and spaxel scale.
-
-    Parameters
-    ----------
-    model : IRISIFSImageModel
-        The arc frame.
-    slicegeo : TMTSliceGeometryModel
-        The slice geometry reference.
-    name : str
-        The frame, for messages.
-    """
-    frame, geometry = model.meta.instrument, slicegeo.meta.instrument
-    same_scale = (
-        frame.spaxel_scale is not None
-        and geometry.spaxel_scale is not None
-        and math.isclose(frame.spaxel_scale, geometry.spaxel_scale, rel_tol=1e-6)
-    )
-    if frame.ifs_mode != geometry.ifs_mode or not same_scale:
-        raise WavecalError(
-            f"{name}: {frame.ifs_mode} at {frame.spaxel_scale} arcsec per spaxel, but the slicegeo reference "
-            f"{slicegeo.meta.filename or 'given'} is for {geometry.ifs_mode} at {geometry.spaxel_scale}"
-        )
 
 
 def wavecal_reference(frame, solutions, description, useafter, pedigree, author):
