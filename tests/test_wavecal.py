@@ -215,3 +215,25 @@ def test_reference_for_the_simulated_cache(detector_references, layout):
     with wavecal_reference_for_cache(*detector_references, layout, geometry, FILTER, "2024-01-01T00:00:00") as ref:
         assert ref.meta.pedigree == "SIMULATION" and ref.meta.instrument.filter == FILTER
         assert np.all(ref.solutions["NLINES"] == 6) and np.all(ref.solutions["RMS_PIX"] < 0.05)
+
+
+def test_solution_with_the_geometry_fitted_from_a_lamp_flat(detector_references, arc_rate, layout):
+    """The calibration chain: slice_geometry on a simulated Level 1 lamp flat, then wavecal on the arc."""
+    from liger_iris_pipeline.pipeline.detector1 import detector1_with_references
+    from liger_iris_pipeline.slice_geometry import SliceGeometryStep
+    from liger_iris_pipeline.wavecal import WavecalStep
+
+    detector, references = detector_references
+    scene = ifs.exposure_scene("FLAT", layout, FILTER)
+    ramp, _ = ifs.simulate_ifs_exposure(scene, detector, layout, kind="FLAT", filter=FILTER, nreads=5, seed=7)
+    lamp = detector1_with_references(references).run(ramp)
+    geometry = SliceGeometryStep.call(lamp, n_slices=layout.n_slices, n_spaxels=layout.n_spaxels)
+    centre, width = FILTERS[FILTER]
+    band = [centre - 0.6 * width, centre + 0.6 * width]
+    truth, lines = layout.wavelength_coefficients(FILTER), band_lines()
+    with WavecalStep.call(arc_rate, override_slicegeo=geometry, wavelength_range=band) as reference:
+        offsets = [
+            row_offsets(row["COEFFS"], truth[row["SLICE"]], layout.slice_rows(row["SLICE"]), layout.n_spaxels, lines)
+            for row in reference.solutions
+        ]
+    assert np.sqrt(np.mean(np.concatenate(offsets) ** 2)) < 0.02
