@@ -229,8 +229,15 @@ def test_spec2_from_an_association_on_the_command_line(tmp_path, layout, detecto
         f"--steps.assign_wcs.override_slicegeo={files['slicegeo']}",
         f"--steps.assign_wcs.override_wavecal={files['wavecal']}",
         f"--output_dir={tmp_path}",
+        "--save_cal=true",
     ]
     assert tmtrun(["spec2.cfg", str(asn), *arguments]) == 0
+    with dm.open(tmp_path / "point_001_cal.fits") as cal:  # the calibrated frame keeps its slicer WCS
+        labels, _ = slicer_transforms(cal.meta.wcs)
+        y, x = np.argwhere(labels == 3)[100]
+        index, s, _ = cal.meta.wcs.get_transform("detector", "slicer")(x, y)
+        slice_map, along, _ = layout.pixel_maps(FILTER)
+        assert (index, s) == pytest.approx((slice_map[y, x], along[y, x]), abs=1e-5)
     with dm.open(tmp_path / "point_001_s3d.fits") as cube, dm.open(tmp_path / "point_001_x1d.fits") as spectrum:
         assert isinstance(cube, dm.IRISCubeModel) and isinstance(spectrum, dm.IRISSpectrumModel)
         assert cube.meta.asn.table_name == "point_asn.json" and cube.meta.cal_step.extract_1d == "COMPLETE"
