@@ -218,3 +218,24 @@ def test_simulator_pointing_errors_recovered_within_1_mas(simulated_frames, tmp_
     after = [_error_against_simulator_truth(m.meta.wcs, t, m.data.shape) for m, t in zip(models, truths, strict=True)]
     print(f"simulator frames: header WCS errors {np.round(before, 1)} mas -> {np.round(after, 3)} mas")
     assert max(after) <= 1.0, after
+
+
+def test_on_disk_frames_get_the_same_correction_at_every_borrow(tmp_path, monkeypatch):
+    """On disk the correction is applied at each borrow until written: the FITS keywords fitted once are the same."""
+    monkeypatch.chdir(tmp_path)
+    frames, truths, stars = make_frames(n=3, pointing_error_mas=30.0, distortion_px=3.0, seed=4)
+    paths = []
+    for frame in frames:
+        frame.save(tmp_path / frame.meta.filename)
+        paths.append(tmp_path / frame.meta.filename)
+    catalog = write_reference_catalog(stars, tmp_path / "refcat.ecsv", error_mas=0.5)
+    library = TweakRegStep(abs_refcat=catalog).run(ModelLibrary(paths, on_disk=True))
+    assert not library._temp_filenames  # nothing written
+    first, second = _models(library), _models(library)
+    for one, other, truth in zip(first, second, truths, strict=True):
+        assert one.meta.cal_step.tweakreg == other.meta.cal_step.tweakreg == "COMPLETE"
+        assert wcs_error_mas(other.meta.wcs, truth, other.data.shape) <= 1.0
+        assert dict(other.meta.wcsinfo.instance) == dict(one.meta.wcsinfo.instance)
+        assert other.instance["extra_fits"]["SCI"]["header"] == one.instance["extra_fits"]["SCI"]["header"]
+        assert other.meta.wcs is not one.meta.wcs
+    library.close()

@@ -1,7 +1,6 @@
 """`TweakRegStep`: align the WCS of calibrated frames to each other and to a reference catalog."""
 
 import copy
-import functools
 import logging
 
 import numpy as np
@@ -137,8 +136,7 @@ class TweakRegStep(TMTStep):
                 _log_result(result, frames[index])
                 # Metadata only: written with the frame's next change, not read and written now.
                 frame = {key: frames[index][key] for key in ("shape", "sip")}
-                update = functools.partial(_record, result=result, frame=frame, fitgeometry=fitgeometry)
-                library.update_later(index, update)
+                library.update_later(index, _AlignmentUpdate(result, frame, fitgeometry))
         return library
 
 
@@ -165,11 +163,40 @@ def _log_result(result, frame):
         )
 
 
-def _record(model, result, frame, fitgeometry):
+class _AlignmentUpdate:
+    """`_record` as a frame update applied at each borrow (`ModelLibrary.update_later`).
+
+    The FITS keywords (a SIP or TAN fit to the corrected gwcs) are computed at the first call
+    and copied at the next ones: the frame they are computed from, its temporary file, is the
+    same until the update is written to it.
+    """
+
+    def __init__(self, result, frame, fitgeometry):
+        self.result = result
+        self.frame = frame
+        self.fitgeometry = fitgeometry
+        self._keywords = None
+
+    def __call__(self, model):
+        if self._keywords is None:
+            _record(model, self.result, self.frame, self.fitgeometry)
+            extra = model.instance.get("extra_fits", {}).get("SCI", {}).get("header")
+            self._keywords = copy.deepcopy((dict(model.meta.wcsinfo.instance), extra))
+            return
+        _record(model, self.result, self.frame, self.fitgeometry, keywords=False)
+        if self.result.status == "COMPLETE" and self.result.wcs is not None:
+            wcsinfo, extra = copy.deepcopy(self._keywords)
+            model.meta.wcsinfo = wcsinfo
+            if extra is not None:
+                model.instance.setdefault("extra_fits", {}).setdefault("SCI", {})["header"] = extra
+
+
+def _record(model, result, frame, fitgeometry, keywords=True):
     """Store the corrected WCS (gwcs and FITS keywords) and the fit's figures in a frame.
 
     ``frame``: the frame's ``shape`` and whether its header WCS has SIP polynomials (``sip``);
-    ``fitgeometry``: the step's ``relative`` and ``absolute`` fit geometries.
+    ``fitgeometry``: the step's ``relative`` and ``absolute`` fit geometries; ``keywords``: also
+    fit the FITS WCS keywords (``meta.wcsinfo``, SIP cards) to the corrected gwcs.
     """
     model.meta.cal_step.tweakreg = result.status
     tweak = model.meta.tweakreg
@@ -186,6 +213,8 @@ def _record(model, result, frame, fitgeometry):
     tweak.scale = result.scale
     # A copy for each frame model: the update is applied again at each borrow of an on-disk frame.
     model.meta.wcs = copy.deepcopy(result.wcs)
+    if not keywords:
+        return
     if frame["sip"]:
         from ..assign_wcs.imaging import _remove_sip_cards, update_fits_wcsinfo
 
