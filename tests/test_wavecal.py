@@ -105,7 +105,9 @@ def test_too_few_lines_name_the_frame_and_slice(arc_rate, layout):
 
 def test_identification_without_the_band_is_refused_when_ambiguous(arc_rate, layout):
     """Six lines of a narrow band, matched against the whole list: a chance match, caught by its rms."""
-    with pytest.raises(wavecal.WavecalError, match=r"misidentified"):
+    # Refused either way: the wrong stretch of the list leaves residuals of tenths of a pixel, or
+    # lines crowded by other list lines.
+    with pytest.raises(wavecal.WavecalError, match=r"^arcs\.fits: slice \d: .*(misidentified|isolated lines)"):
         _solve(arc_rate, layout, arc_lines()[0], name="arcs.fits")
 
 

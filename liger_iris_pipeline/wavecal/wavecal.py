@@ -214,30 +214,65 @@ def _match(predicted, lines, tolerance):
     return matched
 
 
-def _grow(peaks, lines, dispersion, zero, centre, tolerance, max_iterations=12):
-    """Grow a linear first guess into a quadratic ``lambda(y)``: matched line of each peak and the fit.
+def _fit_matches(peaks, lines, found, centre, span):
+    """``lambda(y - centre)`` through the matched peaks; quadratic once four lines over a third of the span hold it."""
+    used = found >= 0
+    degree = 2 if used.sum() >= 4 and np.ptp(peaks[used]) > span / 3.0 else 1
+    return Polynomial.fit(peaks[used] - centre, lines[found[used]], degree).convert()
 
-    The guess holds near the peaks that voted for it; matching within a few tolerances and refitting
-    extends it step by step to the others (a curved dispersion puts distant lines many pixels off
-    a straight line), and a last match within the tolerance keeps only the lines on the fit.
-    """
-    solution = Polynomial([zero, dispersion])
-    matched = np.full(peaks.size, -1)
+
+def _grow_everywhere(peaks, lines, solution, centre, tolerance, max_iterations=12):
+    """Grow a first guess by matching every peak within three tolerances and refitting until the matches hold."""
     span = np.ptp(peaks)
-    widths = [3.0] * max_iterations + [1.0, 1.0]
-    while widths:
-        width = widths.pop(0)
-        found = _match(solution(peaks - centre), lines, width * tolerance * abs(solution.deriv()(0.0)))
-        used = found >= 0
-        if used.sum() < 2:
-            return found, solution
-        # A quadratic only once four lines over a third of the spectrum anchor it.
-        degree = 2 if used.sum() >= 4 and np.ptp(peaks[used]) > span / 3 else 1
-        solution = Polynomial.fit(peaks[used] - centre, lines[found[used]], degree).convert()
-        if width > 1.0 and np.array_equal(found, matched):
-            widths = [1.0, 1.0]  # the growth has stopped: tighten
+    matched = np.full(peaks.size, -1)
+    for _ in range(max_iterations):
+        found = _match(solution(peaks - centre), lines, 3.0 * tolerance * abs(solution.deriv()(0.0)))
+        if np.sum(found >= 0) < 2:
+            return solution
+        solution = _fit_matches(peaks, lines, found, centre, span)
+        if np.array_equal(found, matched):
+            break
         matched = found
-    return matched, solution
+    return solution
+
+
+def _grow_outward(peaks, lines, solution, centre, tolerance, max_iterations=20):
+    """Grow a first guess by extending its matched stretch by half its length at a time (two tolerances)."""
+    span = np.ptp(peaks)
+    found = _match(solution(peaks - centre), lines, tolerance * abs(solution.deriv()(0.0)))
+    if np.sum(found >= 0) < 2:
+        return solution
+    low, high = peaks[found >= 0].min(), peaks[found >= 0].max()
+    for _ in range(max_iterations):
+        margin = max(0.5 * (high - low), 4.0 * tolerance)
+        near = (peaks >= low - margin) & (peaks <= high + margin)
+        width = 2.0 * tolerance * abs(solution.deriv()(0.0))
+        found = np.where(near, _match(solution(peaks - centre), lines, width), -1)
+        if np.sum(found >= 0) < 2:
+            return solution
+        solution = _fit_matches(peaks, lines, found, centre, span)
+        if low - margin <= peaks.min() and high + margin >= peaks.max():
+            break
+        low, high = min(low, peaks[found >= 0].min()), max(high, peaks[found >= 0].max())
+    return solution
+
+
+def _grow(peaks, lines, dispersion, zero, centre, tolerance, grow):
+    """Grow a linear first guess into ``lambda(y)`` with one of the growth rules, then keep the lines on it.
+
+    A curved dispersion puts distant lines many pixels off the guess's straight line: either rule
+    refits as it goes (`_grow_everywhere` converges fast where lines are sparse, `_grow_outward`
+    does not let a dense list offer a wrong line to a peak predicted far off); a last match within
+    the tolerance keeps only the lines on the fit.
+    """
+    solution = grow(peaks, lines, Polynomial([zero, dispersion]), centre, tolerance)
+    found = np.full(peaks.size, -1)
+    for _ in range(2):
+        found = _match(solution(peaks - centre), lines, tolerance * abs(solution.deriv()(0.0)))
+        if np.sum(found >= 0) < 2:
+            break
+        solution = _fit_matches(peaks, lines, found, centre, np.ptp(peaks))
+    return found, solution
 
 
 def identify_lines(peaks, lines, centre, tolerance=1.0, candidates=30):
@@ -284,14 +319,15 @@ def identify_lines(peaks, lines, centre, tolerance=1.0, candidates=30):
     keys = ((log_bin.astype(np.int64) + 1000) * 2 + (d > 0)) * 10_000_000 + zero_bin.astype(np.int64)
     _, first, votes = np.unique(keys, return_index=True, return_counts=True)
     for index in first[np.argsort(votes)[::-1][:candidates]]:
-        matched, solution = _grow(peaks, lines, d[index], zero[index], centre, tolerance)
-        used = matched >= 0
-        if used.sum() < 2:
-            continue
-        residual = float(np.sqrt(np.mean((solution(peaks[used] - centre) - lines[matched[used]]) ** 2)))
-        residual /= abs(solution.deriv()(0.0))
-        if (used.sum(), -residual) > (best[2], -best[3]):
-            best = (matched, solution, int(used.sum()), residual)
+        for grow in (_grow_everywhere, _grow_outward):
+            matched, solution = _grow(peaks, lines, d[index], zero[index], centre, tolerance, grow)
+            used = matched >= 0
+            if used.sum() < 2:
+                continue
+            residual = float(np.sqrt(np.mean((solution(peaks[used] - centre) - lines[matched[used]]) ** 2)))
+            residual /= abs(solution.deriv()(0.0))
+            if (used.sum(), -residual) > (best[2], -best[3]):
+                best = (matched, solution, int(used.sum()), residual)
     return best[:2]
 
 
@@ -418,9 +454,11 @@ def slice_solution(
         )
     sigma = float(np.median(sigmas[matched >= 0]))
     half_window = max(3, int(math.ceil(4.0 * sigma)))
-    # A line with another identified line within its fit window would be a blend: left out.
+    # A line with another line of the list near its fit window (seen or not: a faint one still
+    # pulls the centroid) would be a blend: left out.
     line_rows = _rows_of(first_guess, lines[identified], rows, centre)
-    crowded = np.sum(np.abs(line_rows[:, None] - line_rows[None, :]) < 2 * half_window, axis=1) > 1
+    list_rows = _rows_of(first_guess, lines, rows, centre)
+    crowded = np.sum(np.abs(line_rows[:, None] - list_rows[None, :]) < 2 * half_window, axis=1) > 1
     s_all, y_all, wave_all, error_all = [], [], [], []
     for k in range(n_spaxels):
         for m, guess in zip(identified[~crowded], line_rows[~crowded], strict=True):
