@@ -174,15 +174,24 @@ def _slice_footprints(frame, labels, transforms, grid):
         )
 
 
+def _native(array):
+    """Return an array in native byte order (FITS arrays are big-endian), a copy only if it is not."""
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+
+
 @functools.cache
 def _drizzle_kernel():
     """Compile (or load from numba's cache) the kernel sharing pixels among voxels; numba is imported on first use."""
     import numba
 
     @numba.njit(cache=True, nogil=True)
-    def kernel(row, s_low, s_high, plane_low, plane_high, flux, var_poisson, var_rnoise, var_flat, dq, sums, cube_dq):
+    def kernel(
+        row, y, x, s_low, s_high, plane_low, plane_high, flux, var_poisson, var_rnoise, var_flat, dq, sums, cube_dq
+    ):
         _, nwave, nx = cube_dq.shape
-        for i in range(row.size):
+        for i in range(y.size):
+            value = flux[y[i], x[i]]
+            variances = (var_poisson[y[i], x[i]], var_rnoise[y[i], x[i]], var_flat[y[i], x[i]])
             area = (s_high[i] - s_low[i]) * (plane_high[i] - plane_low[i])
             if not area > 0.0:
                 continue
@@ -195,12 +204,11 @@ def _drizzle_kernel():
                     if overlap <= 0.0:
                         continue
                     share = overlap / area
-                    sums[0, row[i], plane, column] += share * flux[i]
-                    sums[1, row[i], plane, column] += overlap
-                    sums[2, row[i], plane, column] += share * share * var_poisson[i]
-                    sums[3, row[i], plane, column] += share * share * var_rnoise[i]
-                    sums[4, row[i], plane, column] += share * share * var_flat[i]
-                    cube_dq[row[i], plane, column] |= dq[i]
+                    sums[0, row, plane, column] += share * value
+                    sums[1, row, plane, column] += overlap
+                    for k in range(3):
+                        sums[2 + k, row, plane, column] += share * share * variances[k]
+                    cube_dq[row, plane, column] |= dq[y[i], x[i]]
 
     return kernel
 
@@ -227,24 +235,12 @@ def build_cube(frames, grid):
     kernel = _drizzle_kernel()
     for frame in frames:
         labels, transforms = slicer_transforms(frame.meta.wcs)
+        # The kernel reads the frame's own arrays at the pixels' (y, x), in native byte order.
+        arrays = [_native(getattr(frame, name)) for name in ("data", *VARIANCE_ARRAYS, "dq")]
         for row, y, x, s_low, s_high, plane_low, plane_high in _slice_footprints(frame, labels, transforms, grid):
             if row >= ny:
                 continue
-            values = [
-                np.ascontiguousarray(array[y, x], dtype=np.float64)
-                for array in (frame.data, *(getattr(frame, name) for name in VARIANCE_ARRAYS))
-            ]
-            kernel(
-                np.full(y.size, row, dtype=np.int64),
-                s_low,
-                s_high,
-                plane_low,
-                plane_high,
-                *values,
-                frame.dq[y, x],
-                sums,
-                dq,
-            )
+            kernel(row, y, x, s_low, s_high, plane_low, plane_high, *arrays, sums, dq)
     numerator, weights = sums[0], sums[1]
     empty = weights == 0
     dq[empty] |= _NO_DATA
