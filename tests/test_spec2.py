@@ -286,3 +286,18 @@ def test_sky_subtraction_with_a_sky_frame(layout, detector, references, science)
         residual = np.nansum(cube.data[window] - expected.data[window], dtype=np.float64)
         assert abs(residual) < 0.02 * line["flux"] * n_spaxels
         assert abs(residual) < 4 * np.sqrt(np.nansum(cube.err[window].astype(np.float64) ** 2))
+
+
+def test_assign_wcs_refuses_a_geometry_of_another_scale(layout, detector, references, science):
+    ramp, truth = science
+    slicegeo = references["slicegeo"].copy()
+    slicegeo.meta.instrument.spaxel_scale = 0.025
+    slicegeo.meta.filename = "slicegeo_0025.fits"
+    with pytest.raises(ValueError) as error:
+        AssignWcsIFSStep.call(
+            level1_frame(truth, ramp, detector), override_slicegeo=slicegeo, override_wavecal=references["wavecal"]
+        )
+    assert str(error.value) == (
+        "ifs_rate.fits: the slicegeo reference slicegeo_0025.fits is for another configuration: "
+        "SPAXSCL 0.05 (reference 0.025)"
+    )
