@@ -24,6 +24,7 @@ For each slice:
 """
 
 import math
+import warnings
 
 import numpy as np
 from astropy.stats import mad_std, sigma_clip
@@ -164,14 +165,14 @@ def fit_centroid(rows, flux, flux_error, guess, half_window, sigma_guess=1.0):
     background = float(np.min(f))
     start = [max(float(f.sum() - background * f.size), 1e-12), float(guess), sigma_guess, background]
     try:
-        import warnings
-
         with warnings.catch_warnings():
+            # A fit that cannot estimate its covariance, or overflows on a flat window, is no centroid.
             warnings.simplefilter("error", OptimizeWarning)
+            warnings.simplefilter("error", RuntimeWarning)
             values, covariance = curve_fit(
                 _integrated_gaussian, y, f, p0=start, sigma=e, absolute_sigma=True, jac=_integrated_gaussian_jacobian
             )
-    except (RuntimeError, ValueError, OptimizeWarning):
+    except (RuntimeError, ValueError, OptimizeWarning, RuntimeWarning):
         return None
     centre_error = math.sqrt(covariance[1, 1]) if np.isfinite(covariance[1, 1]) else math.inf
     amplitude, centre, sigma = values[0], values[1], abs(values[2])
@@ -183,6 +184,8 @@ def fit_centroid(rows, flux, flux_error, guess, half_window, sigma_guess=1.0):
 
 def _peaks(rows, flux, flux_error, detection_sigma, max_peaks):
     """Centroided peaks of a spectrum, brightest first: centres and their Gaussian sigmas."""
+    if not np.any(np.isfinite(flux_error)):
+        return np.array([]), np.array([])  # a spaxel with no usable pixel
     noise = float(np.nanmedian(flux_error))
     filled = np.nan_to_num(flux, nan=float(np.nanmedian(flux)))
     found, properties = find_peaks(filled, prominence=detection_sigma * noise)
