@@ -14,8 +14,10 @@ For each slice:
    the line list without knowing the band (`identify_lines`): pairs of peaks and pairs of list lines
    vote for a linear dispersion and zero point (a Hough transform, as in pattern-matching arc
    identifications, e.g. PypeIt's); the best candidates are grown into a quadratic ``lambda(y)`` by
-   matching and refitting, and the one matching most peaks wins.
-3. Every identified line is centroided in every spaxel near its predicted row: a least-squares fit
+   matching and refitting (two rules, `_grow`), and the one matching most peaks, then with the
+   smallest residuals, wins. The line list given is the band's: the whole list is ambiguous.
+3. Every identified line without another list line near its fit window (a blend) is centroided in
+   every spaxel near its predicted row: a least-squares fit
    (`scipy.optimize.curve_fit`) of a Gaussian integrated over each pixel plus a constant, which
    stays unbiased when the line-spread function is barely sampled (FWHM ~1.5 pixels).
 4. ``lambda(s, y)`` is fitted by weighted linear least squares on the 3 x 3 polynomial basis
