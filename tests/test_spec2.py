@@ -155,6 +155,7 @@ def test_voxel_pulls_of_a_noisy_frame(layout, detector, references, science):
     pulls = ((noisy.data - expected.data) / noisy.err)[usable]
     assert usable.sum() > 20000
     assert abs(np.mean(pulls)) < 0.05 and pulls.std() == pytest.approx(1.0, rel=0.15)
+    assert np.nansum(noisy.data, dtype=np.float64) == pytest.approx(truth.cube.sum(dtype=np.float64), rel=0.02)
 
 
 def test_spec2_refuses_an_imager_frame(tmp_path, capsys):
@@ -301,3 +302,34 @@ def test_assign_wcs_refuses_a_geometry_of_another_scale(layout, detector, refere
         "ifs_rate.fits: the slicegeo reference slicegeo_0025.fits is for another configuration: "
         "SPAXSCL 0.05 (reference 0.025)"
     )
+
+
+def test_cube_of_two_frames_of_one_pointing(layout, detector, references, science):
+    """Two exposures of one pointing average in the cube (WMAP 2, errors / sqrt 2); a dithered one is refused."""
+    from liger_iris_pipeline.cube_build import CubeBuildStep
+
+    ramp, truth = science
+    frames = []
+    for seed in (21, 22):
+        frame = level1_frame(truth, ramp, detector, seed=seed)
+        frame.meta.filename = f"ifs_{seed}_rate.fits"
+        frames.append(
+            AssignWcsIFSStep.call(
+                frame, override_slicegeo=references["slicegeo"], override_wavecal=references["wavecal"]
+            )
+        )
+    single = CubeBuildStep.call(frames[0])
+    both = CubeBuildStep.call(frames)
+    full = (single.wmap > 0.99) & (single.wmap < 1.01)
+    np.testing.assert_allclose(both.wmap[full], 2.0 * single.wmap[full], rtol=1e-6)
+    assert np.median(both.err[full] / single.err[full]) == pytest.approx(1 / np.sqrt(2), rel=0.02)
+    assert np.nansum(both.data, dtype=np.float64) == pytest.approx(np.nansum(single.data, dtype=np.float64), rel=0.01)
+    frames[1].meta.wcsinfo.crval1 += 0.2 * layout.spaxel_scale / 3600.0
+    frames[1].meta.wcs = None
+    dithered = AssignWcsIFSStep.call(
+        frames[1], override_slicegeo=references["slicegeo"], override_wavecal=references["wavecal"]
+    )
+    with pytest.raises(
+        ValueError, match=r"ifs_22_rate.fits: its spaxel grid is 0.2\d* spaxels from ifs_21_rate.fits's"
+    ):
+        CubeBuildStep.call([frames[0], dithered])
