@@ -204,6 +204,7 @@ def slicer_gwcs(geometry, wcsinfo, shape):
     from gwcs import coordinate_frames as cf
     from gwcs import selector, wcs
 
+    from ..cube_build.cube_wcs import world_frame
     from .imaging import make_gwcs
 
     labels = slice_label_map(geometry, shape)
@@ -215,9 +216,13 @@ def slicer_gwcs(geometry, wcsinfo, shape):
         label_mapper=selector.LabelMapperArray(labels),
         undefined_transform_value=np.nan,
     )
-    celestial = make_gwcs(wcsinfo, (geometry.n_slices, geometry.n_spaxels)).forward_transform
+    celestial = make_gwcs(wcsinfo, (geometry.n_slices, geometry.n_spaxels))
     # Spaxel k is centred on s = k + 0.5, the spaxel grid's pixel k.
-    to_world = models.Mapping((1, 0, 2)) | (models.Shift(-0.5) & models.Identity(2)) | celestial & models.Identity(1)
+    to_world = (
+        models.Mapping((1, 0, 2))
+        | (models.Shift(-0.5) & models.Identity(2))
+        | celestial.forward_transform & models.Identity(1)
+    )
     detector = cf.Frame2D(name="detector", axes_order=(0, 1), unit=(u.pix, u.pix))
     slicer = cf.CoordinateFrame(
         naxes=3,
@@ -227,10 +232,7 @@ def slicer_gwcs(geometry, wcsinfo, shape):
         unit=(u.pix, u.pix, u.um),
         name="slicer",
     )
-    reference_frame = make_gwcs(wcsinfo, (geometry.n_slices, geometry.n_spaxels)).output_frame.reference_frame
-    sky = cf.CelestialFrame(reference_frame=reference_frame, axes_order=(0, 1), unit=(u.deg, u.deg), name="sky")
-    spectral = cf.SpectralFrame(axes_order=(2,), unit=(u.um,), axes_names=("wavelength",), name="wavelength")
-    world = cf.CompositeFrame([sky, spectral], name="world")
+    world = world_frame(celestial.output_frame.reference_frame)
     result = wcs.WCS([(detector, to_slicer), (slicer, to_world), (world, None)])
     result.bounding_box = ((-0.5, shape[1] - 0.5), (-0.5, shape[0] - 0.5))
     return result

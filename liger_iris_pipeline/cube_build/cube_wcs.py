@@ -10,7 +10,7 @@ does this package, for the ``cube_build`` step and anything that writes an `IRIS
 
 from ..assign_wcs.imaging import complete_wcsinfo, make_gwcs
 
-__all__ = ["cube_gwcs", "cube_wcs", "cube_wcsinfo", "fits_wcs"]
+__all__ = ["cube_gwcs", "cube_wcs", "cube_wcsinfo", "fits_wcs", "world_frame"]
 
 SPECTRAL_KEYS = ("crpix3", "crval3", "cdelt3", "ctype3", "cunit3", "pc3_3", "specsys")
 """``meta.wcsinfo`` keys of the spectral axis (the celestial ones are the imager's)."""
@@ -109,15 +109,31 @@ def cube_gwcs(wcsinfo, shape):
         unit=(u.pix, u.pix, u.pix),
         name="detector",
     )
-    sky = cf.CelestialFrame(
-        reference_frame=celestial.output_frame.reference_frame, axes_order=(0, 1), unit=(u.deg, u.deg), name="sky"
-    )
-    wavelength = cf.SpectralFrame(axes_order=(2,), unit=(u.um,), axes_names=("wavelength",), name="wavelength")
-    world = cf.CompositeFrame([sky, wavelength], name="world")
+    world = world_frame(celestial.output_frame.reference_frame)
     result = wcs.WCS([(detector, celestial.forward_transform & spectral), (world, None)])
     result.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5), (-0.5, nwave - 0.5))
     result.array_shape = (nwave, ny, nx)
     return result
+
+
+def world_frame(reference_frame):
+    """Return the ``world`` frame of IFS products: (RA, Dec) in deg in ``reference_frame``, then wavelength in um.
+
+    Parameters
+    ----------
+    reference_frame : astropy.coordinates.BaseCoordinateFrame
+        ICRS or FK5 (the pointing's ``RADESYS``).
+
+    Returns
+    -------
+    gwcs.coordinate_frames.CompositeFrame
+    """
+    from astropy import units as u
+    from gwcs import coordinate_frames as cf
+
+    sky = cf.CelestialFrame(reference_frame=reference_frame, axes_order=(0, 1), unit=(u.deg, u.deg), name="sky")
+    wavelength = cf.SpectralFrame(axes_order=(2,), unit=(u.um,), axes_names=("wavelength",), name="wavelength")
+    return cf.CompositeFrame([sky, wavelength], name="world")
 
 
 def cube_wcs(center, spaxel_scale, position_angle, wavelength_start, wavelength_step, shape, specsys="TOPOCENT"):
