@@ -333,3 +333,14 @@ def test_cube_of_two_frames_of_one_pointing(layout, detector, references, scienc
         ValueError, match=r"ifs_22_rate.fits: its spaxel grid is 0.2\d* spaxels from ifs_21_rate.fits's"
     ):
         CubeBuildStep.call([frames[0], dithered])
+
+
+def test_spec2_without_an_ifs_flat(layout, detector, references, science):
+    """No IFS flat (N/A): flat_field is skipped, the cube keeps the slice throughputs (and the pixel response)."""
+    ramp, truth = science
+    steps = _steps(references)
+    steps["flat_field"] = {"override_flat": "N/A"}
+    cube = ProcessIFSL2Pipeline.call(level1_frame(truth, ramp, detector), steps=steps)
+    assert cube.meta.cal_step.flat_field == "SKIPPED" and cube.meta.cal_step.cube_build == "COMPLETE"
+    source_rows = (truth.cube.sum(axis=(0, 2)) * layout.slice_throughputs()).sum()
+    assert np.nansum(cube.data, dtype=np.float64) == pytest.approx(source_rows, rel=0.02)
