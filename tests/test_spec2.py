@@ -344,3 +344,23 @@ def test_spec2_without_an_ifs_flat(layout, detector, references, science):
     assert cube.meta.cal_step.flat_field == "SKIPPED" and cube.meta.cal_step.cube_build == "COMPLETE"
     source_rows = (truth.cube.sum(axis=(0, 2)) * layout.slice_throughputs()).sum()
     assert np.nansum(cube.data, dtype=np.float64) == pytest.approx(source_rows, rel=0.02)
+
+
+def test_level0_ramps_to_cube(tmp_path, layout, detector, references):
+    """Level 0 ramps of the point source -> detector1 (the IFS detector's truth references) -> spec2."""
+    from liger_iris_pipeline.pipeline.detector1 import Detector1Pipeline
+
+    scene = ifs.IFSScene(sources=[SOURCE], sky=False, telluric=False)
+    ramp, truth = ifs.simulate_ifs_exposure(
+        scene, detector, layout, kind="SCIENCE", filter=FILTER, nreads=10, seed=4, cosmic_ray_rate=0.0
+    )
+    models = {
+        name: detector_reference(detector, name) for name in ("MASK", "READNOISE", "GAIN", "NONLIN", "SATURATION")
+    }
+    ramp_fit = {f"override_{name.lower()}": models[name] for name in ("READNOISE", "GAIN", "NONLIN", "SATURATION")}
+    steps = {"dq_init": {"override_mask": models["MASK"]}, "ramp_fit": ramp_fit}
+    with Detector1Pipeline.call(ramp, steps=steps) as rate:
+        cube = _spec2(rate, references)
+    good = np.isfinite(cube.data)
+    assert good.mean() > 0.95
+    assert np.nansum(cube.data, dtype=np.float64) == pytest.approx(truth.cube.sum(dtype=np.float64), rel=0.02)
