@@ -27,6 +27,7 @@ STEPS = (
     ("liger_iris_pipeline.assign_wcs.AssignWcsIFSStep", "assign_wcs_ifs", False),
     ("liger_iris_pipeline.cube_build.CubeBuildStep", "cube_build", False),
     ("liger_iris_pipeline.extract_1d.Extract1dStep", "extract_1d", False),
+    ("liger_iris_pipeline.telluric.TelluricStep", "telluric", False),
     ("liger_iris_pipeline.slice_geometry.SliceGeometryStep", "slice_geometry", False),
     ("liger_iris_pipeline.ifs_flat.IFSFlatStep", "ifs_flat", False),
     ("liger_iris_pipeline.pipeline.Detector1Pipeline", "detector1", True),
