@@ -7,8 +7,10 @@ corrected science can be compared with the truth without the atmosphere.
 
 import numpy as np
 import pytest
+from test_command_line import failure
 
 from liger_iris_pipeline import datamodels as dm
+from liger_iris_pipeline.cli.tmtrun import main as tmtrun
 from liger_iris_pipeline.cube_build.cube_wcs import cube_wcs
 from liger_iris_pipeline.dqflags import pixel
 from liger_iris_pipeline.extract_1d.extract import SPECTRUM_DTYPE
@@ -150,3 +152,19 @@ def test_standard_of_another_filter_is_refused(spectra):
     standard.spec_table = standard.spec_table[10:]
     with pytest.raises(ValueError, match=r"^standard_x1d.fits: .* covers"):
         TelluricStep.call(spectra["science"], standard)
+
+
+def test_telluric_on_the_command_line(tmp_path, spectra, capsys):
+    science, standard = tmp_path / "science_x1d.fits", tmp_path / "standard_x1d.fits"
+    spectra["science"].save(science)
+    spectra["standard"].save(standard)
+    assert tmtrun(["telluric", str(science), str(standard), f"--output_dir={tmp_path}"]) == 0
+    with dm.open(tmp_path / "science_telluric.fits") as product:
+        assert product.meta.cal_step.telluric == "COMPLETE"
+        assert np.isnan(product.spec_table["FLUX"]).any()
+    other = spectra["standard"].copy()
+    other.meta.instrument.filter = "Hbb"
+    other.save(standard)
+    capsys.readouterr()
+    assert tmtrun(["telluric", str(science), str(standard), f"--output_dir={tmp_path}"]) != 0
+    assert failure(capsys).startswith("standard_x1d.fits: the telluric standard does not fit the science: filter Hbb")

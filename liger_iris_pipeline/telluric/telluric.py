@@ -9,8 +9,9 @@ spectra before flux calibration), convolved with the Gaussian line-spread functi
 lambda / R. Its scale is fitted so that the transmission is 1 where the standard is not absorbed
 (the magnitude would give the scale in Jy: a flux calibration the IFS does not have yet).
 
-The transmission is moved onto the science spectrum's wavelengths by the shift that
-cross-correlates its absorption with the science spectrum's, then divided out. Where it is below
+The transmission is read at the science spectrum's wavelengths, optionally shifted by the amount
+that leaves the corrected science smoothest (`measure_shift`, as Spextool's xtellcor), and divided
+out. Where it is below
 ``min_transmission`` (the cores of the deep water bands) nothing is divided: the science is NaN and
 flagged ``DO_NOT_USE``.
 """

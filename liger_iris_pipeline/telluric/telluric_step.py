@@ -17,8 +17,9 @@ class TelluricStep(TMTStep):
 
     Call as ``TelluricStep.call(science, standard_x1d)``. The transmission is the standard's spectrum
     over a blackbody of ``standard_temperature`` at the instrument's resolution, scaled to 1 where
-    nothing absorbs, shifted onto the science by cross-correlation; below ``min_transmission`` the
-    science is NaN and flagged ``DO_NOT_USE``. The transmission's variance is added to ``var_flat``.
+    nothing absorbs, optionally shifted (``max_shift`` > 0) to leave the smoothest science; below
+    ``min_transmission`` the science is NaN and flagged ``DO_NOT_USE``. The transmission's variance
+    is added to ``var_flat``.
     """
 
     class_alias = "telluric"
