@@ -217,3 +217,11 @@ def test_spec2_spectra_of_a_standard_and_a_science_source():
     print(f"spec2: {good.sum()} bins, S/N {snr:.0f}, scale {scale:.4f}, pull width {width:.3f}, {outliers} beyond 5")
     assert abs(scale - 1.0) < 0.015
     assert abs(width - 1.0) < 0.15 and outliers <= 0.02 * good.sum()
+
+
+def test_bins_the_standard_flags_are_flagged(spectra):
+    standard = spectra["standard"].copy()
+    standard.spec_table["DQ"][200] |= pixel["DO_NOT_USE"]
+    corrected = TelluricStep.call(spectra["science"], standard).spec_table
+    assert corrected["DQ"][200] & pixel["DO_NOT_USE"] and np.isnan(corrected["FLUX"][200])
+    assert not corrected["DQ"][199] & pixel["DO_NOT_USE"]
