@@ -47,8 +47,8 @@ def kept_references(cache):
 def open_input(init, model_classes, step_name, role="input", copy=True):
     """Return a step's input as one of the model classes it accepts.
 
-    A model passed in is never modified: the step gets a copy (a deep copy of a frame; a
-    shallow copy of a ramp, whose large arrays steps only read or replace). A frame of the
+    A model passed in is never modified: the step gets a copy (a deep copy of a frame, cube or
+    spectrum; a shallow copy of a ramp, whose large arrays steps only read or replace). A frame of the
     step's own gets ``dq`` and the variance arrays, and its non-finite pixels flagged.
 
     Parameters
@@ -101,7 +101,9 @@ def open_input(init, model_classes, step_name, role="input", copy=True):
             if flagged:
                 log.info("%s: %d pixels of %s are not finite: flagged DO_NOT_USE", step_name, flagged, where)
     elif model is init and copy:
-        model = type(init)(init)
+        # A ramp's large arrays are only read or replaced by the steps: a shallow copy keeps the
+        # caller's model unchanged. Cubes and spectra are changed in place, so they are copied whole.
+        model = type(init)(init) if isinstance(model, datamodels.TMTRampModel) else init.copy()
     return model
 
 

@@ -49,8 +49,6 @@ class TelluricStep(TMTStep):
         """
         if standard is None:
             raise ValueError(f"{self.name} needs the telluric standard's spectrum as its second input")
-        # open_input's copy of a cube or spectrum shares the caller's tree: the product gets its own.
-        model = model.copy()
         from ..datamodels import IRISSpectrumModel
         from ..extract_1d.extract import cube_wavelengths
 
