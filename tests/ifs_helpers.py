@@ -73,6 +73,16 @@ def ifs_flat(layout, detector, filter_name=FILTER):
     return flat
 
 
+def spec2_overrides(layout, detector, filter_name=FILTER):
+    """spec2's ``steps`` with the truth's dark, IFS flat, slice geometry and wavelength solution as ``override_*``."""
+    slicegeo, wavecal = slicer_references(layout, detector, filter_name)
+    return {
+        "dark_current": {"override_dark": detector_reference(detector, "DARK", filter_name)},
+        "flat_field": {"override_flat": ifs_flat(layout, detector, filter_name)},
+        "assign_wcs": {"override_slicegeo": slicegeo, "override_wavecal": wavecal},
+    }
+
+
 def level1_frame(truth, ramp, detector, exposure_time=600.0, seed=None, rate=None):
     """Return a Level 1 `IRISIFSImageModel` of the truth's detector rate with the ramp's metadata.
 
@@ -108,6 +118,18 @@ def level1_frame(truth, ramp, detector, exposure_time=600.0, seed=None, rate=Non
     frame.meta.processing_level = 1
     frame.meta.filename = ramp.meta.filename.replace("_uncal", "_rate") if ramp.meta.filename else "ifs_rate.fits"
     return frame
+
+
+def line_centre(spectrum, wavelengths, line, width):
+    """Centre of a Gaussian on a linear continuum fitted over +-15 widths around ``line`` (astropy.modeling)."""
+    from astropy.modeling import fitting, models
+
+    window = np.abs(wavelengths - line) < 15 * width
+    x, y = wavelengths[window] - line, spectrum[window]
+    edges = np.concatenate([y[:5], y[-5:]])
+    model = models.Gaussian1D(y.max() - np.median(edges), 0.0, 2 * width) + models.Linear1D(0.0, np.median(edges))
+    fitted = fitting.TRFLSQFitter()(model, x, y)
+    return line + fitted.mean_0.value
 
 
 def simulate(scene, layout, detector, kind="SCIENCE", filter_name=FILTER, seed=1):

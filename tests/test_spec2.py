@@ -17,6 +17,7 @@ from ifs_helpers import (
     ifs_detector,
     ifs_flat,
     level1_frame,
+    line_centre,
     simulate,
     slicer_references,
 )
@@ -74,18 +75,6 @@ def _spec2(frame, references, **kwargs):
     return ProcessIFSL2Pipeline.call(frame, steps=_steps(references), **kwargs)
 
 
-def _line_centroid(spectrum, wavelengths, line, width):
-    """Centre of a Gaussian on a linear continuum fitted to a line over +-15 widths (astropy.modeling)."""
-    from astropy.modeling import fitting, models
-
-    window = np.abs(wavelengths - line) < 15 * width
-    x, y = wavelengths[window] - line, spectrum[window]
-    edges = np.concatenate([y[:5], y[-5:]])
-    model = models.Gaussian1D(y.max() - np.median(edges), 0.0, 2 * width) + models.Linear1D(0.0, np.median(edges))
-    fitted = fitting.TRFLSQFitter()(model, x, y)
-    return line + fitted.mean_0.value
-
-
 def test_assign_wcs_gives_the_simulator_geometry(layout, detector, references, science):
     ramp, truth = science
     frame = AssignWcsIFSStep.call(
@@ -132,7 +121,7 @@ def test_cube_flux_positions_and_lines_against_the_truth(tmp_path, layout, detec
     assert len(lines) == 2
     for line in lines:
         for y, x in ((2, 3), (2, 4), (3, 3), (3, 4)):
-            errors.append((_line_centroid(cube.data[:, y, x], wavelengths, line, dispersion) - line) / dispersion)
+            errors.append((line_centre(cube.data[:, y, x], wavelengths, line, dispersion) - line) / dispersion)
     assert np.sqrt(np.mean(np.square(errors))) < 0.05
     # The product round-trips with its WCS.
     path = cube.save(tmp_path / "source_s3d.fits")

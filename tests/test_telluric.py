@@ -173,19 +173,14 @@ def test_telluric_on_the_command_line(tmp_path, spectra, capsys):
 
 def test_spec2_spectra_of_a_standard_and_a_science_source():
     """Both exposures through spec2 (noisy Level 1 frames) and extract_1d, then telluric."""
-    from ifs_helpers import detector_reference, ifs_detector, ifs_flat, level1_frame, simulate, slicer_references
+    from ifs_helpers import ifs_detector, level1_frame, simulate, spec2_overrides
 
     from liger_iris_pipeline.extract_1d import Extract1dStep
     from liger_iris_pipeline.pipeline.spec2 import ProcessIFSL2Pipeline
 
     layout = ifs.SlicerLayout.small()
     detector = ifs_detector(layout)
-    slicegeo, wavecal = slicer_references(layout, detector, FILTER)
-    steps = {
-        "dark_current": {"override_dark": detector_reference(detector, "DARK", FILTER)},
-        "flat_field": {"override_flat": ifs_flat(layout, detector, FILTER)},
-        "assign_wcs": {"override_slicegeo": slicegeo, "override_wavecal": wavecal},
-    }
+    steps = spec2_overrides(layout, detector, FILTER)
     centre = (3.6, 2.4)
     science_source = ifs.PointSource(*centre, abmag=17.0, temperature=4000.0, lines={"Pa_beta": 2000.0})
     spectra = {}
