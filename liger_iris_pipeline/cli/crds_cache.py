@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ..crds_plugin import INSTRUMENTS, OBSERVATORY, REFERENCE_TYPES, cache_path, register
+from ..crds_plugin.generate import IFU_FILTER
 from ..lib.errors import run_command
 from ..simulate.detector import CACHE_DETECTOR_SEED as SEED
 
@@ -30,6 +31,7 @@ __all__ = [
     "build",
     "distortion_reference",
     "example_science_file",
+    "ifs_reference_models",
     "main",
     "new_reference",
     "planned_references",
@@ -134,26 +136,122 @@ def calibration_references(detector, truth, useafter):
         ``(TMTDarkModel, TMTFlatModel)``.
     """
     from .. import simulate
-    from ..pipeline import MasterDarkPipeline, ProcessFlatfieldL2
+    from ..pipeline import ProcessFlatfieldL2
     from ..simulate.instruments import instrument_model
 
     level1 = _level1_pipeline(truth)
     reference = {"useafter": useafter, "pedigree": "SIMULATION", "author": AUTHOR}
 
-    def level1_frames(simulate_exposure, **kwargs):
-        return [
-            level1.run(simulate_exposure(detector, seed=SEED + 1000 * index + kwargs["nreads"], **kwargs)[0])
-            for index in range(CALIBRATION_EXPOSURES)
-        ]
-
-    darks = level1_frames(simulate.simulate_dark_exposure, nreads=DARK_NREADS)
-    dark = MasterDarkPipeline(steps={"combine_darks": reference}).run(darks)
-    del darks
+    dark = _master_dark(detector, level1, useafter)
     lamp_rate = FLAT_LAMP_FILL / (FLAT_NREADS * instrument_model(detector.instrument).read_time)
-    flats = level1_frames(simulate.simulate_flat_exposure, nreads=FLAT_NREADS, lamp_rate=lamp_rate)
+    flats = _level1_frames(level1, simulate.simulate_flat_exposure, detector, nreads=FLAT_NREADS, lamp_rate=lamp_rate)
     flat = ProcessFlatfieldL2(**reference, steps={"dark_current": {"override_dark": dark}}).run(flats)
     flat.meta.instrument.filter = _ANY
     return dark, flat
+
+
+def _level1_frames(level1, simulate_exposure, detector, **kwargs):
+    """`CALIBRATION_EXPOSURES` simulated exposures of a detector, reduced to Level 1."""
+    return [
+        level1.run(simulate_exposure(detector, seed=SEED + 1000 * index + kwargs["nreads"], **kwargs)[0])
+        for index in range(CALIBRATION_EXPOSURES)
+    ]
+
+
+def _master_dark(detector, level1, useafter):
+    """The dark reference of a detector: simulated dark exposures through ``master_dark``."""
+    from .. import simulate
+    from ..pipeline import MasterDarkPipeline
+
+    reference = {"useafter": useafter, "pedigree": "SIMULATION", "author": AUTHOR}
+    darks = _level1_frames(level1, simulate.simulate_dark_exposure, detector, nreads=DARK_NREADS)
+    return MasterDarkPipeline(steps={"combine_darks": reference}).run(darks)
+
+
+IFS_TYPES = ("DARK", "FLAT", "MASK", "NONLIN", "SATURATION", "READNOISE", "GAIN", "SLICEGEO", "WAVECAL")
+"""Reference types of the IFS detector (``DETECTOR = 'IFU'``, ``docs/ifs_design.rst``)."""
+
+IFS_NREADS = 10
+"""Reads of the simulated lamp-flat and arc exposures of the IFS references."""
+
+
+def ifs_reference_models(useafter, layout=None, types=None, filter_name=IFU_FILTER, instrument="iris"):
+    """Return the IFS detector's references (``DETECTOR = 'IFU'``) for one USEAFTER date.
+
+    The IFS detector is its own simulated detector (seed
+    `~liger_iris_pipeline.simulate.ifs.IFS_DETECTOR_SEED`). Its mask, non-linearity, saturation, read
+    noise and gain are the simulator's truth; the dark comes from simulated darks through
+    ``master_dark``; the slice geometry, the IFS flat and the wavelength solution from simulated
+    slicer lamp flats and an arc, reduced to Level 1 with the truth references, through
+    ``slicegeo_calibration``, ``ifs_flat_calibration`` and ``wavecal_calibration``.
+
+    Parameters
+    ----------
+    useafter : str
+        USEAFTER, ``YYYY-MM-DDThh:mm:ss``.
+    layout : liger_iris_pipeline.simulate.ifs.SlicerLayout, optional
+        The slicer; its small test layout by default.
+    types : iterable of str, optional
+        Upper-case types wanted (of `IFS_TYPES`); default all. The calibration pipelines run only
+        for the types that need them.
+    filter_name : str
+        Filter of the lamp flats and the arc (FILTER of the flat and the wavelength solution).
+    instrument : str
+        ``iris`` or ``liger`` (INSTRUME, TELESCOP and read time of the simulated exposures).
+
+    Returns
+    -------
+    dict
+        Upper-case reference type -> `liger_iris_pipeline.datamodels.TMTReferenceFileModel`.
+    """
+    from .. import simulate
+    from ..pipeline import IFSFlatCalibrationPipeline, SliceGeometryCalibrationPipeline, WavecalCalibrationPipeline
+    from ..simulate import ifs
+    from ..simulate.filters import FILTERS
+
+    layout = layout or ifs.SlicerLayout.small()
+    wanted = set(IFS_TYPES) if types is None else {name.upper() for name in types}
+    detector = simulate.make_detector(layout.detector_shape, seed=ifs.IFS_DETECTOR_SEED, instrument=instrument)
+    references = simulate.reference_models(detector, useafter=useafter, filter=_ANY)
+    level1 = _level1_pipeline(references)
+    reference = {"useafter": useafter, "pedigree": "SIMULATION", "author": AUTHOR}
+    if wanted & {"DARK", "FLAT", "SLICEGEO", "WAVECAL"}:
+        references["DARK"] = dark = _master_dark(detector, level1, useafter)
+        dark_step = {"override_dark": dark}
+
+        def slicer_frames(kind, count):
+            scene = ifs.exposure_scene(kind, layout, filter_name)
+            return [
+                level1.run(
+                    ifs.simulate_ifs_exposure(
+                        scene,
+                        detector,
+                        layout,
+                        kind=kind,
+                        filter=filter_name,
+                        nreads=IFS_NREADS,
+                        seed=SEED + 5000 + index,
+                    )[0]
+                )
+                for index in range(count)
+            ]
+
+        flats = slicer_frames("FLAT", CALIBRATION_EXPOSURES)
+        geometry_step = {**reference, "n_slices": layout.n_slices, "n_spaxels": layout.n_spaxels}
+        steps = {"dark_current": dark_step, "slice_geometry": geometry_step}
+        references["SLICEGEO"] = geometry = SliceGeometryCalibrationPipeline(steps=steps).run(flats)
+        steps = {"dark_current": dark_step, "ifs_flat": {**reference, "override_slicegeo": geometry}}
+        references["FLAT"] = IFSFlatCalibrationPipeline(steps=steps).run(flats)
+        del flats
+        if "WAVECAL" in wanted:
+            centre, width = FILTERS[filter_name]
+            band = [centre - 0.6 * width, centre + 0.6 * width]
+            wavecal_step = {**reference, "override_slicegeo": geometry, "wavelength_range": band}
+            arc = slicer_frames("ARC", 1)
+            references["WAVECAL"] = WavecalCalibrationPipeline(steps={"wavecal": wavecal_step}).run(arc)
+    for model in references.values():
+        model.meta.instrument.detector = "IFU"
+    return {name: model for name, model in references.items() if name in IFS_TYPES}
 
 
 def distortion_reference(detector, references, useafter):
@@ -370,6 +468,15 @@ def _apply_selection(model, parkeys):
             # The schema has no N/A for this keyword: the rule ignores it, whatever the file says.
 
 
+def _ifs_layout(size):
+    """The slicer layout of the IFS references: the full one for a full-size cache, else the small test layout."""
+    from ..simulate import ifs
+
+    return (
+        ifs.SlicerLayout() if size is None or size >= ifs.SlicerLayout().detector_shape[0] else ifs.SlicerLayout.small()
+    )
+
+
 def _detector(instrument, size):
     """Return the simulated detector the references of an instrument are made from.
 
@@ -426,16 +533,28 @@ def _build(path, size, context, force, log, instruments=None):
     for instrument in sorted({item[1] for item in todo}):
         refdir = references / instrument
         refdir.mkdir(parents=True, exist_ok=True)
-        detector = _detector(instrument, size)
+        detector = None
         models_by_date = {}
         # Files appear under their final name only when complete: a killed build leaves no truncated reference.
         with tempfile.TemporaryDirectory(prefix=".building-", dir=refdir) as staging:
             for filename, _, filekind, parkeys, useafter in (item for item in todo if item[1] == instrument):
                 start = time.perf_counter()
-                if useafter not in models_by_date:
-                    kinds = {item[2].upper() for item in todo if item[1] == instrument and item[4] == useafter}
-                    models_by_date[useafter] = source_reference_models(detector, useafter, kinds)
-                model = models_by_date[useafter][filekind.upper()]
+                ifs = parkeys.get("META.INSTRUMENT.DETECTOR") == "IFU"  # the IFS detector, its own references
+                if (useafter, ifs) not in models_by_date:
+                    kinds = {
+                        item[2].upper()
+                        for item in todo
+                        if item[1] == instrument
+                        and item[4] == useafter
+                        and (item[3].get("META.INSTRUMENT.DETECTOR") == "IFU") == ifs
+                    }
+                    if ifs:
+                        models = ifs_reference_models(useafter, _ifs_layout(size), kinds, instrument=instrument)
+                    else:
+                        detector = detector or _detector(instrument, size)
+                        models = source_reference_models(detector, useafter, kinds)
+                    models_by_date[useafter, ifs] = models
+                model = models_by_date[useafter, ifs][filekind.upper()]
                 _apply_selection(model, parkeys)
                 model.meta.author = AUTHOR
                 staged = Path(staging) / filename

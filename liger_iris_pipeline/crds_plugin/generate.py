@@ -397,7 +397,25 @@ def first_context_types(instrument):
 CONTEXT_ADDITIONS = {2: ("distortion", "photom")}
 """Context serial -> the reference types it adds to the previous context (made by the calibration pipelines)."""
 
-LATEST_SERIAL = max(CONTEXT_ADDITIONS)
+IFU_FILTER = "KN3"
+"""FILTER of the IFS detector's flat and wavelength solution in a simulated cache (the small slicer layout's)."""
+
+IFU_RULES = (
+    "IFU",
+    {"META.INSTRUMENT.IFS_MODE": "SLICER", "META.INSTRUMENT.FILTER": IFU_FILTER},
+    ("dark", "flat", "gain", "mask", "nonlin", "readnoise", "saturation", "slicegeo", "wavecal"),
+)
+"""The IFS detector's rules (``docs/ifs_design.rst``): detector, the other match values (N/A for the
+rest) and the types, for `CONTEXT_DETECTORS`."""
+
+CONTEXT_DETECTORS = {}
+"""Context serial -> ``(detector, {parkey: value}, types)``: a detector whose references the context adds,
+one rule per type (a new rmap version of a type with rules, the first rmap of one without), selecting
+``tmt_<instrument>_<type>_<n>.fits``, n the rule's position in the rmap. ``{3: IFU_RULES}`` serves the
+IFS detector (``tmt-crds-cache build`` makes its references with
+`~liger_iris_pipeline.cli.crds_cache.ifs_reference_models`)."""
+
+LATEST_SERIAL = max([*CONTEXT_ADDITIONS, *CONTEXT_DETECTORS])
 """Serial of the newest context, the default context of a new cache (``tmt_0002.pmap``)."""
 
 
@@ -415,16 +433,49 @@ def context_types(instrument, serial=LATEST_SERIAL):
     -------
     list of ReferenceType
     """
+    names = {entry.name for entry in _first_detector_types(instrument, serial)}
+    names |= {
+        name
+        for detector_serial, (_, _, types) in CONTEXT_DETECTORS.items()
+        if detector_serial <= serial
+        for name in types
+    }
+    return [entry for entry in instrument_types(instrument) if entry.name in names]
+
+
+def _first_detector_types(instrument, serial):
+    """The types context ``tmt_<serial>.pmap`` has a ``FIRST_DETECTOR`` rule for."""
     added = {name for number, names in CONTEXT_ADDITIONS.items() if number <= serial for name in names}
     first = first_context_types(instrument)
     return first + [entry for entry in instrument_types(instrument) if entry.name in added and entry not in first]
 
 
+def _type_rules(instrument, serial):
+    """Return ``{type name: (rmap serial, [(match values, reference file)])}`` of a context, for one instrument."""
+    rules = {}
+    for entry in _first_detector_types(instrument, serial):
+        values = tuple(FIRST_DETECTOR if key == "META.INSTRUMENT.DETECTOR" else "N/A" for key in entry.parkeys)
+        rules[entry.name] = (1, [(values, f"{OBSERVATORY}_{instrument}_{entry.name}_0001.fits")])
+    for number, (detector, match, types) in sorted(CONTEXT_DETECTORS.items()):
+        if number > serial:
+            break
+        for entry in instrument_types(instrument):
+            if entry.name not in types:
+                continue
+            version, rows = rules.get(entry.name, (0, []))
+            values = tuple(
+                detector if key == "META.INSTRUMENT.DETECTOR" else match.get(key, "N/A") for key in entry.parkeys
+            )
+            reference = f"{OBSERVATORY}_{instrument}_{entry.name}_{len(rows) + 1:04d}.fits"
+            rules[entry.name] = (version + 1, [*rows, (values, reference)])
+    return rules
+
+
 def _context_texts(serial):
     """Return ``{mapping name: text}`` of context ``tmt_<serial>.pmap``: the pmap, then each instrument's rmaps, imap.
 
-    Every type's rules are its first rmap, ``tmt_<instrument>_<type>_0001.rmap``, selecting the
-    ``FIRST_DETECTOR`` reference ``tmt_<instrument>_<type>_0001.fits`` from ``FIRST_USEAFTER``.
+    A type's rmap selects the ``FIRST_DETECTOR`` reference ``tmt_<instrument>_<type>_0001.fits`` from
+    ``FIRST_USEAFTER`` and a reference for each detector `CONTEXT_DETECTORS` adds (`_type_rules`).
     """
     common = {"derived_from": "created by liger_iris_pipeline", "observatory": OBSERVATORY.upper(), "sha1sum": ""}
     imaps = {instrument.upper(): f"{OBSERVATORY}_{instrument}_{serial:04d}.imap" for instrument in INSTRUMENTS}
@@ -437,10 +488,10 @@ def _context_texts(serial):
     }
     for instrument in INSTRUMENTS:
         selections = {}
-        for entry in sorted(context_types(instrument, serial), key=lambda entry: entry.name):
-            name = f"{OBSERVATORY}_{instrument}_{entry.name}_0001.rmap"
+        for type_name, (version, rows) in sorted(_type_rules(instrument, serial).items()):
+            entry = REFERENCE_TYPES[type_name]
+            name = f"{OBSERVATORY}_{instrument}_{entry.name}_{version:04d}.rmap"
             selections[entry.name.upper()] = name
-            values = tuple(FIRST_DETECTOR if key == "META.INSTRUMENT.DETECTOR" else "N/A" for key in entry.parkeys)
             header = {
                 **common,
                 "filekind": entry.name.upper(),
@@ -451,9 +502,11 @@ def _context_texts(serial):
                 "suffix": entry.name,
                 "text_descr": entry.description,
             }
-            reference = f"{OBSERVATORY}_{instrument}_{entry.name}_0001.fits"
-            use_after = f"UseAfter({{\n        {FIRST_USEAFTER!r} : {reference!r},\n    }})"
-            texts[name] = _mapping_text(header, f"Match({{\n    {values!r} : {use_after},\n}})")
+            matches = "".join(
+                f"    {values!r} : UseAfter({{\n        {FIRST_USEAFTER!r} : {reference!r},\n    }}),\n"
+                for values, reference in rows
+            )
+            texts[name] = _mapping_text(header, f"Match({{\n{matches}}})")
         imap_name = imaps[instrument.upper()]
         imap_header = {**common, "instrument": instrument.upper(), "mapping": "INSTRUMENT", "name": imap_name}
         texts[imap_name] = _mapping_text({**imap_header, "parkey": ("REFTYPE",)}, _dict_selector(selections))
