@@ -81,16 +81,18 @@ def slice_coverage(slices, shape):
     ny, nx = shape
     slice_map = np.full(shape, -1, dtype=np.int16)
     coverage = np.zeros(shape, dtype=np.float32)
-    columns = np.arange(nx, dtype=np.float64)
     for index, row in enumerate(slices):
         ys = np.arange(max(int(row["YSTART"]), 0), min(int(row["YSTOP"]), ny))
         left = P.polyval(ys.astype(np.float64), row["TRACE"])[:, None]
         right = left + row["WIDTH"]
+        # Only the columns the slice can reach: a full row per slice costs 88 times the frame at full size.
+        first, stop = max(int(np.floor(left.min())), 0), min(int(np.ceil(right.max())) + 1, nx)
+        columns = np.arange(first, stop, dtype=np.float64)
         covered = np.clip(np.minimum(columns + 0.5, right) - np.maximum(columns - 0.5, left), 0.0, 1.0)
         inside = (columns >= left) & (columns < right)
         rows, cols = np.nonzero(inside)
-        slice_map[ys[rows], cols] = index
-        coverage[ys[rows], cols] = covered[rows, cols]
+        slice_map[ys[rows], cols + first] = index
+        coverage[ys[rows], cols + first] = covered[rows, cols]
     return slice_map, coverage
 
 
