@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..datamodels import IRISImageModel
 from ..datamodels.frame_file import FrameFile
 from .blocks import row_blocks
 from .masks import DO_NOT_USE, good_pixels
@@ -120,8 +119,8 @@ def combine_frames(members, nsigma=3.0, maxiters=5, scale_to=None):
 
     Returns
     -------
-    combined : IRISImageModel
-        The combined frame, with the first member's metadata.
+    combined : IRISImageModel or IRISIFSImageModel
+        The combined frame, of the first member's class, with its metadata.
     used : numpy.ndarray
         uint16 (ny, nx): number of members averaged at each pixel.
 
@@ -151,17 +150,19 @@ def empty_combined_frame(first):
     Returns
     -------
     tuple
-        ``(IRISImageModel, uint16 array)``.
+        ``(frame of first's class, uint16 array)``.
     """
     shape = first.data.shape
-    # Arrays made here rather than the schema's defaults, which stdatamodels fills value by value.
-    combined = IRISImageModel()
+    template = first.header_model if isinstance(first, FrameFile) else first
+    # The first member's class (an imager or an IFS frame); arrays made here rather than the
+    # schema's defaults, which stdatamodels fills value by value.
+    combined = type(template)()
     combined.data = np.empty(shape, dtype=np.float32)
     combined.dq = np.zeros(shape, dtype=np.uint32)
     combined.err = np.empty(shape, dtype=np.float32)
     for name in VARIANCE_ARRAYS:
         setattr(combined, name, np.empty(shape, dtype=np.float32))
-    combined.update(first.header_model if isinstance(first, FrameFile) else first)
+    combined.update(template)
     return combined, np.empty(shape, dtype=np.uint16)
 
 

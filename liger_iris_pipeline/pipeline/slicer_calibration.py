@@ -1,12 +1,11 @@
 """Calibration pipelines of the slicer IFS from lamp flats: the slice geometry and the IFS flat."""
 
-from ..datamodels import IRISIFSImageModel
 from ..ifs_flat import IFSFlatStep
 from ..lib.combine import combine_frames
 from ..lib.models import open_input
 from ..slice_geometry import SliceGeometryStep
 from ..stpipe import TMTPipeline
-from .inputs import input_products
+from .inputs import input_products, name_after_first_product
 from .spec2 import IFSDarkCurrentStep
 
 __all__ = ["IFSFlatCalibrationPipeline", "SliceGeometryCalibrationPipeline"]
@@ -23,15 +22,7 @@ def _combined_lamp_flat(pipeline, step_input):
         pipeline.dark_current.run(open_input(product.science, ("IRISIFSImageModel",), pipeline.name, "lamp flat"))
         for product in products
     ]
-    if len(frames) == 1:
-        return frames[0], products
-    combined = combine_frames(frames, pipeline.nsigma)[0]
-    # combine_frames makes an imager frame: the IFS steps take the same arrays as an IFS frame.
-    frame = IRISIFSImageModel(data=combined.data, err=combined.err, dq=combined.dq)
-    frame.update(combined)
-    for name in ("var_poisson", "var_rnoise", "var_flat"):
-        setattr(frame, name, getattr(combined, name))
-    return frame, products
+    return (frames[0] if len(frames) == 1 else combine_frames(frames, pipeline.nsigma)[0]), products
 
 
 class SliceGeometryCalibrationPipeline(TMTPipeline):
@@ -58,8 +49,7 @@ class SliceGeometryCalibrationPipeline(TMTPipeline):
         """
         frame, products = _combined_lamp_flat(self, step_input)
         geometry = self.slice_geometry.run(frame)
-        self.output_use_model = True
-        geometry.meta.filename = f"{products[0].name}.fits"
+        geometry.meta.filename = name_after_first_product(self, products)
         return geometry
 
 
@@ -87,6 +77,5 @@ class IFSFlatCalibrationPipeline(TMTPipeline):
         """
         frame, products = _combined_lamp_flat(self, step_input)
         flat = self.ifs_flat.run(frame)
-        self.output_use_model = True
-        flat.meta.filename = f"{products[0].name}.fits"
+        flat.meta.filename = name_after_first_product(self, products)
         return flat
