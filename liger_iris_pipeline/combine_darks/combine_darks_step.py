@@ -4,6 +4,7 @@ import logging
 
 from ..lib.models import file_label
 from ..lib.observation import exposure_kind
+from ..lib.references import REFERENCE_SPEC
 from ..stpipe import TMTStep
 from .combine_darks import combine_darks
 
@@ -18,13 +19,13 @@ class CombineDarksStep(TMTStep):
     class_alias = "combine_darks"
     input_role = "dark frame"
     frames_input = True
-    spec = """
+    spec = (
+        """
     nsigma = float(min=0, default=3.0)  # Outlier threshold in units of each frame's error
     maxiters = integer(min=1, default=5)  # Clipping iterations
-    useafter = string(default='2024-01-01T00:00:00')  # USEAFTER of the reference
-    pedigree = string(default='GROUND')  # PEDIGREE of the reference
-    author = string(default='liger_iris_pipeline')  # AUTHOR of the reference
     """
+        + REFERENCE_SPEC
+    )
 
     def apply(self, models):
         """Combine Level 1 dark frames of one detector region and readout mode (see `TMTStep.apply`)."""

@@ -4,7 +4,7 @@ import logging
 
 from ..lib.models import model_name
 from ..lib.observation import exposure_kind
-from ..lib.references import describe_reference
+from ..lib.references import REFERENCE_SPEC, describe_reference
 from ..lib.subarray import subarray_bounds
 from ..stpipe import TMTStep
 from .pinholes import DistortionFitError, find_pinholes, fit_distortion
@@ -24,16 +24,16 @@ class FitDistortionStep(TMTStep):
 
     class_alias = "fit_distortion"
 
-    spec = """
+    spec = (
+        """
     degree = integer(min=2, max=7, default=3)  # Degree of the distortion polynomials
     pitch = float(min=0, default=None)  # Pinhole pitch in focal-plane pixels (None: fitted)
     fwhm = float(min=0.5, default=4.0)  # FWHM of the pinhole images (pixels), for detection
     threshold = float(min=1, default=20.0)  # Detection threshold (background standard deviations)
     nsigma = float(min=1, default=4.0)  # Clipping threshold on the fit residuals (robust sigmas)
-    useafter = string(default='2024-01-01T00:00:00')  # USEAFTER of the reference
-    pedigree = string(default='GROUND')  # PEDIGREE of the reference
-    author = string(default='liger_iris_pipeline')  # AUTHOR of the reference
     """
+        + REFERENCE_SPEC
+    )
 
     def apply(self, model):
         """Fit the distortion of the frame (see `TMTStep.apply`).

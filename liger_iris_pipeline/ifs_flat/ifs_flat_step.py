@@ -4,7 +4,7 @@ import logging
 
 from ..datamodels import TMTFlatModel
 from ..lib.models import file_label
-from ..lib.references import reference_from_frame
+from ..lib.references import REFERENCE_SPEC, reference_from_frame
 from ..stpipe import TMTStep
 from .ifs_flat import check_geometry, ifs_flat
 
@@ -28,14 +28,14 @@ class IFSFlatStep(TMTStep):
     input_role = "lamp flat"
     reference_file_types = ["slicegeo"]
 
-    spec = """
+    spec = (
+        """
     smoothing = integer(min=5, default=21)  # Rows of the filter smoothing the lamp spectrum along y
     min_level = float(min=0, max=1, default=0.8)  # Rows fainter than this fraction of the lamp's median get no flat
     max_slope = float(min=0, default=0.01)  # Rows where the lamp changes faster (fraction per row) get no flat
-    useafter = string(default='2024-01-01T00:00:00')  # USEAFTER of the reference
-    pedigree = string(default='GROUND')  # PEDIGREE of the reference
-    author = string(default='liger_iris_pipeline')  # AUTHOR of the reference
     """
+        + REFERENCE_SPEC
+    )
 
     def apply(self, model, slicegeo):
         """Make the flat (see `TMTStep.apply`).

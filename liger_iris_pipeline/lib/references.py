@@ -2,7 +2,14 @@
 
 from .. import dqflags
 
-__all__ = ["describe_reference", "reference_from_frame"]
+__all__ = ["REFERENCE_SPEC", "describe_reference", "reference_from_frame"]
+
+REFERENCE_SPEC = """
+    useafter = string(default='2024-01-01T00:00:00')  # USEAFTER of the reference
+    pedigree = string(default='GROUND')  # PEDIGREE of the reference
+    author = string(default='liger_iris_pipeline')  # AUTHOR of the reference
+"""
+"""The parameters of every step and pipeline that makes a reference file (its USEAFTER, PEDIGREE, AUTHOR)."""
 
 
 def reference_from_frame(frame, model_class, reftype, description, useafter, pedigree, author):

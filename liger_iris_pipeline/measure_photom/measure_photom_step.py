@@ -7,7 +7,7 @@ import numpy as np
 
 from ..lib.models import model_name
 from ..lib.observation import exposure_kind
-from ..lib.references import describe_reference
+from ..lib.references import REFERENCE_SPEC, describe_reference
 from ..photom.photom import RATE_UNIT, pixel_area
 from ..stpipe import TMTStep
 from .standards import (
@@ -42,16 +42,16 @@ class MeasurePhotomStep(TMTStep):
     frames_input = True
     input_role = "standard-star frame"
 
-    spec = """
+    spec = (
+        """
     standards_catalog = string(default=None)  # ECSV catalog of the standards (name, filter, flux_jy)
     aperture_radius = float(min=1, default=3.0)  # Aperture radius (FWHM of the star)
     annulus_inner = float(min=1, default=4.0)  # Inner radius of the background annulus (FWHM)
     annulus_outer = float(min=1, default=6.0)  # Outer radius of the background annulus (FWHM)
     fit_box = integer(min=5, default=15)  # Side (pixels) of the Gaussian fit that locates the star
-    useafter = string(default='2024-01-01T00:00:00')  # USEAFTER of the reference
-    pedigree = string(default='GROUND')  # PEDIGREE of the reference
-    author = string(default='liger_iris_pipeline')  # AUTHOR of the reference
     """
+        + REFERENCE_SPEC
+    )
 
     def apply(self, frames):
         """Measure every frame and make the reference (see `TMTStep.apply`).

@@ -6,24 +6,12 @@ from ..datamodels import TMTFlatModel
 from ..lib.combine import combine_frames
 from ..lib.models import open_image
 from ..lib.observation import observation_category
-from ..lib.references import reference_from_frame
+from ..lib.references import REFERENCE_SPEC, reference_from_frame
 from ..normalize import NormalizeStep
 from ..stpipe import TMTPipeline
-from .inputs import input_products
+from .inputs import input_products, name_after_first_product
 
 __all__ = ["MasterDarkPipeline", "ProcessFlatfieldL2"]
-
-_REFERENCE_SPEC = """
-    useafter = string(default='2024-01-01T00:00:00')  # USEAFTER of the reference
-    pedigree = string(default='GROUND')  # PEDIGREE of the reference
-    author = string(default='liger_iris_pipeline')  # AUTHOR of the reference
-"""
-
-
-def _name_output(pipeline, products):
-    """Name the pipeline's output after its first input (``x_rate.fits`` -> ``x_<suffix>.fits``)."""
-    pipeline.output_use_model = pipeline.names_products_by_model
-    return f"{products[0].name}.fits"
 
 
 class ProcessFlatfieldL2(TMTPipeline):
@@ -38,7 +26,7 @@ class ProcessFlatfieldL2(TMTPipeline):
         """
     nsigma = float(min=0, default=3.0)  # Outlier threshold when combining exposures (units of their errors)
     """
-        + _REFERENCE_SPEC
+        + REFERENCE_SPEC
     )
     step_defs = {"dark_current": DarkCurrentStep, "normalize": NormalizeStep}
 
@@ -68,7 +56,7 @@ class ProcessFlatfieldL2(TMTPipeline):
         obstype, obsname = observation_category(combined)
         if obsname:  # inputs without EXP_TYPE have no category
             flat.meta.obstype, flat.meta.obsname = obstype, obsname
-        flat.meta.filename = _name_output(self, products)
+        flat.meta.filename = name_after_first_product(self, products)
         return flat
 
 
@@ -94,5 +82,5 @@ class MasterDarkPipeline(TMTPipeline):
         """
         products = input_products(step_input)
         dark = self.combine_darks.run([product.science for product in products])
-        dark.meta.filename = _name_output(self, products)
+        dark.meta.filename = name_after_first_product(self, products)
         return dark

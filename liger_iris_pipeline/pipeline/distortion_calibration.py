@@ -5,7 +5,7 @@ from ..fit_distortion import FitDistortionStep
 from ..lib.combine import combine_frames
 from ..lib.models import open_image
 from ..stpipe import TMTPipeline
-from .inputs import input_products
+from .inputs import input_products, name_after_first_product
 
 __all__ = ["DistortionCalibrationPipeline"]
 
@@ -41,6 +41,5 @@ class DistortionCalibrationPipeline(TMTPipeline):
         frames = [self.dark_current.run(open_image(product.science, self.name)) for product in products]
         combined = frames[0] if len(frames) == 1 else combine_frames(frames, self.nsigma)[0]
         distortion = self.fit_distortion.run(combined)
-        self.output_use_model = True
-        distortion.meta.filename = f"{products[0].name}.fits"
+        distortion.meta.filename = name_after_first_product(self, products)
         return distortion

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..associations import Level2Product, load_asn
 
-__all__ = ["input_products"]
+__all__ = ["input_products", "name_after_first_product"]
 
 
 def _product_name(item):
@@ -34,3 +34,23 @@ def input_products(step_input):
         return load_asn(step_input)
     items = step_input if isinstance(step_input, (list, tuple)) else [step_input]
     return [item if isinstance(item, Level2Product) else Level2Product(_product_name(item), item, []) for item in items]
+
+
+def name_after_first_product(pipeline, products):
+    """Return the file name of a combining pipeline's product: its first input's (``x_rate`` -> ``x.fits``).
+
+    The pipeline's suffix (``flat``, ``slicegeo``...) is added when the product is saved.
+
+    Parameters
+    ----------
+    pipeline : TMTPipeline
+        A pipeline with ``names_products_by_model`` (set to name the saved product after the model).
+    products : list of Level2Product
+        `input_products` of its input.
+
+    Returns
+    -------
+    str
+    """
+    pipeline.output_use_model = pipeline.names_products_by_model
+    return f"{products[0].name}.fits"

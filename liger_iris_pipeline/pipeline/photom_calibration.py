@@ -7,7 +7,7 @@ from ..flat_field import FlatFieldStep
 from ..lib.models import open_image
 from ..measure_photom import MeasurePhotomStep
 from ..stpipe import TMTPipeline
-from .inputs import input_products
+from .inputs import input_products, name_after_first_product
 
 __all__ = ["PhotomCalibrationPipeline", "photom_reference_for_cache"]
 
@@ -47,8 +47,7 @@ class PhotomCalibrationPipeline(TMTPipeline):
         if self.standards_catalog:
             self.measure_photom.standards_catalog = self.standards_catalog
         photom = self.measure_photom.run(frames)
-        self.output_use_model = True
-        photom.meta.filename = f"{products[0].name}.fits"
+        photom.meta.filename = name_after_first_product(self, products)
         return photom
 
 

@@ -3,7 +3,7 @@
 from ..lib.models import open_input
 from ..stpipe import TMTPipeline
 from ..wavecal import WavecalStep
-from .inputs import input_products
+from .inputs import input_products, name_after_first_product
 
 __all__ = ["WavecalCalibrationPipeline", "simulated_arc_rate", "wavecal_reference_for_cache"]
 
@@ -37,8 +37,7 @@ class WavecalCalibrationPipeline(TMTPipeline):
         products = input_products(step_input)
         arc = open_input(products[0].science, self.input_model, self.name, "arc frame")
         wavecal = self.wavecal.run(arc)
-        self.output_use_model = True
-        wavecal.meta.filename = f"{products[0].name}.fits"
+        wavecal.meta.filename = name_after_first_product(self, products)
         return wavecal
 
 

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 
 from ..lib.models import file_label
-from ..lib.references import describe_reference
+from ..lib.references import REFERENCE_SPEC, describe_reference
 from ..stpipe import TMTStep
 from .edges import SliceGeometryError, fit_edges, trace_edges
 
@@ -29,15 +29,15 @@ class SliceGeometryStep(TMTStep):
     input_model = ("IRISIFSImageModel",)
     input_role = "lamp flat"
 
-    spec = """
+    spec = (
+        """
     n_slices = integer(min=1, default=88)  # Slices expected on the detector (all banks)
     n_spaxels = integer(min=1, default=45)  # Spaxels along a slice (NSPAXEL)
     degree = integer(min=1, max=3, default=2)  # Degree of the edge polynomials
     nsigma = float(min=1, default=4.0)  # Clipping threshold of the edge fits (standard deviations)
-    useafter = string(default='2024-01-01T00:00:00')  # USEAFTER of the reference
-    pedigree = string(default='GROUND')  # PEDIGREE of the reference
-    author = string(default='liger_iris_pipeline')  # AUTHOR of the reference
     """
+        + REFERENCE_SPEC
+    )
 
     def apply(self, model):
         """Measure the slice geometry (see `TMTStep.apply`).

@@ -7,7 +7,7 @@ import numpy as np
 from .. import dqflags
 from ..ifs_flat.ifs_flat import check_geometry
 from ..lib.models import file_label
-from ..lib.references import describe_reference
+from ..lib.references import REFERENCE_SPEC, describe_reference
 from ..stpipe import TMTStep
 from .arc_lines import arc_lines
 from .wavecal import wavelength_solutions
@@ -32,7 +32,8 @@ class WavecalStep(TMTStep):
     input_role = "arc frame"
     reference_file_types = ["slicegeo"]
 
-    spec = """
+    spec = (
+        """
     wavelength_range = float_list(min=2, max=2, default=None)  # Band (vacuum um) the lines are looked for in; None: all
     detection_sigma = float(min=1, default=10.0)  # Prominence of an arc peak, in units of the spectrum's median error
     max_peaks = integer(min=4, default=25)  # Brightest peaks of each slice used to identify the lines
@@ -40,10 +41,9 @@ class WavecalStep(TMTStep):
     clip_sigma = float(min=2, default=4.0)  # Outlier rejection of the 2-D fit (robust standard deviations)
     min_lines = integer(min=3, default=4)  # Fewest distinct lines per slice
     max_rms_pix = float(min=0, default=0.1)  # Largest rms (pixels) of a slice's fit taken as a right identification
-    useafter = string(default='2024-01-01T00:00:00')  # USEAFTER of the reference
-    pedigree = string(default='GROUND')  # PEDIGREE of the reference
-    author = string(default='liger_iris_pipeline')  # AUTHOR of the reference
     """
+        + REFERENCE_SPEC
+    )
 
     def apply(self, model, slicegeo):
         """Fit the solutions (see `TMTStep.apply`).
