@@ -10,6 +10,7 @@ import numpy as np
 from liger_iris_pipeline import datamodels as dm
 from liger_iris_pipeline import simulate as sim
 from liger_iris_pipeline.simulate import ifs
+from liger_iris_pipeline.simulate.ifs.validation import line_centre  # noqa: F401 - the tests' line fit is the package's
 
 FILTER = "KN3"
 IFS_INSTRUMENT = {"detector": "IFU", "mode": "IFS"}
@@ -118,18 +119,6 @@ def level1_frame(truth, ramp, detector, exposure_time=600.0, seed=None, rate=Non
     frame.meta.processing_level = 1
     frame.meta.filename = ramp.meta.filename.replace("_uncal", "_rate") if ramp.meta.filename else "ifs_rate.fits"
     return frame
-
-
-def line_centre(spectrum, wavelengths, line, width):
-    """Centre of a Gaussian on a linear continuum fitted over +-15 widths around ``line`` (astropy.modeling)."""
-    from astropy.modeling import fitting, models
-
-    window = np.abs(wavelengths - line) < 15 * width
-    x, y = wavelengths[window] - line, spectrum[window]
-    edges = np.concatenate([y[:5], y[-5:]])
-    model = models.Gaussian1D(y.max() - np.median(edges), 0.0, 2 * width) + models.Linear1D(0.0, np.median(edges))
-    fitted = fitting.TRFLSQFitter()(model, x, y)
-    return line + fitted.mean_0.value
 
 
 def simulate(scene, layout, detector, kind="SCIENCE", filter_name=FILTER, seed=1):

@@ -8,29 +8,14 @@ centre turned into a line-of-sight velocity ``v = c (lambda / lambda_0 - 1)``.
 
 import numpy as np
 import pytest
-from astropy.constants import c
-from ifs_helpers import FILTER, ifs_detector, level1_frame, line_centre, simulate, spec2_overrides
+from ifs_helpers import FILTER, ifs_detector, level1_frame, simulate, spec2_overrides
 
 from liger_iris_pipeline.pipeline.spec2 import ProcessIFSL2Pipeline
 from liger_iris_pipeline.simulate import ifs
+from liger_iris_pipeline.simulate.ifs.validation import line_velocities
 
 # Faint enough that many spaxels are near the target's S/N of 20 in the line.
 DISC = ifs.RotatingDisc(3.6, 2.4, flux=300.0, scale_length=2.0, r_turn=1.0)
-
-
-def _velocities(cube, rest, dispersion):
-    """Fitted line-of-sight velocity (km/s) and line S/N of every spaxel of a cube."""
-    wavelengths = cube.meta.wcs(0, 0, np.arange(cube.data.shape[0]))[2]
-    velocity = np.full(cube.data.shape[1:], np.nan)
-    signal_to_noise = np.zeros(cube.data.shape[1:])
-    for y, x in np.ndindex(*cube.data.shape[1:]):
-        spectrum = np.nan_to_num(cube.data[:, y, x])
-        peak = wavelengths[np.argmax(spectrum)]
-        window = np.abs(wavelengths - peak) < 6 * dispersion
-        signal_to_noise[y, x] = spectrum[window].sum() / np.sqrt(np.nansum(cube.err[window, y, x] ** 2.0))
-        centre = line_centre(spectrum, wavelengths, peak, dispersion)
-        velocity[y, x] = c.to_value("km/s") * (centre / rest - 1.0)
-    return velocity, signal_to_noise
 
 
 @pytest.mark.parametrize("seed", [None, 5], ids=["noiseless", "noisy"])
@@ -45,7 +30,7 @@ def test_velocity_field_of_a_rotating_disc(seed):
         level1_frame(truth, ramp, detector, seed=seed), steps=spec2_overrides(layout, detector)
     )
     (rest,) = truth.sources["line_wavelength"]
-    velocity, signal_to_noise = _velocities(cube, rest, layout.dispersion(FILTER))
+    velocity, signal_to_noise = line_velocities(cube, rest, layout.dispersion(FILTER))
     measured = signal_to_noise > 20
     errors = (velocity - truth.velocity)[measured]
     rms = np.sqrt(np.mean(errors**2))

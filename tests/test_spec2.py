@@ -17,7 +17,6 @@ from ifs_helpers import (
     ifs_detector,
     ifs_flat,
     level1_frame,
-    line_centre,
     simulate,
     slicer_references,
 )
@@ -32,6 +31,7 @@ from liger_iris_pipeline.cube_build.cube_wcs import cube_gwcs
 from liger_iris_pipeline.extract_1d import Extract1dStep
 from liger_iris_pipeline.pipeline.spec2 import ProcessIFSL2Pipeline
 from liger_iris_pipeline.simulate import ifs
+from liger_iris_pipeline.simulate.ifs.validation import cube_wavelengths, line_centre
 
 SOURCE = ifs.PointSource(3.6, 2.4, abmag=17.0, lines={"Br_gamma": 400.0, "H2_1-0_S0": 300.0})
 
@@ -114,7 +114,7 @@ def test_cube_flux_positions_and_lines_against_the_truth(tmp_path, layout, detec
     offset = np.hypot((ra - truth_ra) * np.cos(np.radians(dec)), dec - truth_dec) * 3600 / layout.spaxel_scale
     assert offset < 0.1
     # Lines: fitted centres in the spaxels of the source against the truth's wavelengths, in detector rows.
-    wavelengths = cube.meta.wcs(0, 0, np.arange(cube.data.shape[0]))[2]
+    wavelengths = cube_wavelengths(cube)
     dispersion = layout.dispersion(FILTER)
     errors = []
     lines = [line for line in truth.sources["line_wavelength"] if wavelengths[50] < line < wavelengths[-50]]
@@ -266,7 +266,7 @@ def test_sky_subtraction_with_a_sky_frame(layout, detector, references, science)
     assert cube.meta.cal_step.background == "COMPLETE" and cube.meta.cal_step.dark_current == "SKIPPED"
     assert cube.meta.background.members == "sky_001_rate.fits"
     expected = _spec2(level1_frame(source_truth, source_ramp, detector), references)
-    wavelengths = cube.meta.wcs(0, 0, np.arange(cube.data.shape[0]))[2]
+    wavelengths = cube_wavelengths(cube)
     fwhm = wavelengths.mean() / truth.resolving_power
     lines = sky_truth.lines[sky_truth.lines["flux"] > 0.5 * sky_truth.lines["flux"].max()]
     assert len(lines) >= 3

@@ -20,7 +20,14 @@ IFS_DETECTOR_SEED = 20240102
 DEFAULT_FILTERS = {"small": "KN3", "full": "Kbb"}
 """Default filter of each layout size: the small layout's 500 rows sample a narrow filter at R = 8000."""
 
-_KINDS = (("science", "SCIENCE"), ("sky", "SKY"), ("flat", "FLAT"), ("arc", "ARC"), ("dark", "DARK"))
+_KINDS = (
+    ("science", "SCIENCE"),
+    ("sky", "SKY"),
+    ("flat", "FLAT"),
+    ("arc", "ARC"),
+    ("dark", "DARK"),
+    ("telluric", "TELLURIC"),
+)
 
 
 def exposure_scene(kind, layout, filter_name):
@@ -66,6 +73,7 @@ def simulate_ifs_dataset(
     detector_seed=IFS_DETECTOR_SEED,
     read_time=None,
     references=True,
+    kinds=None,
 ):
     """Simulate and write a slicer data set with its truth.
 
@@ -96,6 +104,9 @@ def simulate_ifs_dataset(
         Time between reads (s); the instrument's by default.
     references : bool
         Write the detector's truth references.
+    kinds : iterable of str, optional
+        The exposures to write (of science, sky, flat, arc, dark, telluric); default all. Each kind
+        keeps its seed, so a subset is the same exposures as in the whole set.
 
     Returns
     -------
@@ -117,7 +128,12 @@ def simulate_ifs_dataset(
     ra, dec, pa = pointing
     pointings = {"SKY": (ra, dec + 1.0 / 60.0, pa), "TELLURIC": (ra, dec - 5.0 / 60.0, pa)}
     manifest = {"truth": {}, "truth_cube": {}, "references": {}, "filter": filter, "layout": _layout_dict(layout)}
-    for number, (name, kind) in enumerate((*_KINDS, ("telluric", "TELLURIC"))):
+    wanted = {name for name, _ in _KINDS} if kinds is None else set(kinds)
+    if unknown := wanted - {name for name, _ in _KINDS}:
+        raise ValueError(f"unknown exposure kinds {sorted(unknown)}: choose from {[name for name, _ in _KINDS]}")
+    for number, (name, kind) in enumerate(_KINDS):
+        if name not in wanted:
+            continue
         model, truth = simulate_ifs_exposure(
             exposure_scene(kind, layout, filter),
             detector,

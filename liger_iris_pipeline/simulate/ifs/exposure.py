@@ -262,8 +262,9 @@ class IFSTruth:
 def default_science_scene(layout, filter_name="Kbb"):
     """Return the default science scene: two point sources with lines and a rotating disc, plus sky.
 
-    Positions scale with the layout's spaxel grid; the sources' lines are the first nebular lines in
-    the filter (any line outside it simply adds nothing).
+    Positions scale with the layout's spaxel grid, the disc's scale length too (an eighth of the
+    grid, at least 2 spaxels so that its velocity field is resolved); the sources' lines are the
+    first nebular lines in the filter (any line outside it simply adds nothing).
 
     Parameters
     ----------
@@ -286,7 +287,7 @@ def default_science_scene(layout, filter_name="Kbb"):
         PointSource(0.27 * nx, 0.3 * ny, abmag=19.0, temperature=5500.0, lines=dict.fromkeys(lines[:2], 400.0)),
         PointSource(0.7 * nx, 0.75 * ny, abmag=20.0, temperature=3500.0, lines=dict.fromkeys(lines[:1], 200.0)),
     ]
-    scale = min(nx, ny) / 8.0
+    scale = max(min(nx, ny) / 8.0, 2.0)  # resolved: its velocity field is measured spaxel by spaxel
     disc = RotatingDisc(
         0.55 * nx, 0.5 * ny, line=lines[0] if lines else None, flux=4000.0, scale_length=scale, r_turn=scale / 2
     )
