@@ -491,7 +491,7 @@ def _detector(instrument, size):
     return simulate.make_detector(shape, seed=SEED, instrument=instrument)
 
 
-def build(path=None, size=None, context=None, force=False, log=print, instruments=None):
+def build(path=None, size=None, context=None, force=False, log=print, instruments=None, detectors=None):
     """Build the references a context names that are not in the cache yet.
 
     Parameters
@@ -511,6 +511,9 @@ def build(path=None, size=None, context=None, force=False, log=print, instrument
     instruments : list of str, optional
         Build only the references of these instruments (lower case); default every instrument
         of the context.
+    detectors : list of str, optional
+        Build only the references selected by these DETECTOR values (``["IFU"]``: the IFS
+        detector's); default every reference.
 
     Returns
     -------
@@ -519,15 +522,17 @@ def build(path=None, size=None, context=None, force=False, log=print, instrument
     """
     path = Path(path) if path is not None else cache_path()
     with _crds_path(path):  # the calibration pipelines' steps look for a cache: this one
-        return _build(path, size, context, force, log, instruments)
+        return _build(path, size, context, force, log, instruments, detectors)
 
 
-def _build(path, size, context, force, log, instruments=None):
+def _build(path, size, context, force, log, instruments=None, detectors=None):
     references = path / "references" / OBSERVATORY
     todo = [
         item
         for item in planned_references(path, context)
-        if (force or not (references / item[1] / item[0]).exists()) and (instruments is None or item[1] in instruments)
+        if (force or not (references / item[1] / item[0]).exists())
+        and (instruments is None or item[1] in instruments)
+        and (detectors is None or item[3].get("META.INSTRUMENT.DETECTOR") in detectors)
     ]
     written = []
     for instrument in sorted({item[1] for item in todo}):

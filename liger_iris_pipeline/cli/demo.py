@@ -21,7 +21,16 @@ with the reference catalog, and the truth check of the aligned ``_crf`` frames, 
 its catalog (`liger_iris_pipeline.simulate.validation_level3.compare_mosaic_with_truth`). The
 demo reports; ``tests/test_level3_end_to_end.py`` asserts the targets.
 
-It prints where the products are, the wall time of each stage and the peak memory.
+``--ifs`` reduces the integral-field spectrograph's slicer data instead (`run_ifs`): the IFS
+detector's references in the cache (slice geometry, wavelength solution, IFS flat, dark... made by
+the calibration pipelines), a science exposure (point sources with lines, a rotating disc, OH sky,
+atmosphere), a sky frame and a telluric standard through ``detector1`` and ``spec2`` (cubes and
+spectra), ``telluric``, and the products against the truth
+(`liger_iris_pipeline.simulate.ifs.validation.compare_ifs_with_truth`). The full slicer (88
+slices, 4096x4096) at the default ``--size``, the small test slicer (512x256) below it.
+
+It prints where the products are, the wall time of each stage and the peak memory (of each stage
+so far and of the whole run).
 """
 
 import argparse
@@ -65,17 +74,29 @@ def _summarise(path):
         )
 
 
-def _ensure_cache(cache, size, log):
-    """Build the references the cache lacks, rebuilding them if they were made for another detector size."""
-    from .. import datamodels
-    from .crds_cache import build
+def _ensure_cache(cache, size, log, detectors=None):
+    """Build the references the cache lacks, rebuilding them if they were made for another detector size.
 
-    existing = sorted((cache / "references").rglob("tmt_iris_gain_*.fits"))
-    force = bool(existing) and datamodels.open(existing[0]).data.shape != (size, size)
+    ``detectors`` (DETECTOR values, e.g. ``["IFU"]``) limits the build to those detectors' references;
+    the IFS detector's are made for the slicer layout of ``size`` (`crds_cache._ifs_layout`).
+    """
+    from astropy.io import fits
+
+    from .crds_cache import _ifs_layout, build
+
+    expected = {"IFU": tuple(_ifs_layout(size).detector_shape)}
+    force = False
+    for path in sorted((cache / "references").rglob("tmt_iris_gain_*.fits")):
+        detector = fits.getval(path, "DETECTOR")
+        if detectors is None or detector in detectors:
+            shape = (fits.getval(path, "NAXIS2", "SCI"), fits.getval(path, "NAXIS1", "SCI"))
+            force = force or shape != expected.get(detector, (size, size))
     if force:
-        log(f"the references in {cache} are not {size}x{size}: rebuilding them")
+        log(f"the references in {cache} are not for a {size}x{size} detector: rebuilding them")
     # The demo reduces IRIS data: the other instruments' references are left to `tmt-crds-cache build`.
-    written = build(cache, size=size, force=force, log=lambda line: log(f"  {line}"), instruments=("iris",))
+    written = build(
+        cache, size=size, force=force, log=lambda line: log(f"  {line}"), instruments=("iris",), detectors=detectors
+    )
     log(f"CRDS cache {cache}: {len(written)} reference(s) built" if written else f"CRDS cache {cache}: up to date")
 
 
@@ -105,41 +126,60 @@ def main(argv=None):
     parser.add_argument(
         "--dither", type=int, default=4, metavar="N", help="dithered science exposures with --level3 (default 4)"
     )
+    parser.add_argument(
+        "--ifs",
+        action="store_true",
+        help="the integral-field spectrograph instead: slicer exposures (science, sky, telluric standard) "
+        f"Level 0 -> cube -> spectrum, checked against the truth (the full slicer at --size {FULL_FRAME}, "
+        "the small test slicer below)",
+    )
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     args = parser.parse_args(argv)
     if args.size < 16 or args.nreads < 2:
         parser.error("--size must be at least 16 pixels and --nreads at least 2")
+    if args.ifs and args.level3:
+        parser.error("--ifs and --level3 are separate demos: give one of them")
     if args.level3 and (args.size < LEVEL3_MIN_SIZE or args.dither < 2):
         parser.error(f"--level3 needs --size of at least {LEVEL3_MIN_SIZE} pixels and --dither of at least 2")
 
     from ..lib.errors import run_command
 
-    run = run_level3 if args.level3 else _run
+    run = run_level3 if args.level3 else run_ifs if args.ifs else _run
     return run_command(PROG, lambda: run(args), argv=["--debug"] if args.debug else [])
 
 
+def _peak_gib():
+    """The process's peak resident memory so far (GiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 class _Clock:
-    """Prints each stage with the time since the start and since the previous stage."""
+    """Prints each stage with the time since the start and since the previous stage, and the peak memory so far."""
 
     def __init__(self):
         self.started = self.stage_start = time.perf_counter()
 
     def __call__(self, text):
         now = time.perf_counter()
-        print(f"[{now - self.started:7.1f} s] {text} ({now - self.stage_start:.1f} s)", flush=True)
+        print(
+            f"[{now - self.started:7.1f} s] {text} ({now - self.stage_start:.1f} s, peak {_peak_gib():.2f} GiB)",
+            flush=True,
+        )
         self.stage_start = now
 
     def done(self, products, cache):
         """Print where the products and the cache are, the wall time and the process's peak memory."""
-        peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(
             f"done: products in {products}; CRDS cache {cache}; "
-            f"wall time {time.perf_counter() - self.started:.1f} s, peak memory {peak_gib:.2f} GiB"
+            f"wall time {time.perf_counter() - self.started:.1f} s, peak memory {_peak_gib():.2f} GiB"
         )
 
 
-def _prepare_cache(args, output):
-    """Point CRDS at the cache of the demo's detector size, building what it lacks; return its path."""
+def _prepare_cache(args, output, detectors=None):
+    """Point CRDS at the cache of the demo's detector size, building what it lacks; return its path.
+
+    ``detectors`` limits the references built (`_ensure_cache`).
+    """
     from ..crds_plugin import cache_path
 
     # The repository's cache holds full-frame references; other sizes get a cache of their own.
@@ -151,7 +191,7 @@ def _prepare_cache(args, output):
                 shutil.copytree(cache / folder, own / folder)
         cache = own
     os.environ["CRDS_PATH"] = str(cache.resolve())
-    _ensure_cache(cache, args.size, print)
+    _ensure_cache(cache, args.size, print, detectors)
     return cache
 
 
@@ -445,6 +485,172 @@ def run_level3(args):
     stage("Level 3 products read back and compared with the truth")
     stage.done(f"{output}/level0, level1, calibration, level2, level3", cache)
     return 0
+
+
+IFS_KINDS = ("science", "sky", "telluric")
+"""The slicer exposures of ``--ifs`` (`simulate_ifs_dataset` kinds): the references come from the cache."""
+
+IFS_READ_TIME = 60.0
+"""Seconds between the reads of ``--ifs``'s science and sky exposures (540 s with 10 reads); the standard's are the
+instrument's."""
+
+IFS_APERTURE_RADIUS = 2.0
+"""Radius (spaxels) of the science spectrum's extraction and of the flux apertures of the truth check."""
+
+IFS_COMPARISON = "ifs_truth_comparison.json"
+"""File (in the Level 2 folder) of ``--ifs``'s figures against the truth: ``{name: {value, target, met}}``."""
+
+
+def run_ifs(args):
+    """The ``--ifs`` demo: slicer exposures Level 0 -> cube -> spectrum checked against the truth; return the status.
+
+    The science exposure (`default_science_scene`: two point sources with continuum and lines, a
+    rotating disc, OH sky, the atmosphere), a sky frame and an A0V telluric standard, in the IFS
+    references' filter (`generate.IFU_FILTER`), on the slicer layout of ``--size``
+    (`crds_cache._ifs_layout`). ``spec2`` runs on three Level 2 associations: the science and the
+    standard each with the sky frame as background member, and the sky frame alone (its OH lines
+    check the wavelength solution); ``telluric`` corrects the science spectrum and cube with the
+    standard's. The figures are written to `IFS_COMPARISON`.
+    """
+    import json
+
+    from ..associations import make_asn
+    from ..crds_plugin.generate import IFU_FILTER
+    from ..simulate.ifs import simulate_ifs_dataset
+    from ..simulate.ifs.validation import compare_ifs_with_truth
+    from .crds_cache import SEED, _ifs_layout
+    from .tmtrun import main as tmtrun
+
+    output = Path(args.output)
+    level0, level1, level2 = (output / name for name in ("level0", "level1", "level2"))
+    layout = _ifs_layout(args.size)
+    stage = _Clock()
+    cache = _prepare_cache(args, output, detectors=("IFU",))
+    stage(f"CRDS cache ready (the IFS detector's references, {layout.n_slices} slices)")
+
+    # The science and sky frames are long exposures (slow up-the-ramp reads), the bright standard a short one.
+    manifest = simulate_ifs_dataset(
+        level0,
+        size=layout,
+        nreads=args.nreads,
+        seed=SEED,
+        filter=IFU_FILTER,
+        read_time=IFS_READ_TIME,
+        references=False,
+        kinds=("science", "sky"),
+    )
+    standard = simulate_ifs_dataset(
+        level0 / "telluric", size=layout, nreads=args.nreads, seed=SEED, filter=IFU_FILTER, references=False,
+        kinds=("telluric",),
+    )  # fmt: skip
+    manifest["telluric"], manifest["truth"] = standard["telluric"], {**manifest["truth"], **standard["truth"]}
+    ny, nx = layout.detector_shape
+    stage(
+        f"simulated science and sky ({args.nreads} reads {IFS_READ_TIME:g} s apart) and telluric standard slicer "
+        f"exposures ({layout.n_slices} slices of {layout.n_spaxels} spaxels, {ny}x{nx}, {IFU_FILTER}) in {level0}"
+    )
+
+    log = "--log-level=WARNING"
+    ramps = {kind: manifest[kind][0] for kind in IFS_KINDS}
+    for ramp in ramps.values():
+        if tmtrun(["detector1.cfg", ramp, f"--output_dir={level1}", log], PROG) != 0:
+            return 1
+    stage(f"Level 1: tmtrun detector1.cfg on {len(ramps)} exposures -> {level1}")
+
+    rates = {kind: level1 / Path(ramp).name.replace("_uncal.fits", "_rate.fits") for kind, ramp in ramps.items()}
+    truth_files = {kind: manifest["truth"][Path(ramp).name] for kind, ramp in ramps.items()}
+    # The science spectrum is of the brightest point source, at its catalogue position.
+    target = _brightest_point_source(truth_files["science"])
+    radius = f"--steps.extract_1d.radius={IFS_APERTURE_RADIUS}"
+    position = [f"--steps.extract_1d.source_ra={target[0]}", f"--steps.extract_1d.source_dec={target[1]}"]
+    spec2_runs = (
+        ("science", [rates["sky"]], [*position, radius]),
+        ("telluric", [rates["sky"]], [radius]),
+        ("sky", [], ["--steps.extract_1d.skip=true"]),
+    )
+    for kind, background, options in spec2_runs:
+        asn = level1 / f"spec2_{kind}_asn.json"
+        make_asn([rates[kind]], background, asn_type="spec2", output=asn)
+        if tmtrun(["spec2.cfg", str(asn), f"--output_dir={level2}", log, *options], PROG) != 0:
+            return 1
+    stage(f"Level 2: tmtrun spec2.cfg on the science, telluric standard and sky associations -> {level2}")
+
+    def product(kind, suffix):
+        return level2 / Path(ramps[kind]).name.replace("_uncal.fits", f"_{suffix}.fits")
+
+    standard = product("telluric", "x1d")
+    # Named apart: both would be <name>_telluric.fits.
+    corrected = {}
+    for suffix, kind in (("x1d", "spectrum"), ("s3d", "cube")):
+        name = Path(ramps["science"]).name.replace("_uncal.fits", f"_{kind}")
+        corrected[suffix] = level2 / f"{name}_telluric.fits"
+        arguments = [str(product("science", suffix)), str(standard), f"--output_file={name}"]
+        if tmtrun(["telluric", *arguments, f"--output_dir={level2}", log], PROG) != 0:
+            return 1
+    stage(f"telluric: the science spectrum and cube divided by {standard.name}'s transmission -> {level2}")
+
+    products = [*map(Path, ramps.values()), *rates.values()]
+    products += [
+        product(kind, suffix) for kind in IFS_KINDS for suffix in ("s3d", "x1d") if kind != "sky" or suffix == "s3d"
+    ]
+    products += corrected.values()
+    for path in products:
+        print(f"  {path.name:<32} {_summarise_ifs(path)}")
+    comparison = compare_ifs_with_truth(
+        cube=product("science", "s3d"),
+        aperture_radius=IFS_APERTURE_RADIUS,
+        corrected_spectrum=corrected["x1d"],
+        sky_cube=product("sky", "s3d"),
+        truth=truth_files["science"],
+        sky_truth=truth_files["sky"],
+        standard_cube=product("telluric", "s3d"),
+        standard_truth=truth_files["telluric"],
+    )
+    print("IFS products against the truth:\n  " + comparison.summary().replace("\n", "\n  "))
+    checks = comparison.checks()
+    record = {name: {"value": value, "target": target, "met": met} for name, (value, target, met) in checks.items()}
+    (level2 / IFS_COMPARISON).write_text(json.dumps(record, indent=2) + "\n")
+    missed = [name for name, (_value, _target, met) in checks.items() if not met]
+    print("targets: " + ("all met" if not missed else "missed: " + ", ".join(missed)))
+    stage(f"products read back and compared with the truth ({level2 / IFS_COMPARISON})")
+    stage.done(f"{output}/level0, level1, level2", cache)
+    return 0
+
+
+def _brightest_point_source(truth_file):
+    """``(ra, dec)`` of the brightest point source of an IFS truth (``SOURCES``, smallest AB magnitude)."""
+    from astropy.table import Table
+
+    sources = Table.read(truth_file, hdu="SOURCES")
+    points = sources[sources["kind"] == "point"]
+    brightest = points[points["abmag"].argmin()]
+    return float(brightest["ra"]), float(brightest["dec"])
+
+
+def _summarise_ifs(path):
+    """Return a one-line summary of an IFS product read back through `datamodels.open`."""
+    import numpy as np
+
+    from .. import datamodels
+
+    with datamodels.open(path) as model:
+        name, meta = type(model).__name__, model.meta
+        if isinstance(model, datamodels.IRISSpectrumModel):
+            table = model.spec_table
+            good = np.isfinite(table["FLUX"])
+            return (
+                f"{name:<19} L{meta.processing_level} {len(table)} bins {table['WAVELENGTH'][0]:.4f}-"
+                f"{table['WAVELENGTH'][-1]:.4f} um, median {np.median(table['FLUX'][good]):9.3f} "
+                f"{meta.flux_unit}, {100 * (1 - good.mean()):.1f} % NaN"
+            )
+        shape = "x".join(map(str, model.data.shape))
+        if isinstance(model, datamodels.TMTRampModel):
+            return f"{name:<19} L0 {meta.exposure.type:<14} {shape:<16} {model.data.dtype}"
+        good = np.isfinite(model.data) & ((model.dq & datamodels.dqflags.pixel["DO_NOT_USE"]) == 0)
+        return (
+            f"{name:<19} L{meta.processing_level} {meta.obsname or '':<8} {shape:<14} median "
+            f"{np.median(model.data[good]):9.4f} {meta.bunit_data or 'DN/s'}, {100 * (1 - good.mean()):.1f} % unusable"
+        )
 
 
 def _only(paths):
