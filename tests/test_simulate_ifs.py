@@ -74,7 +74,7 @@ def test_line_lists_are_vacuum_microns_in_range():
     for lamp, lines in ifs.ARC_LINES.items():
         wavelengths = np.array([w for w, _ in lines])
         assert lamp in ("ArI", "KrI", "XeI", "NeI") and wavelengths.min() >= 0.9 and wavelengths.max() <= 2.45
-    oh = np.array([w for w, _ in ifs.OH_LINES])
+    oh = np.array([w for w, *_ in ifs.OH_LINES])
     assert oh.size >= 100 and oh.min() > 0.94 and oh.max() < 2.41
     # Vacuum, not air: Br-gamma is 2.16612 um in vacuum (2.16553 in air).
     assert ifs.NEBULAR_LINES["Br_gamma"] == pytest.approx(2.16612, abs=2e-5)
@@ -91,6 +91,19 @@ def test_sky_is_the_broad_band_sky_with_scalable_oh_lines(layout):
     extra = brighter.sum(axis=0, dtype=np.float64) - nominal.sum(axis=0, dtype=np.float64)
     np.testing.assert_allclose(extra, 0.2 * SKY_LINE_FRACTION * per_spaxel, rtol=1e-4)
     assert set(truth["lines"]["kind"]) == {"OH"} and len(truth["lines"]) >= 5
+
+
+def test_oh_bands_vary_independently(layout):
+    """``oh_family_scales`` scales the lines of one vibrational band and leaves the others (and the continuum)."""
+    nominal, truth = ifs.truth_cube(ifs.IFSScene(), layout, "HN3")
+    varied, varied_truth = ifs.truth_cube(ifs.IFSScene(oh_family_scales={"4-2": 1.1}), layout, "HN3")
+    band = np.asarray(truth["lines"]["band"])
+    assert set(band) == {"4-2", "5-3"} and list(varied_truth["lines"]["band"]) == list(band)
+    ratio = np.asarray(varied_truth["lines"]["flux"]) / np.asarray(truth["lines"]["flux"])
+    np.testing.assert_allclose(ratio[band == "4-2"], 1.1)
+    np.testing.assert_allclose(ratio[band == "5-3"], 1.0)
+    extra = varied.sum(axis=0, dtype=np.float64) - nominal.sum(axis=0, dtype=np.float64)
+    np.testing.assert_allclose(extra, 0.1 * truth["lines"]["flux"][band == "4-2"].sum(), rtol=1e-4)
 
 
 def test_flux_is_conserved_slice_by_slice(layout):

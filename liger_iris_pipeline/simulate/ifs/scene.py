@@ -20,7 +20,8 @@ Models (simulator choices, documented in ``docs/simulate_ifs.rst``):
   (Courteau 1997, AJ 114, 2402) seen at an inclination, giving the known velocity map.
 - Sky: the imager's broad-band sky rate per spaxel (`~liger_iris_pipeline.simulate.filters.sky_rate`),
   `SKY_LINE_FRACTION` of it in the OH lines (`lines.OH_LINES`, their relative intensities), the rest
-  a continuum flat in photons per micron.
+  a continuum flat in photons per micron. The OH lines can be scaled as a whole (``oh_scale``) and
+  per vibrational band (``oh_family_scales``): the bands vary independently in time (Davies 2007).
 - Telluric absorption (`telluric_transmission`): a documented simple model of the main H2O and CO2
   bands, applied to the sources (not to the sky's emission).
 """
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..filters import FILTERS, dn_per_jy, psf_fwhm, sky_rate
-from .lines import ARC_LINES, NEBULAR_LINES, OH_LINES, lines_in_range
+from .lines import ARC_LINES, NEBULAR_LINES, lines_in_range, oh_lines_in_range
 
 __all__ = [
     "SKY_LINE_FRACTION",
@@ -227,6 +228,10 @@ class IFSScene:
         Lamps of an arc exposure (keys of `lines.ARC_LINES`).
     oh_scale : float
         Factor on the OH lines (the airglow varies from frame to frame; the continuum does not).
+    oh_family_scales : dict
+        Vibrational band (``"9-7"``, the bands of `lines.OH_LINES`) -> a further factor on that band's
+        lines (bands not given: 1): the bands vary independently, by a few to 10-20 % between frames
+        minutes apart (Davies 2007, MNRAS 375, 1099).
     """
 
     sources: list = field(default_factory=list)
@@ -237,6 +242,7 @@ class IFSScene:
     lamp_rate: float = 200.0
     arc_lamps: tuple = ("ArI", "KrI", "XeI", "NeI")
     oh_scale: float = 1.0
+    oh_family_scales: dict = field(default_factory=dict)
 
 
 def telluric_transmission(wavelength):
@@ -318,16 +324,22 @@ def _line_wavelength(name, filter_name):
     raise ValueError(f"no nebular line inside filter {filter_name}; give the disc a line")
 
 
-def sky_spectrum(grid, filter_name, spaxel_scale, oh_scale=1.0):
-    """Return the sky per spaxel (DN/s per bin, float64 nwave) and the OH lines used ``(wavelength, flux)``."""
+def sky_spectrum(grid, filter_name, spaxel_scale, oh_scale=1.0, oh_family_scales=None):
+    """Return the sky per spaxel (DN/s per bin, float64 nwave) and the OH lines used ``(wavelength, flux, band)``.
+
+    ``oh_scale`` multiplies every OH line, ``oh_family_scales`` (band -> factor) those of a band in
+    addition; the nominal sky (both 1) is the broad-band sky rate.
+    """
     centre, width = FILTERS[filter_name]
     total = sky_rate(filter_name, spaxel_scale)
-    oh_wavelength, intensity = lines_in_range(OH_LINES, centre - width / 2, centre + width / 2)
+    oh_wavelength, intensity, bands = oh_lines_in_range(centre - width / 2, centre + width / 2)
     line_fraction = SKY_LINE_FRACTION if oh_wavelength.size else 0.0
     spectrum = (1.0 - line_fraction) * total / width * grid.step * np.ones(grid.size)
-    oh_flux = oh_scale * line_fraction * total * intensity / intensity.sum() if oh_wavelength.size else intensity
+    oh_flux = line_fraction * total * intensity / intensity.sum() if oh_wavelength.size else intensity
+    family_scales = oh_family_scales or {}
+    oh_flux = oh_flux * oh_scale * np.array([family_scales.get(band, 1.0) for band in bands])
     add_lines(spectrum, grid, oh_wavelength, oh_flux)
-    return spectrum * _passband(filter_name, grid), (oh_wavelength, oh_flux)
+    return spectrum * _passband(filter_name, grid), (oh_wavelength, oh_flux, bands)
 
 
 def truth_cube(scene, layout, filter_name, grid=None):
@@ -352,9 +364,10 @@ def truth_cube(scene, layout, filter_name, grid=None):
         ``grid`` (`WavelengthGrid`), ``sky`` (float64 nwave, DN/s per spaxel per bin, zero without
         sky), ``transmission`` (telluric, float64 nwave), ``sources`` (`astropy.table.Table`: ``id,
         kind, x, y, abmag, temperature, line, line_wavelength, line_flux, velocity``, one row per
-        source and line), ``lines`` (Table ``kind, element, wavelength, flux``: OH or arc lines put
-        into the cube, flux per spaxel), ``velocity`` (float32 ``(n_slices, n_spaxels)`` km/s of the
-        discs' line, NaN where no disc), ``line_flux`` (float32, the discs' line flux per spaxel).
+        source and line), ``lines`` (Table ``kind, element, band, wavelength, flux``: OH or arc lines
+        put into the cube, flux per spaxel, ``band`` an OH line's vibrational band), ``velocity``
+        (float32 ``(n_slices, n_spaxels)`` km/s of the discs' line, NaN where no disc), ``line_flux``
+        (float32, the discs' line flux per spaxel).
     """
 
     shape = (layout.n_slices, layout.n_spaxels)
@@ -383,14 +396,14 @@ def truth_cube(scene, layout, filter_name, grid=None):
             wavelengths, intensity = lines_in_range(ARC_LINES[lamp], grid.edges[0], grid.edges[-1])
             flux = scene.lamp_rate * intensity / max(max(i for _, i in ARC_LINES[lamp]), 1.0)
             add_lines(spectrum, grid, wavelengths, flux)
-            line_rows += [("ARC", lamp, w, f) for w, f in zip(wavelengths, flux, strict=True)]
+            line_rows += [("ARC", lamp, "", w, f) for w, f in zip(wavelengths, flux, strict=True)]
         cube += (spectrum * passband).astype(np.float32)[:, None, None]
     elif scene.lamp is not None:
         raise ValueError(f"lamp must be None, 'continuum' or 'arc', got {scene.lamp!r}")
     elif scene.sky:
-        sky, (oh_wavelength, oh_flux) = sky_spectrum(grid, filter_name, layout.spaxel_scale, scene.oh_scale)
+        sky, oh_lines = sky_spectrum(grid, filter_name, layout.spaxel_scale, scene.oh_scale, scene.oh_family_scales)
         cube += sky.astype(np.float32)[:, None, None]
-        line_rows += [("OH", "OH", w, f) for w, f in zip(oh_wavelength, oh_flux, strict=True)]
+        line_rows += [("OH", "OH", band, w, f) for w, f, band in zip(*oh_lines, strict=True)]
 
     fwhm = psf_fwhm(filter_name) / layout.spaxel_scale
     for number, source in enumerate(scene.sources, start=1):
@@ -446,7 +459,9 @@ def _truth_tables(grid, sky, transmission, source_rows, line_rows, velocity_map,
         dtype=(np.int32, "U8", float, float, float, float, "U16", float, float, float),
     )
     lines = Table(
-        rows=line_rows or None, names=("kind", "element", "wavelength", "flux"), dtype=("U4", "U4", float, float)
+        rows=line_rows or None,
+        names=("kind", "element", "band", "wavelength", "flux"),
+        dtype=("U4", "U4", "U4", float, float),
     )
     return {
         "grid": grid,
