@@ -9,22 +9,14 @@ NIRSPEC ArNeKrXe arc-lamp list as distributed with PypeIt
 simulator keeps its own, so that neither imports the other).
 """
 
-from functools import cache
-from importlib import resources
-
 import numpy as np
-from astropy.table import Table
+
+from ..lib.line_lists import packaged_lines
 
 __all__ = ["ARC_LINE_FILE", "arc_lines"]
 
 ARC_LINE_FILE = "data/arc_lines.ecsv"
 """The line list, relative to this package."""
-
-
-@cache
-def _table():
-    with resources.as_file(resources.files(__package__) / ARC_LINE_FILE) as path:
-        return Table.read(path, format="ascii.ecsv")
 
 
 def arc_lines(low=None, high=None):
@@ -40,12 +32,5 @@ def arc_lines(low=None, high=None):
     wavelength, intensity : numpy.ndarray
         float64 arrays sorted by wavelength: vacuum microns and relative intensity.
     """
-    table = _table()
-    wavelength = np.asarray(table["wavelength"], dtype=np.float64)
-    inside = np.ones(wavelength.size, dtype=bool)
-    if low is not None:
-        inside &= wavelength >= low
-    if high is not None:
-        inside &= wavelength <= high
-    order = np.argsort(wavelength[inside])
-    return wavelength[inside][order], np.asarray(table["intensity"], dtype=np.float64)[inside][order]
+    wavelength, intensity = packaged_lines(__package__, ARC_LINE_FILE, ("wavelength", "intensity"), low, high)
+    return wavelength.astype(np.float64), intensity.astype(np.float64)
