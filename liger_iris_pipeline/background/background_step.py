@@ -49,7 +49,7 @@ class BackgroundStep(TMTStep):
         if members:
             scale_to = sky_level(model, self.nsigma, self.maxiters).value if self.scale_to_science else None
             try:
-                lost, median_level = self._subtract_members(model, members, scale_to)
+                lost, median_level, _ = self._subtract_members(model, members, scale_to)
             finally:
                 for member in members:
                     if isinstance(member, FrameFile):
@@ -82,23 +82,23 @@ class BackgroundStep(TMTStep):
         """Open a background member given as a file by rows (`FrameFile`): only its rows are read, a block at a time."""
         return open_frame_rows(init, self.name, self.more_inputs_role)
 
-    def _subtract_members(self, model, members, scale_to):
+    def _subtract_members(self, model, members, scale_to, keep_combined=False):
         """Combine the members and subtract them from the frame, a block of rows at a time.
 
-        The combined background is never held whole (unless it is saved): only its values, for
-        its median level.
+        The combined background is never held whole (unless it is saved or ``keep_combined``):
+        only its values, for its median level.
 
         Returns
         -------
         tuple
-            ``(pixels lost, median level of the combined background)``.
+            ``(pixels lost, median level of the combined background, combined background or None)``.
         """
         check_same_region(model, members[0])
         blocks = combined_blocks(members, self.nsigma, self.maxiters, scale_to)
         first_block = next(blocks)  # members checked before anything is allocated
         values = np.empty(model.data.shape, dtype=np.float32)
         counts = np.zeros(len(members) + 1, dtype=np.int64)
-        saved = empty_combined_frame(members[0]) if self.save_combined_background else None
+        saved = empty_combined_frame(members[0]) if self.save_combined_background or keep_combined else None
         lost = 0
         for block in itertools.chain([first_block], blocks):
             values[block.rows] = block.data
@@ -115,10 +115,12 @@ class BackgroundStep(TMTStep):
             _median_count(counts),
             median_level,
         )
-        if saved is not None:
-            update_err(saved[0])
+        if saved is None:
+            return lost, median_level, None
+        update_err(saved[0])
+        if self.save_combined_background:
             self.save_model(saved[0], suffix="combinedbackground", force=True)
-        return lost, median_level
+        return lost, median_level, saved[0]
 
 
 def _median_level(values):

@@ -6,11 +6,10 @@ from ..dark_current import DarkCurrentStep
 from ..flat_field import FlatFieldStep
 from ..lib.models import open_image
 from ..lib.observation import observation_category
-from ..lib.status import mark_skipped
 from ..parse_subarray_map import ParseSubarrayMapStep
 from ..photom import PhotomStep
 from ..stpipe import TMTPipeline
-from .inputs import input_products
+from .inputs import input_products, subtract_background_members, subtract_dark_unless_cancelled
 
 __all__ = ["ProcessImagerL2Pipeline"]
 
@@ -72,18 +71,10 @@ class ProcessImagerL2Pipeline(TMTPipeline):
         -------
         IRISImageModel
         """
-        model = open_image(product.science, self.name)
-        if product.background:
-            model = self.background.run(model, product.background)
-            if self.save_bsub:
-                model.meta.filename = f"{product.name}.fits"
-                self.save_model(model, suffix="bsub", force=True)
+        model = subtract_background_members(self, open_image(product.science, self.name), product)
         model = self.assign_wcs.run(model)
         model = self.parse_subarray_map.run(model)
-        if product.background and model.meta.cal_step.background == "COMPLETE":
-            mark_skipped(model, self.dark_current, "the dark rate cancelled in the background subtraction")
-        else:
-            model = self.dark_current.run(model)
+        model = subtract_dark_unless_cancelled(self, model, product, "background")
         model = self.flat_field.run(model)
         if not product.background and self.background.sky_from_science:
             model = self.background.run(model)

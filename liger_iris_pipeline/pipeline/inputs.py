@@ -4,8 +4,14 @@ import os
 from pathlib import Path
 
 from ..associations import Level2Product, load_asn
+from ..lib.status import mark_skipped
 
-__all__ = ["input_products", "name_after_first_product"]
+__all__ = [
+    "input_products",
+    "name_after_first_product",
+    "subtract_background_members",
+    "subtract_dark_unless_cancelled",
+]
 
 
 def _product_name(item):
@@ -54,3 +60,56 @@ def name_after_first_product(pipeline, products):
     """
     pipeline.output_use_model = pipeline.names_products_by_model
     return f"{products[0].name}.fits"
+
+
+def subtract_background_members(pipeline, model, product):
+    """Subtract a Level 2 product's background members from its science frame (``image2``, ``spec2``).
+
+    Parameters
+    ----------
+    pipeline : TMTPipeline
+        With the step ``background`` and the parameter ``save_bsub`` (the subtracted frame is then
+        saved with the suffix ``bsub``).
+    model : TMTDataModel
+        The science frame.
+    product : Level2Product
+        Its background members (none: the frame is returned as it is).
+
+    Returns
+    -------
+    TMTDataModel
+    """
+    if not product.background:
+        return model
+    model = pipeline.background.run(model, product.background)
+    if pipeline.save_bsub:
+        model.meta.filename = f"{product.name}.fits"
+        pipeline.save_model(model, suffix="bsub", force=True)
+    return model
+
+
+def subtract_dark_unless_cancelled(pipeline, model, product, subtraction):
+    """Run the dark step, unless the background members' subtraction removed the dark rate already.
+
+    The members are Level 1 frames of the same detector: its dark rate cancels in the difference,
+    so subtracting the dark again would remove it twice.
+
+    Parameters
+    ----------
+    pipeline : TMTPipeline
+        With the step ``dark_current``.
+    model : TMTDataModel
+        The science frame (after `subtract_background_members`).
+    product : Level2Product
+        Its background members.
+    subtraction : str
+        What the background is called in the skip message (``"background"``, ``"sky"``).
+
+    Returns
+    -------
+    TMTDataModel
+    """
+    if product.background and model.meta.cal_step.background == "COMPLETE":
+        mark_skipped(model, pipeline.dark_current, f"the dark rate cancelled in the {subtraction} subtraction")
+        return model
+    return pipeline.dark_current.run(model)

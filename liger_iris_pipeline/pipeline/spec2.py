@@ -4,15 +4,15 @@ import logging
 
 from ..assign_wcs import AssignWcsIFSStep
 from ..background import BackgroundStep
+from ..background.oh_scaling import scale_oh_bands
 from ..cube_build import CubeBuildStep
 from ..dark_current import DarkCurrentStep
 from ..extract_1d import Extract1dStep
 from ..flat_field import FlatFieldStep
 from ..lib.models import open_input
 from ..lib.observation import observation_category
-from ..lib.status import mark_skipped
 from ..stpipe import TMTPipeline
-from .inputs import input_products
+from .inputs import input_products, subtract_background_members, subtract_dark_unless_cancelled
 
 __all__ = ["IFSBackgroundStep", "IFSDarkCurrentStep", "IFSFlatFieldStep", "ProcessIFSL2Pipeline"]
 
@@ -22,9 +22,44 @@ _IFS_FRAME = ("IRISIFSImageModel",)
 
 
 class IFSBackgroundStep(BackgroundStep):
-    """`BackgroundStep` for IFS frames: combining and subtracting members is per pixel, as for the imager."""
+    """`BackgroundStep` for IFS frames: combining and subtracting members is per pixel, as for the imager.
+
+    With ``sky_scaling = 'oh_family'`` the residual of each OH vibrational band left by the sky
+    members is then fitted and subtracted (`~liger_iris_pipeline.background.oh_scaling`, Davies
+    2007): the frame needs its slicer WCS (``assign_wcs`` first, as in ``spec2``).
+    """
 
     input_model = _IFS_FRAME
+    spec = (
+        BackgroundStep.spec
+        + """
+    sky_scaling = option('none', 'oh_family', default='none')  # Scale the sky's OH bands to the science frame
+    oh_window = float(default=2.5)  # oh_family: half width of an OH line along the dispersion (pixels)
+    """
+    )
+
+    def _subtract_members(self, model, members, scale_to, keep_combined=False):
+        """Subtract the members (`BackgroundStep`), then with ``oh_family`` each OH band's residual."""
+        scaling = self.sky_scaling == "oh_family"
+        if scaling and (model.meta.wcs is None or "slicer" not in model.meta.wcs.available_frames):
+            raise ValueError(
+                f"{model.meta.filename or '<model>'}: sky_scaling = 'oh_family' needs the frame's slicer WCS "
+                "(run assign_wcs first)"
+            )
+        lost, median_level, combined = super()._subtract_members(model, members, scale_to, keep_combined or scaling)
+        model.meta.background.sky_scaling = self.sky_scaling
+        if scaling:
+            scales = scale_oh_bands(model, combined, self.oh_window, self.nsigma, self.maxiters)
+            for scale in scales:
+                log.info(
+                    "OH band %s: science / sky = %.4f +- %.4f (%d pixels)",
+                    scale.band,
+                    scale.scale,
+                    scale.error,
+                    scale.n_pixels,
+                )
+            model.meta.background.oh_band_scales = ",".join(f"{scale.band}={scale.scale:.4f}" for scale in scales)
+        return lost, median_level, combined
 
     def open_more_input(self, init):
         """Open a background member whole, as an IFS frame (the imager's row reader takes imager frames)."""
@@ -46,10 +81,12 @@ class IFSFlatFieldStep(FlatFieldStep):
 class ProcessIFSL2Pipeline(TMTPipeline):
     """Calibrate slicer IFS frames, build their cubes and extract a point source: jwst's calwebb_spec2 steps.
 
-    The order is jwst's ``calwebb_spec2`` and ``docs/ifs_design.rst``'s. With sky frames (background
-    members of a Level 2 ``spec2`` association) the sky is subtracted first, pixel by pixel on the
-    Level 1 frames, where the dark rate cancels too, so the dark step is then skipped (as in
-    ``image2``). Then dark, flat, assign_wcs, cube_build and extract_1d. The product is the cube
+    The order is jwst's ``calwebb_spec2`` and ``docs/ifs_design.rst``'s: assign_wcs first (it only
+    attaches the WCS, which the sky scaling needs). With sky frames (background members of a Level 2
+    ``spec2`` association) the sky is subtracted next, pixel by pixel on the Level 1 frames, where
+    the dark rate cancels too, so the dark step is then skipped (as in ``image2``); with
+    ``steps.background.sky_scaling = 'oh_family'`` each OH band of the sky is scaled to the science
+    frame. Then dark, flat, cube_build and extract_1d. The product is the cube
     (suffix ``s3d``), saved with the spectrum of its point source (``x1d``; skip ``extract_1d`` for
     extended sources); ``save_cal`` also saves the calibrated detector frame (``cal``).
     """
@@ -104,18 +141,10 @@ class ProcessIFSL2Pipeline(TMTPipeline):
         -------
         IRISCubeModel
         """
-        model = open_input(product.science, self.input_model, self.name)
-        if product.background:
-            model = self.background.run(model, product.background)
-            if self.save_bsub:
-                model.meta.filename = f"{product.name}.fits"
-                self.save_model(model, suffix="bsub", force=True)
-        if product.background and model.meta.cal_step.background == "COMPLETE":
-            mark_skipped(model, self.dark_current, "the dark rate cancelled in the sky subtraction")
-        else:
-            model = self.dark_current.run(model)
+        model = self.assign_wcs.run(open_input(product.science, self.input_model, self.name))
+        model = subtract_background_members(self, model, product)
+        model = subtract_dark_unless_cancelled(self, model, product, "sky")
         model = self.flat_field.run(model)
-        model = self.assign_wcs.run(model)
         model.meta.processing_level = 2
         model.meta.obstype, model.meta.obsname = observation_category(model)
         model.meta.filename = f"{product.name}.fits"
