@@ -10,8 +10,9 @@ integrated over the cube's bins (`rebin`), convolved with the line-spread functi
   sees them) and of the point sources' lines in the science cube, against their true
   wavelengths, in spectral pixels (the layout's dispersion).
 - Fluxes: the science cube summed over wavelength in a circular aperture around each point source,
-  over the truth's (sky removed) in the same aperture; voxel pulls where the truth is known to
-  much better than the noise (away from lines and sources' cores).
+  over the truth's (sky removed) in the same aperture, relative to the same ratio of the telluric
+  standard (the cube's flux scale: there is no flux calibration yet); voxel pulls where the truth
+  is known much better than the noise (away from lines and bright voxels).
 - Positions: centroids of each point source in the cube and in the truth, each through its own WCS.
 - Velocities: the disc's line fitted in each spaxel where it dominates (`line_velocities`).
 - Sky: the cube minus the truth at the bright OH lines, against the line flux.
@@ -385,7 +386,7 @@ def _compare_cube(model, truth, aperture_radius):
         ratio, error = _aperture_ratio(model, sources, source, aperture_radius)
         ratios.append(ratio)
         errors.append(error)
-        offsets.append(_position_offset(model, data, sources, truth, source, ~near_lines, usable))
+        offsets.append(_position_offset(model, data, expected, truth, source, ~near_lines, usable))
 
     # Voxel pulls: away from lines, where the truth (without the line-spread function and the cube's
     # sharing of light between neighbouring spaxels) is well below the noise in and around the voxel.
@@ -500,17 +501,17 @@ def _centroid(image, centre, half_size=2):
     return float((box * x).sum() / box.sum()), float((box * y).sum() / box.sum())
 
 
-def _position_offset(model, data, sources, truth, source, planes, usable):
+def _position_offset(model, data, expected, truth, source, planes, usable):
     """Distance (spaxels) between a point source's centroid in the cube and in the truth, each through its WCS.
 
     Both are centroids of the same box of the line-free planes, so light of neighbours in the box
     shifts both alike.
     """
     collapsed = np.where(usable, data, 0.0)[planes].sum(axis=0)
-    truth_planes = rebin(sources, truth.grid.edges, _edges(cube_wavelengths(model)))[planes].sum(axis=0)
     x, y = _centroid(collapsed, (source["x"], source["y"]))
     ra, dec, _ = model.meta.wcs(x, y, 0)
-    truth_ra, truth_dec = pixel_to_world(truth.wcsinfo, *_centroid(truth_planes, (source["x"], source["y"])))
+    truth_collapsed = expected[planes].sum(axis=0)
+    truth_ra, truth_dec = pixel_to_world(truth.wcsinfo, *_centroid(truth_collapsed, (source["x"], source["y"])))
     distance = np.hypot((ra - truth_ra) * np.cos(np.radians(dec)), dec - truth_dec) * 3600.0
     return float(distance / truth.layout.spaxel_scale)
 
