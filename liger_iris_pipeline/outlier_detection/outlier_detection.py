@@ -7,7 +7,8 @@
    their mean, which a positive outlier (cosmic ray, hot pixel, satellite trail) pulls up by
    half its amplitude, so that neither frame differs from it by more than half: there the
    minimum of the two is used instead (``two_frame_minimum``; AstroDrizzle's ``minmed`` idea).
-3. The median is blotted back onto each frame's pixels, and a pixel is an outlier where
+3. The median is blotted back onto each frame's pixels (``blot_interp``: quintic by default; frame
+   pixels whose interpolation reaches a grid pixel without data are not tested), and a pixel is an outlier where
    ``|SCI - blot - backg| > snr1 * ERR + scale1 * |d blot|`` and, for the pixel and its
    neighbours, ``> snr2 * ERR + scale2 * |d blot|`` (stcal's ``flag_resampled_crs``, with
    ``|d blot|`` the largest absolute difference to an adjacent pixel of the blot: a margin
@@ -24,7 +25,6 @@ import logging
 import warnings
 
 import numpy as np
-from scipy import ndimage
 from stcal.outlier_detection.median import MedianComputer
 from stcal.outlier_detection.utils import compute_weight_threshold, flag_resampled_crs
 
@@ -33,9 +33,11 @@ from ..resample.resample import Resampler, blot, exposure_time, pixel_map, sky_l
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OUTLIER_FLAGS", "OutlierDetector", "find_outliers"]
+__all__ = ["BLOT_INTERPOLATIONS", "OUTLIER_FLAGS", "OutlierDetector", "find_outliers"]
 
 OUTLIER_FLAGS = FLAGS["OUTLIER"] | FLAGS["DO_NOT_USE"]
+
+BLOT_INTERPOLATIONS = ("nearest", "linear", "poly3", "poly5")
 
 
 def _parse_pair(value, name):
@@ -79,6 +81,8 @@ class OutlierDetector:
         See `liger_iris_pipeline.resample.resample.pixel_map`.
     two_frame_minimum : bool
         Where exactly two single drizzles cover a pixel, take their minimum instead of their median.
+    blot_interp : str
+        The blot's interpolation (`BLOT_INTERPOLATIONS`; drizzle's ``blot_image``).
     """
 
     def __init__(
@@ -99,9 +103,13 @@ class OutlierDetector:
         tempdir="",
         pixmap_stepsize=1,
         two_frame_minimum=True,
+        blot_interp="poly5",
     ):
         if n_frames < 2:
             raise ValueError(f"outlier detection needs at least 2 frames, got {n_frames}")
+        if blot_interp not in BLOT_INTERPOLATIONS:
+            raise ValueError(f"blot_interp must be one of {', '.join(BLOT_INTERPOLATIONS)}, got {blot_interp!r}")
+        self.blot_interp = blot_interp
         self.output_wcs = output_wcs
         self.shape = tuple(output_wcs.array_shape)
         self.n_frames = n_frames
@@ -246,19 +254,8 @@ class OutlierDetector:
             pixel_scale_ratio=self.pixel_scale_ratio,
             stepsize=self.pixmap_stepsize,
             fillval=np.nan,
+            interp=self.blot_interp,
         )
-        undefined = ~np.isfinite(median)
-        if undefined.any():
-            # The quintic interpolation reaches 3 grid pixels around each point: frame pixels that
-            # land near a grid pixel without data (filled with 0 for blot_image) are not tested.
-            near = ndimage.binary_dilation(undefined, iterations=3)
-            ny, nx = near.shape
-            column = np.clip(np.nan_to_num(np.rint(pixmap[..., 0]), nan=-1), -1, nx).astype(np.intp)
-            row = np.clip(np.nan_to_num(np.rint(pixmap[..., 1]), nan=-1), -1, ny).astype(np.intp)
-            inside = (column >= 0) & (column < nx) & (row >= 0) & (row < ny)
-            unreliable = ~inside
-            unreliable[inside] = near[row[inside], column[inside]]
-            blotted[unreliable] = np.nan
         blotted += sky_level(model)
         mask = find_outliers(model.data, model.err, blotted, self.snr, self.scale, self.backg)
         # Pixels already unusable (known hot pixels, reference pixels...) stay as they are.
@@ -301,9 +298,8 @@ def find_outliers(data, err, blotted, snr=(5.0, 4.0), scale=(1.2, 0.7), backg=0.
         bool.
     """
     defined = np.isfinite(blotted) & np.isfinite(data)
-    filled = np.where(defined, blotted, data).astype(np.float32)
+    zero = np.float32(0.0)
+    sci, reference = np.where(defined, data, zero), np.where(defined, blotted, zero)
     with np.errstate(invalid="ignore"):
-        mask = flag_resampled_crs(
-            np.where(defined, data, 0.0), err, np.where(defined, filled, 0.0), snr[0], snr[1], scale[0], scale[1], backg
-        )
+        mask = flag_resampled_crs(sci, err, reference, snr[0], snr[1], scale[0], scale[1], backg)
     return mask & defined

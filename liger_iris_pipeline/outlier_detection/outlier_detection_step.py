@@ -34,6 +34,7 @@ class OutlierDetectionStep(TMTStep):
     snr = string(default='5.0 4.0')  # Thresholds (multiples of ERR) before and after the 3x3 smoothing
     scale = string(default='1.2 0.7')  # Multiples of the blot's derivative added to the thresholds
     backg = float(default=0.0)  # Background subtracted from the differences
+    blot_interp = option('nearest', 'linear', 'poly3', 'poly5', default='poly5')  # blot_image's interpolation
     two_frame_minimum = boolean(default=True)  # Where two frames overlap, their minimum, not their mean, as the median
     good_bits = string(default='~DO_NOT_USE')  # DQ bits that do not exclude a pixel from the drizzles
     in_memory = boolean(default=False)  # Keep frames and single drizzles in memory (else on disk)
@@ -83,6 +84,7 @@ class OutlierDetectionStep(TMTStep):
             tempdir=self.output_dir or os.getcwd(),
             pixmap_stepsize=self.pixmap_stepsize,
             two_frame_minimum=self.two_frame_minimum,
+            blot_interp=self.blot_interp,
         )
         fill = fill_value(self.fillval)
         with library:

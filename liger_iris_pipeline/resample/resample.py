@@ -631,8 +631,18 @@ def _lands_on(pixmap, shape):
         return (x > -1.5) & (x < nx + 0.5) & (y > -1.5) & (y < ny + 0.5)
 
 
-def blot(image, image_wcs, target_wcs, target_shape, pixmap=None, pixel_scale_ratio=1.0, stepsize=1, fillval=0.0):
-    """Resample a mosaic back onto a frame's pixels (drizzle's ``blot_image``, poly5).
+def blot(
+    image,
+    image_wcs,
+    target_wcs,
+    target_shape,
+    pixmap=None,
+    pixel_scale_ratio=1.0,
+    stepsize=1,
+    fillval=0.0,
+    interp="poly5",
+):
+    """Resample a mosaic back onto a frame's pixels (drizzle's ``blot_image``).
 
     The inverse of `Resampler.add`'s flux convention: the blotted value is the mosaic's surface
     brightness times the frame pixel's true / nominal area, i.e. comparable to the frame's SCI.
@@ -655,19 +665,23 @@ def blot(image, image_wcs, target_wcs, target_shape, pixmap=None, pixel_scale_ra
         See `pixel_map`.
     fillval : float
         Frame pixels outside the mosaic.
+    interp : str
+        ``blot_image``'s interpolation: ``nearest``, ``linear``, ``poly3``, ``poly5`` (``sinc``, ``lanczos3``...).
 
     Returns
     -------
     numpy.ndarray
-        float32 ``target_shape``.
+        float32 ``target_shape``; NaN where the interpolation reaches a NaN of ``image`` (a grid
+        pixel without data: ``nearest`` and ``linear`` read 2 x 2 grid pixels, ``poly3`` 4 x 4,
+        ``poly5`` 6 x 6).
     """
     if pixmap is None:
         pixmap = pixel_map(target_wcs, image_wcs, target_shape, stepsize)
     area = area_ratio(pixmap, stepsize) * pixel_scale_ratio**2
-    pixmap = np.where(np.isfinite(pixmap), pixmap, -1.0)
-    source = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0)
+    if not np.isfinite(pixmap).all():
+        pixmap = np.where(np.isfinite(pixmap), pixmap, -1.0)
     out = np.full(target_shape, fillval, dtype=np.float32)
-    blot_image(source, pixmap, out_img=out, fillval=fillval, iscale=1.0, interp="poly5")
+    blot_image(np.asarray(image, dtype=np.float32), pixmap, out_img=out, fillval=fillval, iscale=1.0, interp=interp)
     out *= np.nan_to_num(area, nan=1.0)
     return out
 
