@@ -12,19 +12,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
+from ifs_helpers import ifs_detector, level1_frame, simulate, spec2_overrides
 from PIL import Image
 from test_qa import POINTING, star_grid
 
 from liger_iris_pipeline import datamodels
 from liger_iris_pipeline import simulate as sim
 from liger_iris_pipeline.assign_wcs.imaging import assign_wcs, complete_wcsinfo, make_gwcs
+from liger_iris_pipeline.dqflags import pixel as FLAGS
 from liger_iris_pipeline.operations.ledger import Ledger
 from liger_iris_pipeline.operations.qa import detected_sources, measure_quality
-from liger_iris_pipeline.pipeline import Detector1Pipeline
+from liger_iris_pipeline.pipeline import Detector1Pipeline, ProcessIFSL2Pipeline
 from liger_iris_pipeline.quicklook.cli import main as quicklook_main
 from liger_iris_pipeline.quicklook.regions import write_ds9_regions
-from liger_iris_pipeline.quicklook.render import MASKED_COLOUR, PNG_SIZE, render_png, sky_orientation
+from liger_iris_pipeline.quicklook.render import (
+    MASKED_COLOUR,
+    PNG_SIZE,
+    render_png,
+    sky_orientation,
+    summed_spectrum,
+    white_light_image,
+)
 from liger_iris_pipeline.quicklook.report import write_night_report
+from liger_iris_pipeline.simulate import ifs
 
 SIZE = 128
 
@@ -252,3 +262,155 @@ def test_night_report_before_the_first_frame(tmp_path):
     page = report.read_text()
     assert "0 exposure(s) reduced, 0 failed" in page and "<li>none</li>" in page
     assert (tmp_path / "night_report_qa.png").is_file()
+
+
+# IFS products: the small slicer layout, a point source without sky, through spec2 with the truth's references.
+
+IFS_SOURCE = ifs.PointSource(3.6, 2.4, abmag=17.0, lines={"Br_gamma": 400.0})
+MAGENTA = np.array([int(MASKED_COLOUR[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
+YELLOW = np.array([255.0, 255.0, 0.0])  # the compass and scale bar
+CUBE_PANEL_SPLIT = 0.40  # figure fraction below which a cube's PNG shows its spectrum
+
+
+@pytest.fixture(scope="module")
+def ifs_products(tmp_path_factory):
+    """An IFS rate frame (a few pixels DO_NOT_USE), its cube and spectrum files, and the source's truth."""
+    folder = tmp_path_factory.mktemp("quicklook_ifs")
+    layout = ifs.SlicerLayout.small()
+    detector = ifs_detector(layout)
+    ramp, truth = simulate(ifs.IFSScene(sources=[IFS_SOURCE], sky=False, telluric=False), layout, detector)
+    ramp.meta.filename = "ifs_science_uncal.fits"
+    frame = level1_frame(truth, ramp, detector, seed=3)
+    frame.dq[100:110, 50:60] |= FLAGS["DO_NOT_USE"]
+    frame.save(folder / "ifs_science_rate.fits")
+    ProcessIFSL2Pipeline.call(
+        frame, steps=spec2_overrides(layout, detector), output_dir=str(folder), save_results=True
+    )  # fmt: skip
+    paths = {kind: folder / f"ifs_science_{kind}.fits" for kind in ("rate", "s3d", "x1d")}
+    assert all(path.is_file() for path in paths.values())
+    return paths, truth, layout
+
+
+def png_pixels(png):
+    """All the PNG's pixels (RGB, float), after checking its size."""
+    with Image.open(png) as image:
+        assert image.size == PNG_SIZE
+        return np.asarray(image.convert("RGB"), dtype=float)
+
+
+def count_colour(pixels, colour, tolerance=2):
+    return int((np.abs(pixels - colour).max(axis=-1) < tolerance).sum())
+
+
+def shaded(alpha=0.3):
+    """The colour of a spectrum's masked bins: MASKED_COLOUR at `alpha` over the white axes."""
+    return alpha * MAGENTA + (1 - alpha) * 255.0
+
+
+def test_white_light_and_summed_spectrum_use_good_voxels_only():
+    data = np.arange(5 * 3 * 4, dtype=np.float32).reshape(5, 3, 4)  # (nwave, ny, nx)
+    cube = datamodels.IRISCubeModel(data.copy())
+    cube.err = np.full(data.shape, 2.0, np.float32)
+    cube.wmap = np.ones(data.shape, np.float32)
+    cube.dq = np.zeros(data.shape, np.uint32)
+    # Spaxel (x, y) = (0, 0): one voxel not finite, one without weight, one flagged; plane 3 is its only good one.
+    cube.data[0, 0, 0] = np.nan
+    cube.wmap[1, 0, 0] = 0.0
+    cube.dq[2, 0, 0] = FLAGS["DO_NOT_USE"] | FLAGS["SATURATED"]
+    cube.dq[:, 2, 3] = FLAGS["DO_NOT_USE"]  # a spaxel without any good voxel
+    cube.dq[4] = FLAGS["DO_NOT_USE"]  # a plane without any
+    cube.meta.wcsinfo.crval3, cube.meta.wcsinfo.cdelt3, cube.meta.wcsinfo.crpix3 = 2.0, 0.001, 1.0
+    image, masked = white_light_image(cube)
+    assert image[0, 0] == data[3, 0, 0]
+    assert masked[2, 3] and np.isnan(image[2, 3]) and masked.sum() == 1
+    np.testing.assert_allclose(image[1, 2], data[:4, 1, 2].mean(), rtol=1e-6)  # a mean: plane 4 does not dim it
+    spectrum = summed_spectrum(cube)
+    np.testing.assert_allclose(spectrum.wavelength, [2.0, 2.001, 2.002, 2.003, 2.004])
+    assert spectrum.masked.tolist() == [False, False, False, False, True] and np.isnan(spectrum.flux[4])
+    # Plane 1: 12 spaxels less the one without weight and the flagged one.
+    np.testing.assert_allclose(spectrum.flux[1], data[1].sum() - data[1, 0, 0] - data[1, 2, 3])
+    np.testing.assert_allclose(spectrum.error[1], 2.0 * np.sqrt(10))
+
+
+def test_cube_png_white_light_compass_and_spectrum(ifs_products, tmp_path):
+    paths, _, _ = ifs_products
+    split = round(PNG_SIZE[1] * (1 - CUBE_PANEL_SPLIT))
+    pixels = png_pixels(render_png(paths["s3d"], tmp_path / "cube.png"))
+    image_panel, spectrum_panel = pixels[:split], pixels[split:]
+    assert count_colour(image_panel, YELLOW) > 200  # compass and scale bar from the cube's spatial WCS
+    assert count_colour(spectrum_panel, YELLOW) == 0
+    spectrum_blue = count_colour(spectrum_panel, np.array([31.0, 119.0, 180.0]), tolerance=30)  # tab:blue
+    assert spectrum_blue > 500
+    assert count_colour(pixels, MAGENTA) == 0 and count_colour(pixels, shaded(), tolerance=3) == 0
+
+    # A spaxel without a good voxel is drawn in the masked colour; planes without one are shaded.
+    with datamodels.open(paths["s3d"]) as cube:
+        cube.dq[:, 4, 6] |= FLAGS["DO_NOT_USE"]
+        cube.dq[200:220] |= FLAGS["DO_NOT_USE"]
+        pixels = png_pixels(render_png(cube, tmp_path / "masked.png"))
+    image_panel, spectrum_panel = pixels[:split], pixels[split:]
+    spaxel_area = (PNG_SIZE[0] / 8) ** 2  # 8 spaxels across the width, at most
+    assert 0.3 * spaxel_area < count_colour(image_panel, MAGENTA) <= spaxel_area
+    assert count_colour(spectrum_panel, shaded(), tolerance=3) > 500
+
+
+def test_spectrum_png_with_error_band_and_masked_bins(ifs_products, tmp_path):
+    paths, _, _ = ifs_products
+    pixels = png_pixels(render_png(paths["x1d"], tmp_path / "spectrum.png"))
+    assert count_colour(pixels, YELLOW) == 0
+    shaded_before = count_colour(pixels, shaded(), tolerance=3)
+    with datamodels.open(paths["x1d"]) as spectrum:
+        n_bins = len(spectrum.spec_table)
+        spectrum.spec_table["DQ"][100:130] |= FLAGS["DO_NOT_USE"]
+        spectrum.spec_table["FLUX_ERROR"] *= 50  # an error band wide enough to be seen
+        pixels = png_pixels(render_png(spectrum, tmp_path / "masked.png"))
+    # 30 more bins shaded over the whole height: about 30 / n_bins of the axes (0.84 x 0.82 of the PNG).
+    expected = 30 / n_bins * 0.84 * 0.82 * PNG_SIZE[0] * PNG_SIZE[1]
+    assert 0.7 * expected < count_colour(pixels, shaded(), tolerance=3) - shaded_before < 1.1 * expected
+    band = 0.3 * np.array([31.0, 119.0, 180.0]) + 0.7 * 255.0  # tab:blue at alpha 0.3 over white
+    assert count_colour(pixels, band, tolerance=3) > 1000
+
+
+def test_ifs_detector_frame_png_has_no_compass(ifs_products, tmp_path):
+    paths, _, _ = ifs_products
+    pixels = png_pixels(render_png(paths["rate"], tmp_path / "rate.png"))
+    assert count_colour(pixels, YELLOW) == 0  # its pixels are spectra: no sky directions
+    # 10 x 10 flagged pixels of 512 x 256, shown 2 PNG pixels per pixel (1024 rows of image).
+    assert count_colour(pixels, MAGENTA) == pytest.approx(10 * 10 * 2 * 2, rel=0.2)
+
+
+def test_command_line_on_ifs_products(ifs_products, tmp_path, capsys, caplog):
+    paths, truth, layout = ifs_products
+    out = tmp_path / "out"
+    with caplog.at_level("INFO", logger="liger_iris_pipeline.quicklook.cli"):
+        assert quicklook_main([str(paths[kind]) for kind in ("rate", "s3d", "x1d")] + ["--output-dir", str(out)]) == 0
+    names = sorted(Path(path).name for path in capsys.readouterr().out.split())
+    assert names == sorted(path.name for path in out.iterdir())
+    assert names == ["ifs_science_rate.png", "ifs_science_s3d.png", "ifs_science_s3d.reg", "ifs_science_x1d.png"]
+    notes = [record.getMessage() for record in caplog.records]
+    assert f"{paths['x1d']}: no sources to mark on a spectrum: no region file" in notes
+    assert f"{paths['rate']}: no sources to mark on a detector frame of spectra: no region file" in notes
+    # The cube's region: the simulated source, placed by the cube's spatial WCS, within half a spaxel.
+    from regions import CircleSkyRegion, Regions
+
+    (circle,) = Regions.read(out / "ifs_science_s3d.reg", format="ds9")
+    assert isinstance(circle, CircleSkyRegion)
+    source = truth.sources[0]
+    separation = circle.center.separation(SkyCoord(source["ra"], source["dec"], unit="deg")).arcsec
+    assert separation < 0.5 * layout.spaxel_scale
+    assert circle.radius.to_value("arcsec") == pytest.approx(1.5 * layout.spaxel_scale, rel=1e-3)
+
+
+def test_command_line_refuses_an_ifs_reference(ifs_products, tmp_path, capsys):
+    """A file that is not a product (a slice-geometry reference) still gets the one-line error, and a non-zero exit."""
+    paths, _, _ = ifs_products
+    layout = ifs.SlicerLayout.small()
+    from ifs_helpers import slicer_references
+
+    slicegeo, _ = slicer_references(layout, ifs_detector(layout))
+    reference = tmp_path / "slicegeo.fits"
+    slicegeo.save(reference)
+    assert quicklook_main([str(reference), str(paths["x1d"]), "--output-dir", str(tmp_path / "out")]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"tmt-quicklook: error: {reference}: ") and "no quick-look" in line
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["ifs_science_x1d.png"]

@@ -1,12 +1,14 @@
 """Quality numbers of one frame, for the observer at the telescope and the night log.
 
-`detected_sources` finds the sources of a Level 1 or 2 frame (or a mosaic) once: a
+`detected_sources` finds the sources of a Level 1 or 2 frame, a mosaic or an IFS cube's
+white-light image (`liger_iris_pipeline.quicklook.render.white_light_image`) once: a
 sigma-clipped sky level and noise (astropy), then photutils ``detect_sources`` above
 ``nsigma`` times the noise and ``SourceCatalog`` for centroids, fluxes and shapes. The same
 table makes the DS9 region file (`liger_iris_pipeline.quicklook.regions`) and feeds
 `measure_quality`, which adds the FWHM (photutils ``fit_fwhm``: a pixel-integrated circular
 Gaussian fitted to each isolated, unsaturated star), the median ellipticity of those stars,
-the DQ counts and the zero point.
+the DQ counts and the zero point. An IFS detector frame has no sources (its pixels are spectra):
+its numbers are the sky and the DQ counts.
 
 Both are meant to cost well under a second at full frame: the sky statistics use a regular
 sample of the pixels, and only the brightest `MAX_FIT_STARS` stars are fitted.
@@ -22,7 +24,7 @@ from astropy.table import Table
 from ..dqflags import pixel as FLAGS
 from ..source_catalog.source_catalog import AB_ZERO_POINT_JY, _inside, _isolated
 
-__all__ = ["MAX_FIT_STARS", "QA_KEYS", "detected_sources", "measure_quality", "pixel_scale_arcsec"]
+__all__ = ["MAX_FIT_STARS", "QA_KEYS", "detected_sources", "dq_counts", "measure_quality", "pixel_scale_arcsec"]
 
 QA_KEYS = (
     "sky_level",
@@ -55,7 +57,17 @@ _SPOILED = FLAGS["DO_NOT_USE"] | FLAGS["SATURATED"]
 
 
 def _usable(model):
-    """Return (data as float32, True where a pixel has a finite value and no DO_NOT_USE, DQ or None)."""
+    """Return the image sources are found on: (data as float32, True where a pixel has data, DQ or None, ERR or None).
+
+    A cube's is its white-light image, without DQ or ERR of its own.
+    """
+    from .. import datamodels
+
+    if isinstance(model, datamodels.IRISCubeModel):
+        from ..quicklook.render import white_light_image
+
+        image, masked = white_light_image(model)
+        return image, ~masked, None, None
     data = np.asarray(model.data, dtype=np.float32)
     valid = np.isfinite(data)
     dq = model.dq if model.hasattr("dq") else None
@@ -63,7 +75,18 @@ def _usable(model):
         valid &= (dq & FLAGS["DO_NOT_USE"]) == 0
     if model.hasattr("wht"):  # a mosaic: no DQ, no data where nothing was drizzled
         valid &= model.wht > 0
-    return data, valid, dq
+    return data, valid, dq, (model.err if model.hasattr("err") else None)
+
+
+def _celestial_wcs(model):
+    """Return pixel -> sky of the image `_usable` gives: a cube's spatial axes, else the gwcs; None for IFS frames."""
+    from .. import datamodels
+
+    if isinstance(model, datamodels.IRISCubeModel | datamodels.IRISIFSImageModel):
+        from ..quicklook.render import product_wcs
+
+        return product_wcs(model)
+    return getattr(model.meta, "wcs", None)
 
 
 def _sky(data, valid):
@@ -78,7 +101,7 @@ def _sky(data, valid):
 
 def _sky_coordinates(model, x, y):
     """Return (ra, dec) in degrees of pixel positions through the model's gwcs, NaN without one."""
-    wcs = getattr(model.meta, "wcs", None)
+    wcs = _celestial_wcs(model)
     if wcs is None or len(x) == 0:
         return np.full(len(x), np.nan), np.full(len(x), np.nan)
     ra, dec = wcs(np.asarray(x, float), np.asarray(y, float), with_bounding_box=False)
@@ -86,12 +109,13 @@ def _sky_coordinates(model, x, y):
 
 
 def detected_sources(model, nsigma=5.0, npixels=5):
-    """Detect the sources of a frame or mosaic: the one detection behind the QA numbers and the region file.
+    """Detect the sources of a frame, mosaic or cube: the one detection behind the QA numbers and the region file.
 
     Parameters
     ----------
-    model : IRISImageModel or IRISMosaicModel
-        A Level 1, 2 or 3 image.
+    model : IRISImageModel, IRISMosaicModel, IRISCubeModel or IRISIFSImageModel
+        A Level 1, 2 or 3 image, or an IFS cube (its white-light image is searched, positions in
+        its spaxels, sky positions from its spatial WCS). An IFS detector frame has none.
     nsigma : float
         Detection threshold above the sky, in units of the sky noise per pixel.
     npixels : int
@@ -107,12 +131,14 @@ def detected_sources(model, nsigma=5.0, npixels=5):
     from photutils.segmentation import SourceCatalog, detect_sources
     from photutils.utils.exceptions import NoDetectionsWarning
 
-    data, valid, _ = _usable(model)
+    from .. import datamodels
+
+    data, valid, _, _ = _usable(model)
     sky, noise = _sky(data, valid)
     meta = {"sky_level": sky, "sky_noise": noise, "bunit": model.meta.bunit_data or "", "threshold": math.nan}
     columns = ("x", "y", "ra", "dec", "flux", "ellipticity", "peak")
     empty = Table(names=columns, dtype=[float] * len(columns), meta=meta)
-    if not (math.isfinite(noise) and noise > 0):
+    if not (math.isfinite(noise) and noise > 0) or isinstance(model, datamodels.IRISIFSImageModel):
         return empty
     image = np.where(valid, data - np.float32(sky), np.float32(0.0))
     meta["threshold"] = nsigma * noise
@@ -138,15 +164,15 @@ def pixel_scale_arcsec(model):
 
     Parameters
     ----------
-    model : IRISImageModel or IRISMosaicModel
-        The product.
+    model : IRISImageModel, IRISMosaicModel or IRISCubeModel
+        The product (a cube: its spaxel scale).
 
     Returns
     -------
     float
         NaN when the product says nothing about it.
     """
-    wcs = getattr(model.meta, "wcs", None)
+    wcs = _celestial_wcs(model)
     if wcs is not None:
         from ..quicklook.render import sky_orientation
 
@@ -159,7 +185,7 @@ def pixel_scale_arcsec(model):
     return float(scale) if scale else math.nan
 
 
-def _fit_fwhm(model, sources, data, valid, dq):
+def _fit_fwhm(sources, data, valid, dq, err):
     """Median FWHM (pixels) and ellipticity of the brightest isolated unsaturated stars; NaN without any."""
     from photutils.psf import fit_fwhm
 
@@ -188,7 +214,6 @@ def _fit_fwhm(model, sources, data, valid, dq):
         return math.nan, math.nan
     sky = sources.meta["sky_level"]
     image = np.where(valid, data - np.float32(sky), np.nan)
-    err = model.err if model.hasattr("err") else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a star whose fit does not converge gives a NaN or an outlier: medians follow
         fwhm = fit_fwhm(
@@ -237,40 +262,68 @@ def _date_obs(model):
     return f"{date}T{time}" if date and time else (date or "")
 
 
-def measure_quality(model, sources=None):
-    """Return the quality numbers of a Level 1 or 2 frame (or a mosaic).
+def dq_counts(model):
+    """Return the numbers of pixels flagged SATURATED, JUMP_DET and DO_NOT_USE (the `DQ_COUNTS` keys).
 
     Parameters
     ----------
-    model : IRISImageModel or IRISMosaicModel
-        The product (``_rate`` or ``_cal``).
+    model : TMTDataModel
+        A frame with a DQ array (a mosaic has none: zeros).
+
+    Returns
+    -------
+    dict
+    """
+    dq = model.dq if model.hasattr("dq") else None
+    return {key: 0 if dq is None else int(np.count_nonzero(dq & flag)) for key, flag in DQ_COUNTS.items()}
+
+
+def measure_quality(model, sources=None, detector_frame=None):
+    """Return the quality numbers of a Level 1 or 2 frame, a mosaic or an IFS cube.
+
+    Parameters
+    ----------
+    model : IRISImageModel, IRISMosaicModel, IRISIFSImageModel or IRISCubeModel
+        The product (``_rate``, ``_cal`` or ``_s3d``).
     sources : astropy.table.Table, optional
         `detected_sources` of the same model, when the caller has it already (for the region
         file): the frame is then not searched twice.
+    detector_frame : IRISIFSImageModel, optional
+        The detector frame a cube was built from (its ``_cal``): the DQ counts are of its pixels.
+        Default: the model's own DQ.
 
     Returns
     -------
     dict
         The keys of `QA_KEYS`: ``sky_level``, ``sky_noise`` (sigma-clipped median and standard
-        deviation of the pixels, in ``bunit``), ``n_stars`` (sources detected), ``fwhm_arcsec``
-        and ``ellipticity`` (medians over the fitted stars), ``n_saturated``, ``n_jump``,
-        ``n_bad`` (pixels with SATURATED, JUMP_DET, DO_NOT_USE), ``zero_point_ab`` (AB
-        magnitude of 1 DN/s), ``filter``, ``exposure_type``, ``date_obs``. Floats are NaN
-        when not measurable (no star, no photometric calibration).
+        deviation of the pixels, in ``bunit``; of a cube, of its voxels), ``n_stars`` (sources
+        detected; of a cube, in its white-light image), ``fwhm_arcsec`` and ``ellipticity``
+        (medians over the fitted stars), ``n_saturated``, ``n_jump``, ``n_bad`` (pixels with
+        SATURATED, JUMP_DET, DO_NOT_USE), ``zero_point_ab`` (AB magnitude of 1 DN/s),
+        ``filter``, ``exposure_type``, ``date_obs``. Floats are NaN when not measurable (no
+        star, no photometric calibration).
     """
+    from .. import datamodels
+
     if sources is None:
         sources = detected_sources(model)
-    data, valid, dq = _usable(model)
-    fwhm_pix, ellipticity = _fit_fwhm(model, sources, data, valid, dq)
-    counts = {key: 0 if dq is None else int(np.count_nonzero(dq & flag)) for key, flag in DQ_COUNTS.items()}
+    data, valid, dq, err = _usable(model)
+    fwhm_pix, ellipticity = _fit_fwhm(sources, data, valid, dq, err)
+    sky_level, sky_noise = sources.meta["sky_level"], sources.meta["sky_noise"]
+    if isinstance(model, datamodels.IRISCubeModel):
+        from ..quicklook.render import good_voxels
+
+        # The sky of a cube is that of its voxels (per spaxel and bin), not of the white-light mean.
+        nx = model.data.shape[-1]
+        sky_level, sky_noise = _sky(model.data.reshape(-1, nx), good_voxels(model).reshape(-1, nx))
     return {
-        "sky_level": sources.meta["sky_level"],
-        "sky_noise": sources.meta["sky_noise"],
+        "sky_level": sky_level,
+        "sky_noise": sky_noise,
         "bunit": sources.meta["bunit"],
         "n_stars": len(sources),
         "fwhm_arcsec": fwhm_pix * pixel_scale_arcsec(model),
         "ellipticity": ellipticity,
-        **counts,
+        **dq_counts(model if detector_frame is None else detector_frame),
         "zero_point_ab": zero_point_ab(model),
         "filter": model.meta.instrument.filter or "",
         "exposure_type": model.meta.exposure.type or "",

@@ -5,14 +5,17 @@
     tmt-quicklook sim_science_001_cal.fits
     tmt-quicklook out/*_rate.fits raw/*_uncal.fits --output-dir quicklook
 
-For each file: ``<name>.png`` (`render.render_png`) and, for Level 1, 2 and 3 products,
-``<name>.reg`` with the sources `operations.qa.detected_sources` finds (fk5 circles when the
-product has a WCS). Outputs go beside each input unless ``--output-dir`` is given. A file that
+For each file: ``<name>.png`` (`render.render_png`) and, for Level 1, 2 and 3 images and IFS
+cubes, ``<name>.reg`` with the sources `operations.qa.detected_sources` finds (fk5 circles when the
+product has a WCS; a cube's sources are those of its white-light image, placed by its spatial
+WCS). A spectrum and an IFS detector frame (whose pixels are spectra) have no sources to mark:
+no region file, said in a log line. Outputs go beside each input unless ``--output-dir`` is given. A file that
 cannot be shown is reported on one line (``tmt-quicklook: error: <file>: <problem>``) and leaves
 no output; the others are still done, and the exit status is 1.
 """
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -20,14 +23,16 @@ __all__ = ["main", "quicklook_files"]
 
 PROG = "tmt-quicklook"
 
+log = logging.getLogger(__name__)
+
 
 def quicklook_files(path, output_dir=None):
-    """Write the PNG (and the region file of a Level 1+ product) of one file: both, or neither.
+    """Write the PNG (and the region file of a Level 1+ image or a cube) of one file: both, or neither.
 
     Parameters
     ----------
     path : str or os.PathLike
-        A Level 0, 1, 2 or 3 file of this package.
+        A Level 0, 1, 2 or 3 file of this package (IFS cubes and spectra included).
     output_dir : str or os.PathLike, optional
         Where to write; default beside the input.
 
@@ -39,7 +44,7 @@ def quicklook_files(path, output_dir=None):
     from .. import datamodels
     from ..lib.output import OutputTransaction
     from ..operations.qa import detected_sources
-    from .regions import write_ds9_regions
+    from .regions import CUBE_RADIUS_SPAXELS, DEFAULT_RADIUS_PIXELS, write_ds9_regions
     from .render import product_wcs, render_png
 
     path = Path(path)
@@ -47,8 +52,13 @@ def quicklook_files(path, output_dir=None):
     stem = path.name.removesuffix(".fits")
     with datamodels.open(path) as model, OutputTransaction([(path, "input")]):
         written = [render_png(model, folder / f"{stem}.png")]
-        if not isinstance(model, datamodels.TMTRampModel):
-            written.append(write_ds9_regions(detected_sources(model), product_wcs(model), folder / f"{stem}.reg"))
+        if isinstance(model, datamodels.IRISSpectrumModel | datamodels.IRISIFSImageModel):
+            kind = "spectrum" if isinstance(model, datamodels.IRISSpectrumModel) else "detector frame of spectra"
+            log.info("%s: no sources to mark on a %s: no region file", path, kind)
+        elif not isinstance(model, datamodels.TMTRampModel):
+            radius = CUBE_RADIUS_SPAXELS if isinstance(model, datamodels.IRISCubeModel) else DEFAULT_RADIUS_PIXELS
+            regions = folder / f"{stem}.reg"
+            written.append(write_ds9_regions(detected_sources(model), product_wcs(model), regions, radius))
     return written
 
 
@@ -68,7 +78,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Quick-look PNGs (zscale, compass, scale bar, masked pixels in magenta) and DS9 region files "
-        "of Level 0 ramps, Level 1 and 2 frames and Level 3 mosaics.",
+        "of Level 0 ramps, Level 1 and 2 frames, Level 3 mosaics, IFS cubes (white-light image and summed "
+        "spectrum) and spectra.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="products (FITS) to show")
     parser.add_argument("--output-dir", metavar="DIR", help="where to write (default: beside each file)")
@@ -76,6 +87,9 @@ def main(argv=None):
     arguments = parser.parse_args(argv)
 
     from ..lib.errors import command_failed
+
+    if not logging.getLogger().hasHandlers():  # the one-line notes (a spectrum has no region file) on stderr
+        logging.basicConfig(level=logging.INFO, format=f"{PROG}: %(message)s")
 
     if arguments.output_dir is not None:
         output_dir = Path(arguments.output_dir)

@@ -4,10 +4,13 @@ import os
 
 import numpy as np
 
-__all__ = ["DEFAULT_RADIUS_PIXELS", "write_ds9_regions"]
+__all__ = ["CUBE_RADIUS_SPAXELS", "DEFAULT_RADIUS_PIXELS", "write_ds9_regions"]
 
 DEFAULT_RADIUS_PIXELS = 6.0
 """Circle radius: about 1.5 FWHM of IRIS's Kbb core, the size a marker needs to be seen around a star."""
+
+CUBE_RADIUS_SPAXELS = 1.5
+"""Circle radius on a cube's white-light image: a spaxel is 6 to 12 imager pixels, a star's core about one."""
 
 
 def write_ds9_regions(sources, wcs, path, radius_pixels=DEFAULT_RADIUS_PIXELS):

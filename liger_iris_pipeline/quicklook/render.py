@@ -1,4 +1,4 @@
-"""Quick-look PNG of any product: Level 0 ramps, Level 1 and 2 frames, Level 3 mosaics.
+"""Quick-look PNG of any product: Level 0 ramps, Level 1 and 2 frames, Level 3 mosaics, IFS cubes and spectra.
 
 The image is block-averaged to at most `DISPLAY_PIXELS` on a side (a full frame in a fraction of
 a second, and no detail a screen could show is lost), scaled with astropy's
@@ -7,6 +7,12 @@ no pyplot state, so the service can render from any thread). Pixels without data
 ``DO_NOT_USE``, non-finite, or no drizzle weight) are shown in `MASKED_COLOUR`: a display
 pixel is masked when any of the pixels it averages is. With a WCS (the product's gwcs, else
 the header's pointing WCS), a compass shows North and East and a bar the angular scale.
+
+An IFS detector frame (``IRISIFSImageModel``) is shown as an image, without compass: its pixels
+are spectra, not sky. A cube (``IRISCubeModel``) is shown as its white-light image
+(`white_light_image`, with the compass and scale bar of the cube's spatial WCS) above its summed
+spectrum (`summed_spectrum`); a spectrum (``IRISSpectrumModel``) as flux against wavelength. A
+spectrum panel draws the 1-sigma error band, and shades bins without data in `MASKED_COLOUR`.
 """
 
 import math
@@ -22,11 +28,15 @@ __all__ = [
     "MASKED_COLOUR",
     "PNG_SIZE",
     "QuicklookImage",
+    "QuicklookSpectrum",
+    "good_voxels",
     "nice_length",
     "product_wcs",
     "quicklook_image",
     "render_png",
     "sky_orientation",
+    "summed_spectrum",
+    "white_light_image",
 ]
 
 DISPLAY_PIXELS = 1024
@@ -40,29 +50,125 @@ _DPI = 128
 PNG_SIZE = (int(_FIGURE_INCHES[0] * _DPI), int(_FIGURE_INCHES[1] * _DPI))
 """(width, height) of every PNG in pixels."""
 
+_SPECTRUM_SHADE_ALPHA = 0.3
+"""Opacity of the `MASKED_COLOUR` band over a spectrum's bins without data (the curve stays readable)."""
+
 _LEVEL_NAMES = {0: "Level 0 (last - first read)", 1: "Level 1", 2: "Level 2", 3: "Level 3"}
 
 
 @dataclass
-class QuicklookImage:
-    """What a PNG shows of a product.
+class QuicklookSpectrum:
+    """A spectrum panel: flux against wavelength.
 
     Attributes
     ----------
-    data : numpy.ndarray
-        float32 (ny, nx) image (Level 0: last minus first read of the first integration, DN).
+    wavelength, flux, error : numpy.ndarray
+        float64 (n,): um, flux and its 1-sigma error (NaN in masked bins).
     masked : numpy.ndarray
-        bool (ny, nx), True where the pixel has no data.
-    wcs : gwcs.WCS or None
-        Pixel (0-based) -> sky (deg).
-    title : str
-        File, filter, exposure type and level.
+        bool (n,), True where the bin has no data.
+    label : str
+        What the flux is, with its unit (the y axis).
     """
 
-    data: np.ndarray
+    wavelength: np.ndarray
+    flux: np.ndarray
+    error: np.ndarray
     masked: np.ndarray
+    label: str
+
+
+@dataclass
+class QuicklookImage:
+    """What a PNG shows of a product: an image, a spectrum, or both (a cube).
+
+    Attributes
+    ----------
+    data : numpy.ndarray or None
+        float32 (ny, nx) image (Level 0: last minus first read of the first integration, DN; a
+        cube: its white-light image); None for a spectrum.
+    masked : numpy.ndarray or None
+        bool (ny, nx), True where the pixel has no data.
+    wcs : gwcs.WCS or None
+        Pixel (0-based) -> sky (deg) of the image.
+    title : str
+        File, filter, exposure type and level.
+    spectrum : QuicklookSpectrum or None
+        The spectrum panel (a cube's summed spectrum, or a spectrum product).
+    """
+
+    data: np.ndarray | None
+    masked: np.ndarray | None
     wcs: object
     title: str
+    spectrum: QuicklookSpectrum | None = None
+
+
+def good_voxels(cube):
+    """Return True where a voxel of a cube (IRISCubeModel) has data: finite, drizzle weight > 0, no DO_NOT_USE."""
+    return np.isfinite(cube.data) & (cube.wmap > 0) & ((cube.dq & FLAGS["DO_NOT_USE"]) == 0)
+
+
+def white_light_image(cube):
+    """Return a cube's white-light image: the mean over wavelength of each spaxel's good voxels.
+
+    A mean rather than a sum, so that a spaxel missing some planes (a slice edge, a flagged
+    bin) is not darker than its neighbours.
+
+    Parameters
+    ----------
+    cube : IRISCubeModel
+        The cube (``(nwave, ny, nx)``).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(image, masked)``: float32 (ny, nx) in the cube's ``BUNIT``, NaN where masked, and
+        bool (ny, nx), True for a spaxel without any good voxel.
+    """
+    good = good_voxels(cube)
+    count = good.sum(axis=0)
+    total = np.where(good, cube.data, 0.0).sum(axis=0, dtype=np.float64)
+    masked = count == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        image = np.where(masked, np.nan, total / count).astype(np.float32)
+    return image, masked
+
+
+def summed_spectrum(cube):
+    """Return a cube's spectrum summed over its spaxels (good voxels only), with its error.
+
+    Parameters
+    ----------
+    cube : IRISCubeModel
+        The cube, with its spectral WCS in ``meta.wcsinfo`` (plane ``k`` at
+        ``CRVAL3 + CDELT3 * (k + 1 - CRPIX3)``).
+
+    Returns
+    -------
+    QuicklookSpectrum
+        Bins without any good voxel are masked.
+    """
+    good = good_voxels(cube)
+    flux = np.where(good, cube.data, 0.0).sum(axis=(1, 2), dtype=np.float64)
+    variance = np.where(good, np.square(cube.err, dtype=np.float64), 0.0).sum(axis=(1, 2))
+    masked = ~good.any(axis=(1, 2))
+    info = cube.meta.wcsinfo
+    wavelength = info.crval3 + info.cdelt3 * (np.arange(cube.data.shape[0]) + 1.0 - info.crpix3)
+    flux[masked] = np.nan
+    error = np.where(masked, np.nan, np.sqrt(variance))
+    unit = cube.meta.bunit_data or "?"
+    return QuicklookSpectrum(wavelength, flux, error, masked, f"sum over spaxels ({unit})")
+
+
+def _spectrum_product(model):
+    """The `QuicklookSpectrum` of an `IRISSpectrumModel`: FLUX, FLUX_ERROR, masked where DQ DO_NOT_USE or not finite."""
+    table = model.spec_table
+    flux = np.asarray(table["FLUX"], dtype=np.float64)
+    error = np.asarray(table["FLUX_ERROR"], dtype=np.float64)
+    masked = ~np.isfinite(flux) | ((np.asarray(table["DQ"]) & FLAGS["DO_NOT_USE"]) != 0)
+    wavelength = np.asarray(table["WAVELENGTH"], dtype=np.float64)
+    flux, error = np.where(masked, np.nan, flux), np.where(masked, np.nan, error)
+    return QuicklookSpectrum(wavelength, flux, error, masked, f"flux ({model.meta.flux_unit or 'Jy'})")
 
 
 def product_wcs(model):
@@ -76,11 +182,20 @@ def product_wcs(model):
     Returns
     -------
     gwcs.WCS or None
+        Pixel -> sky of the image a PNG shows: for a cube, the (x, y) axes of its gwcs (the
+        same TAN projection, `liger_iris_pipeline.cube_build.cube_wcs.cube_gwcs`); None for an
+        IFS detector frame (its pixels are spectra) and a spectrum.
     """
+    from .. import datamodels
+    from ..assign_wcs.imaging import WcsInfoError, complete_wcsinfo, make_gwcs
+
+    if isinstance(model, datamodels.IRISCubeModel):
+        return make_gwcs(model.meta.wcsinfo.instance, model.data.shape[-2:])
+    if isinstance(model, datamodels.IRISIFSImageModel | datamodels.IRISSpectrumModel):
+        return None
     wcs = getattr(model.meta, "wcs", None)
     if wcs is not None:
         return wcs
-    from ..assign_wcs.imaging import WcsInfoError, complete_wcsinfo, make_gwcs
 
     info = model.meta.wcsinfo.instance if model.meta.wcsinfo is not None else {}
     try:
@@ -95,7 +210,7 @@ def quicklook_image(model):
 
     Parameters
     ----------
-    model : TMTRampModel, IRISImageModel or IRISMosaicModel
+    model : TMTRampModel, IRISImageModel, IRISIFSImageModel, IRISMosaicModel, IRISCubeModel or IRISSpectrumModel
         An open product.
 
     Returns
@@ -111,6 +226,7 @@ def quicklook_image(model):
 
     name = os.path.basename(model.meta.filename or type(model).__name__)
     level = model.meta.processing_level
+    spectrum = None
     if isinstance(model, datamodels.TMTRampModel):
         if model.data.ndim != 4 or model.data.shape[1] < 2:
             raise ValueError(
@@ -123,13 +239,22 @@ def quicklook_image(model):
         data = np.asarray(model.data, dtype=np.float32)
         masked = ~np.isfinite(data) | ~(model.wht > 0)
         level = 3
-    elif isinstance(model, datamodels.IRISImageModel):
+    elif isinstance(model, datamodels.IRISImageModel | datamodels.IRISIFSImageModel):
         data = np.asarray(model.data, dtype=np.float32)
         masked = ~np.isfinite(data) | ((model.dq & FLAGS["DO_NOT_USE"]) != 0)
+    elif isinstance(model, datamodels.IRISCubeModel):
+        data, masked = white_light_image(model)
+        spectrum = summed_spectrum(model)
+    elif isinstance(model, datamodels.IRISSpectrumModel):
+        data = masked = None
+        spectrum = _spectrum_product(model)
     else:
-        raise ValueError(f"{name}: a {type(model).__name__} has no quick-look (ramps, frames and mosaics have)")
+        raise ValueError(
+            f"{name}: a {type(model).__name__} has no quick-look (ramps, frames, mosaics, cubes and spectra have)"
+        )
     parts = [name, model.meta.instrument.filter, model.meta.exposure.type, _LEVEL_NAMES.get(level)]
-    return QuicklookImage(data, masked, product_wcs(model), "  |  ".join(str(part) for part in parts if part))
+    title = "  |  ".join(str(part) for part in parts if part)
+    return QuicklookImage(data, masked, product_wcs(model), title, spectrum)
 
 
 def sky_orientation(wcs, x, y):
@@ -209,12 +334,10 @@ def _draw_scale_bar(axes, shape, scale, factor):
     axes.text(x0 + length / 2, y0 + 0.015 * ny, label, color="yellow", ha="center", va="bottom", fontsize=12)
 
 
-def _figure(image):
-    """Return the matplotlib Figure of a `QuicklookImage`."""
+def _draw_image(axes, image):
+    """Draw a `QuicklookImage`'s image on `axes`: zscale, masked pixels in `MASKED_COLOUR`, compass and bar."""
     import matplotlib
     from astropy.visualization import ImageNormalize, ZScaleInterval
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     ny, nx = image.data.shape
     factor = max(1, math.ceil(max(ny, nx) / DISPLAY_PIXELS))
@@ -222,18 +345,64 @@ def _figure(image):
     shown = np.ma.masked_array(display, mask=masked | ~np.isfinite(display))
     values = shown.compressed()
     norm = ImageNormalize(values if values.size else np.zeros(1), interval=ZScaleInterval())
-    figure = Figure(figsize=_FIGURE_INCHES, dpi=_DPI)
-    FigureCanvasAgg(figure)
-    # The image fills the width; the title takes the strip above it.
-    axes = figure.add_axes((0.0, 0.0, 1.0, _FIGURE_INCHES[0] / _FIGURE_INCHES[1]))
     cmap = matplotlib.colormaps["gray"].with_extremes(bad=MASKED_COLOUR)
     axes.imshow(shown, origin="lower", cmap=cmap, norm=norm, interpolation="nearest", aspect="equal")
     axes.set_axis_off()
-    figure.text(0.5, 1.0 - 0.25 * (1.0 - _FIGURE_INCHES[0] / _FIGURE_INCHES[1]), image.title, ha="center", fontsize=11)
     if image.wcs is not None:
-        north, east, scale = sky_orientation(image.wcs, (image.data.shape[1] - 1) / 2, (image.data.shape[0] - 1) / 2)
+        north, east, scale = sky_orientation(image.wcs, (nx - 1) / 2, (ny - 1) / 2)
         _draw_compass(axes, north, east)
         _draw_scale_bar(axes, shown.shape, scale, factor)
+
+
+def _draw_spectrum(axes, spectrum):
+    """Draw a `QuicklookSpectrum` on `axes`: the flux, its 1-sigma band, bins without data shaded."""
+    wavelength = spectrum.wavelength
+    axes.fill_between(
+        wavelength, spectrum.flux - spectrum.error, spectrum.flux + spectrum.error, color="tab:blue", alpha=0.3, lw=0
+    )
+    axes.plot(wavelength, spectrum.flux, color="tab:blue", lw=0.8)
+    if spectrum.masked.any():
+        # Whole-height bands in the axes' y coordinates: a flagged bin is seen whatever the flux scale.
+        axes.fill_between(
+            wavelength,
+            0.0,
+            1.0,
+            where=spectrum.masked,
+            step="mid",
+            transform=axes.get_xaxis_transform(),
+            color=MASKED_COLOUR,
+            alpha=_SPECTRUM_SHADE_ALPHA,
+            lw=0,
+        )
+    good = spectrum.flux[~spectrum.masked]
+    if good.size:
+        low, high = float(good.min()), float(good.max())
+        margin = 0.05 * (high - low) or 1.0
+        axes.set_ylim(low - margin, high + margin)
+    axes.set_xlim(wavelength.min(), wavelength.max())
+    axes.set_xlabel("wavelength (um)")
+    axes.set_ylabel(spectrum.label)
+    axes.grid(alpha=0.3)
+
+
+def _figure(image):
+    """Return the matplotlib Figure of a `QuicklookImage`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=_FIGURE_INCHES, dpi=_DPI)
+    FigureCanvasAgg(figure)
+    image_top = _FIGURE_INCHES[0] / _FIGURE_INCHES[1]
+    if image.spectrum is None:
+        # The image fills the width; the title takes the strip above it.
+        _draw_image(figure.add_axes((0.0, 0.0, 1.0, image_top)), image)
+    elif image.data is None:
+        _draw_spectrum(figure.add_axes((0.12, 0.08, 0.84, image_top - 0.12)), image.spectrum)
+    else:
+        # A cube: its white-light image above, its summed spectrum below.
+        _draw_image(figure.add_axes((0.0, 0.40, 1.0, image_top - 0.42)), image)
+        _draw_spectrum(figure.add_axes((0.12, 0.07, 0.84, 0.28)), image.spectrum)
+    figure.text(0.5, 1.0 - 0.25 * (1.0 - image_top), image.title, ha="center", fontsize=11)
     return figure
 
 
@@ -243,7 +412,7 @@ def render_png(product, png_path):
     Parameters
     ----------
     product : str, os.PathLike or TMTDataModel
-        A Level 0, 1, 2 or 3 file of this package (or the product already open).
+        A Level 0, 1, 2 or 3 file of this package, cubes and spectra included (or the product already open).
     png_path : str or os.PathLike
         The PNG to write; written under a temporary name and renamed, so it is complete or absent.
 
