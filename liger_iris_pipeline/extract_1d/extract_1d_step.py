@@ -1,8 +1,9 @@
 """`Extract1dStep`: the spectrum of a point source in an IFS cube (``_x1d``)."""
 
 import logging
+import math
 
-from ..stpipe import TMTStep
+from ..stpipe import StepSkipped, TMTStep
 from .extract import cube_wavelengths, extract_point_source, source_position
 
 __all__ = ["Extract1dStep"]
@@ -14,7 +15,8 @@ class Extract1dStep(TMTStep):
     """Sum a circular aperture around a point source in every plane of a cube (photutils apertures).
 
     The source is at ``source_ra, source_dec`` if given, else at the centroid of the brightest
-    spaxel of the cube summed over wavelength. With ``subtract_background`` the weighted mean of
+    spaxel of the cube summed over wavelength; a cube without a source (blank sky: the centroid
+    of noise falls off the grid) is skipped, with no spectrum. With ``subtract_background`` the weighted mean of
     an annulus is subtracted per plane. The spectrum is in the cube's unit summed over the
     aperture (``FLUXUNIT``; DN/s per wavelength bin before flux calibration).
     """
@@ -41,7 +43,8 @@ class Extract1dStep(TMTStep):
         Raises
         ------
         ValueError
-            A broken spectral WCS, or an annulus whose outer radius is not beyond its inner one.
+            A broken spectral WCS, an annulus whose outer radius is not beyond its inner one, or a
+            source given by RA and Dec outside the cube.
         """
         from ..datamodels import IRISSpectrumModel
 
@@ -49,6 +52,14 @@ class Extract1dStep(TMTStep):
         if self.subtract_background and not self.outer_radius > self.inner_radius:
             raise ValueError(f"the background annulus {self.inner_radius}-{self.outer_radius} spaxels is empty")
         position = source_position(cube, self.source_ra, self.source_dec)
+        ny, nx = cube.data.shape[1:]
+        if not all(math.isfinite(value) for value in position) or not (
+            -0.5 <= position[0] <= nx - 0.5 and -0.5 <= position[1] <= ny - 0.5
+        ):
+            where = f"spaxel ({position[0]:.3g}, {position[1]:.3g}) is outside the {nx} x {ny} spaxel grid"
+            if self.source_ra is not None and self.source_dec is not None:
+                raise ValueError(f"the source at RA {self.source_ra}, Dec {self.source_dec}: {where}")
+            raise StepSkipped(f"no point source found in the cube (its centroid, {where})")
         annulus = (self.inner_radius, self.outer_radius) if self.subtract_background else None
         table = extract_point_source(cube, position, self.radius, annulus)
         ra, dec, _ = cube.meta.wcs(*position, 0)
