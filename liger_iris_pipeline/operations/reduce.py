@@ -1,7 +1,9 @@
 """The per-exposure reducer: one Level 0 file -> Level 1 and 2 products, quality numbers and quick-look.
 
-`ExposureReducer` holds one ``Detector1Pipeline`` and one ``ProcessImagerL2Pipeline`` built once,
-so imports, step construction and the CRDS rules stay loaded between frames; `reduce_exposure`
+`ExposureReducer` holds one ``Detector1Pipeline``, one ``ProcessImagerL2Pipeline`` and one
+``ProcessIFSL2Pipeline`` built once, so imports, step construction and the CRDS rules stay loaded
+between frames; an imager exposure goes through detector1 and image2, an IFS exposure (``INSTMODE =
+'IFS'`` or ``DETECTOR = 'IFU'``) through detector1 and spec2 (``_cal``, ``_s3d``, ``_x1d``); `reduce_exposure`
 is the same work as a plain function for ``dask`` workers. The real-time service (``tmt-watch``),
 the batch (``tmt-batch``) and the benchmark all reduce through them (``docs/operations_design.rst``).
 """
@@ -35,6 +37,7 @@ BACKGROUND_MODES = ("sky_frames", "own_sky", "none")
 _CONFIG_SPEC = f"""
 detector1_cfg = string(default=None)  # detector1 parameter file; None: the shipped detector1.cfg
 image2_cfg = string(default=None)  # image2 parameter file; None: the shipped image2.cfg
+spec2_cfg = string(default=None)  # spec2 parameter file, for IFS exposures; None: the shipped spec2.cfg
 background = option({", ".join(repr(mode) for mode in BACKGROUND_MODES)}, default='sky_frames')
 max_sky_frames = integer(min=1, default=2)  # most recent sky frames of a filter used as background members
 quicklook = boolean(default=True)  # write the PNG and the DS9 regions beside the products
@@ -48,14 +51,17 @@ class ServiceConfig:
 
     Attributes
     ----------
-    detector1_cfg, image2_cfg : str or None
-        Parameter files of the pipelines; None: the shipped ``detector1.cfg`` / ``image2.cfg``.
+    detector1_cfg, image2_cfg, spec2_cfg : str or None
+        Parameter files of the pipelines; None: the shipped ``detector1.cfg`` / ``image2.cfg`` /
+        ``spec2.cfg``.
     background : str
-        ``"sky_frames"``: the most recent sky frames of the science frame's filter are its
-        background members (its own sky until one is seen); ``"own_sky"``: the frame's own
-        sky level (``steps.background.sky_from_science``); ``"none"``.
+        ``"sky_frames"``: the most recent sky frames of the science frame's filter (and, for the
+        IFS, its IFS mode and spaxel scale) are its background members (an imager frame's own sky
+        until one is seen; an IFS frame's sky stays in its cube); ``"own_sky"``: an imager frame's
+        own sky level (``steps.background.sky_from_science``; spec2 has no such mode: an IFS
+        frame keeps its sky); ``"none"``.
     max_sky_frames : int
-        Sky frames remembered per filter.
+        Sky frames remembered per sky key (`sky_key`).
     quicklook : bool
         Write the quick-look PNG and the DS9 regions.
     threads : int or None
@@ -64,6 +70,7 @@ class ServiceConfig:
 
     detector1_cfg: str | None = None
     image2_cfg: str | None = None
+    spec2_cfg: str | None = None
     background: str = "sky_frames"
     max_sky_frames: int = 2
     quicklook: bool = True
@@ -81,7 +88,7 @@ class ServiceConfig:
     def from_file(cls, path):
         """Read a service configuration (INI / ConfigObj syntax, the keys of this class).
 
-        Relative ``detector1_cfg`` / ``image2_cfg`` paths are relative to the file's folder.
+        Relative ``detector1_cfg`` / ``image2_cfg`` / ``spec2_cfg`` paths are relative to the file's folder.
 
         Parameters
         ----------
@@ -115,7 +122,7 @@ class ServiceConfig:
             _, key, error = next(iter(flatten_errors(config, result)))
             raise ValueError(f"{path}: {key}: {error or 'missing'}")
         values = dict(config)
-        for key in ("detector1_cfg", "image2_cfg"):
+        for key in ("detector1_cfg", "image2_cfg", "spec2_cfg"):
             if values[key] is not None:
                 values[key] = str((path.parent / values[key]).resolve())
         return cls(**values)
@@ -136,11 +143,13 @@ class ExposureResult:
     reason : str
         ``""``, or the one-line error ``tmtrun`` would print.
     products : dict
-        ``{"rate", "cal", "png", "regions"}`` -> path, of those written.
+        ``{"rate", "cal", "png", "regions"}`` -> path, of those written; an IFS science
+        exposure adds ``"s3d"`` (the cube, which the PNG and the regions show) and ``"x1d"``.
     qa : dict
-        `liger_iris_pipeline.operations.qa.measure_quality`'s numbers (empty when failed).
+        `liger_iris_pipeline.operations.qa.measure_quality`'s numbers (empty when failed): of the
+        ``_cal`` frame, a sky frame's ``_rate``, or an IFS exposure's cube (DQ counts of its ``_cal``).
     latency : dict
-        Seconds per stage: ``detector1``, ``image2``, ``qa``, ``quicklook``, ``total``.
+        Seconds per stage: ``detector1``, ``image2`` or ``spec2``, ``qa``, ``quicklook``, ``total``.
     started, finished : str
         ISO 8601 UTC.
     host : str
@@ -211,6 +220,9 @@ def is_sky_frame(meta):
 def sky_key(meta):
     """Return what a sky frame and the science frames it may serve share: filter and detector.
 
+    An IFS sky frame (``SLI-SKY``) serves frames of its IFS mode and spaxel scale only: the
+    slices fall elsewhere on the detector in another mode or scale.
+
     Parameters
     ----------
     meta : TMTDataModel or dict
@@ -219,8 +231,14 @@ def sky_key(meta):
     Returns
     -------
     tuple
+        ``(filter, detector)``; for the IFS ``(filter, detector, ifs_mode, spaxel_scale)``.
     """
-    return meta["meta.instrument.filter"], meta["meta.instrument.detector"]
+    from ..lib.observation import is_ifs
+
+    key = meta["meta.instrument.filter"], meta["meta.instrument.detector"]
+    if is_ifs(meta):
+        key += (meta["meta.instrument.ifs_mode"], meta["meta.instrument.spaxel_scale"])
+    return key
 
 
 class ExposureReducer:
@@ -250,9 +268,11 @@ class ExposureReducer:
         self.config = config or ServiceConfig()
         self.detector1 = _pipeline("detector1.cfg", self.config.detector1_cfg)
         self.image2 = _pipeline("image2.cfg", self.config.image2_cfg)
-        for pipeline in (self.detector1, self.image2):
+        self.spec2 = _pipeline("spec2.cfg", self.config.spec2_cfg)
+        for pipeline in (self.detector1, self.image2, self.spec2):
             pipeline.output_dir = str(self.output_dir)
             pipeline.save_results = True
+        self.spec2.save_cal = True  # the detector frame the cube was built from, for the observer and its DQ counts
         self.detector1.ramp_fit.nthreads = self.config.threads or 0
         self.context = None
         self._skies = {}
@@ -260,12 +280,12 @@ class ExposureReducer:
         self._frozen = False
 
     def sky_frames(self, model):
-        """Return the remembered sky rate files of a frame's filter and detector, oldest first.
+        """Return the remembered sky rate files of a frame's `sky_key`, oldest first.
 
         Parameters
         ----------
-        model : IRISImageModel
-            A frame (its filter and detector are used).
+        model : IRISImageModel or IRISIFSImageModel
+            A frame (its filter and detector, and IFS mode and scale, are used).
 
         Returns
         -------
@@ -278,7 +298,7 @@ class ExposureReducer:
 
         Parameters
         ----------
-        rate : str, os.PathLike or IRISImageModel
+        rate : str, os.PathLike, IRISImageModel or IRISIFSImageModel
             A rate frame (a model must have been saved: its ``meta.filename`` in ``output_dir``).
 
         Returns
@@ -287,10 +307,12 @@ class ExposureReducer:
             True if it is a sky frame (`is_sky_frame`), now remembered; other frames are ignored.
         """
         if isinstance(rate, (str, os.PathLike)):
-            from ..datamodels import IRISImageModel, header_metadata
+            from ..datamodels import MODEL_CLASSES, header_metadata
+            from ..datamodels.open_model import declared_model_type
 
             # The headers only: a restarted service names every sky frame of the night.
-            meta, path = defaultdict(lambda: None, header_metadata(rate, IRISImageModel)), os.fspath(rate)
+            model_class = MODEL_CLASSES[declared_model_type(Path(rate))]
+            meta, path = defaultdict(lambda: None, header_metadata(rate, model_class)), os.fspath(rate)
         else:
             meta, path = rate, str(self.output_dir / rate.meta.filename)
         if not is_sky_frame(meta):
@@ -366,23 +388,24 @@ class ExposureReducer:
         result.finished = _now()
         if not self._frozen:
             # stpipe collects garbage at every step run: with the schemas, modules and pipelines of a
-            # warm process in the collector's view, that is ~0.4 s a step. Once both pipelines have
+            # warm process in the collector's view, that is ~0.4 s a step. Once a Level 2 pipeline has
             # run, they are set aside (gc.freeze), so later collections see only what each frame makes.
             gc.collect()
             gc.freeze()
-            self._frozen = "image2" in result.latency
+            self._frozen = "image2" in result.latency or "spec2" in result.latency
         return result
 
     def _reduce(self, uncal_path, background, result):
         from .. import datamodels
         from ..lib.models import kept_references
+        from ..lib.observation import is_ifs
         from ..lib.output import OutputTransaction
         from ..pipeline.inputs import input_products
 
         self.check_context()
         latency = result.latency
         name = self.detector1.remove_suffix(uncal_path.name.split(".")[0])[0]
-        # One transaction for both pipelines: a frame that fails in image2 leaves no _rate either.
+        # One transaction for both pipelines: a frame that fails in image2 or spec2 leaves no _rate either.
         # The ramp is opened here to be closed here: the service runs for nights.
         with (
             kept_references(self._references),
@@ -394,58 +417,74 @@ class ExposureReducer:
             rate = self.detector1.run(ramp)
             latency["detector1"] = time.perf_counter() - start
             products = {"rate": self.output_dir / f"{name}_rate.fits"}
-            sky = is_sky_frame(rate)
+            sky, ifs = is_sky_frame(rate), is_ifs(rate)
             if not sky:
                 product = input_products(rate)[0]
                 members = self._background_members(rate, background)
                 for member in members:
                     transaction.protect(member, "background member")
                 product.background = members
+                stage, pipeline = ("spec2", self.spec2) if ifs else ("image2", self.image2)
                 start = time.perf_counter()
-                _forget_input(self.image2)
-                cal = self.image2.run(product)
-                latency["image2"] = time.perf_counter() - start
+                _forget_input(pipeline)
+                level2 = pipeline.run(product)
+                latency[stage] = time.perf_counter() - start
                 products["cal"] = self.output_dir / f"{name}_cal.fits"
+                if ifs:
+                    products["s3d"] = self.output_dir / f"{name}_s3d.fits"
+                    if level2.meta.cal_step.extract_1d == "COMPLETE":
+                        products["x1d"] = self.output_dir / f"{name}_x1d.fits"
         result.products = {kind: str(path) for kind, path in products.items()}
         if sky:
             self.remember_sky(rate)
             self._quality(rate, products["rate"], result)
+        elif ifs:
+            with datamodels.open(products["cal"]) as cal:  # its DQ: spec2 returns the cube only
+                self._quality(level2, products["s3d"], result, detector_frame=cal)
         else:
-            self._quality(cal, products["cal"], result)
+            self._quality(level2, products["cal"], result)
 
     def _background_members(self, rate, background):
-        """Choose the frame's background members and set the background step for it."""
-        step = self.image2.background
+        """Choose the frame's background members and set image2's background step for it."""
+        from ..lib.observation import is_ifs
+
         members = []
         if self.config.background == "sky_frames":
             members = list(background) if background is not None else self.sky_frames(rate)
-        step.sky_from_science = self.config.background == "own_sky" or (
-            self.config.background == "sky_frames" and not members
-        )
+        if is_ifs(rate):
+            if not members:
+                log.info(
+                    "%s: no IFS sky frame of its key %s: its cube keeps the sky", rate.meta.filename, sky_key(rate)
+                )
+        else:
+            self.image2.background.sky_from_science = self.config.background == "own_sky" or (
+                self.config.background == "sky_frames" and not members
+            )
         if members:
             log.debug("%s: background members %s", rate.meta.filename, ", ".join(Path(m).name for m in members))
         return [str(Path(member).resolve()) for member in members]
 
-    def _quality(self, model, product, result):
-        """Measure the frame's quality numbers and write its quick-look files beside the product."""
+    def _quality(self, model, product, result, detector_frame=None):
+        """Measure the frame's (or cube's) quality numbers and write its quick-look files beside the product."""
         from .qa import detected_sources, measure_quality
 
         start = time.perf_counter()
         sources = detected_sources(model)  # one detection for the QA numbers and the regions
-        result.qa = measure_quality(model, sources)
+        result.qa = measure_quality(model, sources, detector_frame=detector_frame)
         result.latency["qa"] = time.perf_counter() - start
         if not self.config.quicklook:
             return
-        from ..quicklook.regions import write_ds9_regions
-        from ..quicklook.render import render_png
+        from ..quicklook.regions import CUBE_RADIUS_SPAXELS, DEFAULT_RADIUS_PIXELS, write_ds9_regions
+        from ..quicklook.render import product_wcs, render_png
 
         start = time.perf_counter()
         png = product.with_suffix(".png")
         render_png(model, png)  # the product in memory: not read back
         result.products["png"] = str(png)
-        if product.name.endswith("_cal.fits"):
+        if product.name.endswith(("_cal.fits", "_s3d.fits")):
             regions = product.with_suffix(".reg")
-            write_ds9_regions(sources, model.meta.wcs, regions)
+            radius = CUBE_RADIUS_SPAXELS if product.name.endswith("_s3d.fits") else DEFAULT_RADIUS_PIXELS
+            write_ds9_regions(sources, product_wcs(model), regions, radius)
             result.products["regions"] = str(regions)
         result.latency["quicklook"] = time.perf_counter() - start
 

@@ -291,7 +291,9 @@ def summary(result):
     """
     latency = result.latency
     stages = ", ".join(
-        f"{stage} {latency[stage]:.2f}" for stage in ("detector1", "image2", "qa", "quicklook") if stage in latency
+        f"{stage} {latency[stage]:.2f}"
+        for stage in ("detector1", "image2", "spec2", "qa", "quicklook")
+        if stage in latency
     )
     if result.status != "done":
         return f"{result.name} FAILED after {latency.get('total', 0):.2f} s: {result.reason} (moved to failed/)"
