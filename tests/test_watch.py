@@ -3,6 +3,7 @@ temporary names, stopped with SIGTERM and restarted; its products are checked ag
 
 import collections
 import json
+import math
 import os
 import shutil
 import signal
@@ -195,9 +196,19 @@ def test_products_match_the_truth(night):
         with datamodels.open(output / f"{stem}_cal.fits") as cal:
             assert cal.meta.background.n_members == 2  # the two sky frames, also after the restart
             comparison = compare_with_truth(cal, truth)
+            assert cal.meta.cal_step.photom == "COMPLETE"
+            photometry = cal.meta.photometry
+            one_dn_per_s_jy = photometry.conversion_megajanskys * photometry.pixelarea_steradians * 1e6
         assert abs(comparison.background_residual) < 4 * comparison.background_residual_error, name
         assert abs(comparison.background_pull_std - 1) < 0.15, name
         assert (output / f"{stem}_cal.reg").is_file()
+        # The zero point in the night log: photom's conversion, which turns a star's DN/s into its AB magnitude.
+        (qa,) = [
+            record["qa"] for record in read_ledger(output) if record["name"] == name and record["status"] == "done"
+        ]
+        assert qa["zero_point_ab"] == pytest.approx(-2.5 * math.log10(one_dn_per_s_jy / 3631.0), abs=1e-6)
+        star = truth.sources[0]
+        assert qa["zero_point_ab"] - 2.5 * math.log10(star["flux"]) == pytest.approx(star["abmag"], abs=0.02)
 
 
 def test_no_temporary_or_partial_files(night):
