@@ -153,3 +153,37 @@ def test_sources_positions_and_empty_frames(level1):
     blank = datamodels.IRISImageModel(np.full((64, 64), np.nan, np.float32))
     qa = measure_quality(blank)
     assert qa["n_stars"] == 0 and math.isnan(qa["sky_level"]) and math.isnan(qa["fwhm_arcsec"])
+
+
+def test_cube_fwhm_sky_and_dq_counts_of_its_detector_frame():
+    """A cube's white-light image gives the source and its FWHM in arcsec; the sky, its voxels."""
+    from liger_iris_pipeline.cube_build.cube_wcs import cube_wcs
+
+    nwave, ny, nx, scale, sigma = 40, 25, 31, 0.05, 1.5  # a point source of FWHM 3.5 spaxels
+    y, x = np.mgrid[:ny, :nx]
+    source = 50.0 * np.exp(-((x - 14.3) ** 2 + (y - 11.6) ** 2) / (2 * sigma**2))
+    rng = np.random.default_rng(4)
+    sky, noise = 2.0, 0.5
+    cube = datamodels.IRISCubeModel((sky + source + rng.normal(0, noise, (nwave, ny, nx))).astype(np.float32))
+    cube.err = np.full(cube.data.shape, noise, np.float32)
+    cube.wmap = np.ones(cube.data.shape, np.float32)
+    cube.dq = np.zeros(cube.data.shape, np.uint32)
+    cube.dq[:, 0, :] = FLAGS["DO_NOT_USE"]  # a row of spaxels without data, with another sky
+    cube.data[:, 0, :] = 100.0
+    cube.meta.bunit_data = "DN/s"
+    cube.meta.wcs, wcsinfo = cube_wcs((150.1, 2.2), scale, 30.0, 2.0, 0.0002, cube.data.shape)
+    cube.meta.wcsinfo = wcsinfo
+    frame = datamodels.IRISIFSImageModel((8, 8))
+    frame.dq[0, :3] = FLAGS["SATURATED"] | FLAGS["DO_NOT_USE"]
+    frame.dq[1, :5] = FLAGS["JUMP_DET"]
+    qa = measure_quality(cube, detector_frame=frame)
+    assert qa["n_stars"] == 1
+    assert qa["fwhm_arcsec"] == pytest.approx(2 * math.sqrt(2 * math.log(2)) * sigma * scale, rel=0.05)
+    # The voxels' clipped median and scatter: the sky (the source's faint wings lift it a little) and the noise.
+    assert qa["sky_level"] == pytest.approx(sky, abs=0.1 * noise)
+    assert qa["sky_noise"] == pytest.approx(noise, rel=0.05)
+    assert (qa["n_saturated"], qa["n_jump"], qa["n_bad"]) == (3, 5, 3)
+    assert qa["zero_point_ab"] != qa["zero_point_ab"]  # NaN: no flux calibration of the IFS
+    (row,) = detected_sources(cube)
+    ra, dec, _ = cube.meta.wcs(14.3, 11.6, 0)
+    assert math.hypot((row["ra"] - ra) * math.cos(math.radians(dec)), row["dec"] - dec) * 3600 < 0.1 * scale
