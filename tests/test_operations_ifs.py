@@ -177,9 +177,16 @@ def test_ifs_failure_is_one_line_and_leaves_nothing(ifs_night, tmp_path):
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == []
 
 
-def test_is_ifs_sky_frame_from_headers(ifs_night):
+def test_batch_chooses_ifs_sky_frames_from_headers(ifs_night, tmp_path):
+    """tmt-batch's client reads the same rule from the Level 0 headers: the sky frame of the same key serves."""
+    from liger_iris_pipeline.operations.batch import Exposure, choose_background
+
     header = datamodels.header_metadata(ifs_night["files"]["sky"], datamodels.TMTRampModel)
     assert is_sky_frame(header) and sky_key(header) == (FILTER, "IFU", "SLICER", ifs_night["layout"].spaxel_scale)
+    sky, science = (Exposure.read(ifs_night["files"][kind]) for kind in ("sky", "science"))
+    assert sky.sky and not science.sky and sky.sky_key == science.sky_key
+    other = Exposure(tmp_path / "other_uncal.fits", True, (FILTER, "IFU", "SLICER", 0.025), sky.start)
+    assert choose_background(science, [(other, "other_rate.fits"), (sky, "sky_rate.fits")], 2) == ["sky_rate.fits"]
 
 
 def test_tmt_watch_reduces_ifs_exposures(ifs_night, tmp_path):
