@@ -20,6 +20,7 @@ __all__ = [
     "SlicerGeometry",
     "assign_slicer_wcs",
     "check_slicer_references",
+    "slice_boxes",
     "slice_label_map",
     "slice_transform",
     "slicer_gwcs",
@@ -153,6 +154,21 @@ def slice_label_map(geometry, shape):
         inside = (offset >= 0.0) & (offset < width)
         labels[rows[0] : rows[-1] + 1, first:stop][inside] = index + 1
     return labels
+
+
+def slice_boxes(labels):
+    """Yield ``(label, (row slice, column slice))`` of every slice present in a label map (one pass, scipy).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        `slice_label_map` (slice + 1, 0 off the slices).
+    """
+    from scipy import ndimage
+
+    for index, box in enumerate(ndimage.find_objects(labels)):
+        if box is not None:
+            yield index + 1, box
 
 
 def slicer_transforms(wcs):

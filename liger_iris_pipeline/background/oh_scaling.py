@@ -12,9 +12,11 @@ residual is fitted with one factor:
 2. Each frame's continuum is removed per detector column of each slice: the median of its
    continuum pixels. In the sky frame this leaves the OH lines ``T``; in the sky-subtracted science
    frame ``R`` it removes the source's continuum (which would otherwise bias the factor).
-3. Per band, ``b = sum(w R T) / sum(w T**2)`` over the band's good pixels, ``w = 1 / var(R)``,
-   iterated with pixels further than ``nsigma`` errors from ``b T`` rejected: the source's own
-   emission lines are clipped. The band's factor (science over sky) is ``1 + b``.
+3. Per band, ``b = (sum(w R T) + sum(w V)) / (sum(w T**2) - sum(w V))`` over the band's good
+   pixels, ``w = 1 / var(R)``, ``V`` the sky frame's variance (the least-squares slope, corrected for
+   the sky's noise, which is in both ``T`` and ``R``), iterated with pixels further than ``nsigma``
+   errors from ``b T`` rejected: the source's own emission lines are clipped. The band's factor
+   (science over sky) is ``1 + b``.
 4. ``b T`` is subtracted at the band's pixels and each variance component of the sky frame,
    times ``(1 + b)**2 - 1``, is added to the science frame's there (the sky's lines now enter
    with the factor ``1 + b``).
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..assign_wcs.slicer import slicer_transforms
+from ..assign_wcs.slicer import slice_boxes, slicer_transforms
 from ..lib.masks import good_pixels
 from ..lib.variance import VARIANCE_ARRAYS, update_err
 from .oh_lines import oh_lines
@@ -71,15 +73,11 @@ def pixel_wavelengths(wcs, shape):
     wavelength : numpy.ndarray
         float64 ``shape`` (microns).
     """
-    from scipy import ndimage
-
     labels, transforms = slicer_transforms(wcs)
     wavelength = np.full(shape, np.nan)
-    for index, box in enumerate(ndimage.find_objects(labels)):
-        if box is None:
-            continue
-        y, x = np.nonzero(labels[box] == index + 1)
-        _, _, values = transforms[index + 1](x + box[1].start, y + box[0].start)
+    for label, box in slice_boxes(labels):
+        y, x = np.nonzero(labels[box] == label)
+        _, _, values = transforms[label](x + box[1].start, y + box[0].start)
         wavelength[y + box[0].start, x + box[1].start] = values
     return labels, wavelength
 
@@ -101,50 +99,51 @@ def oh_band_map(labels, wavelength, window):
     bands : list of str
         The bands of the lines reaching the frame.
     """
-    on_slice = labels > 0
-    band_index = np.full(labels.shape, -2, dtype=np.int16)
-    band_index[on_slice] = -1
+    band_index = np.where(labels > 0, -1, -2).astype(np.int16)
     line_wavelength, line_band = oh_lines(np.nanmin(wavelength), np.nanmax(wavelength))
-    if line_wavelength.size == 0:
-        return band_index, []
     bands = sorted(set(line_band))
-    line_band_index = np.array([bands.index(band) for band in line_band])
-    # Dispersion per slice: the median step between rows (the wavelength runs along the rows).
-    step = np.abs(np.diff(wavelength, axis=0))
-    same_slice = labels[1:] == labels[:-1]
-    dispersion = np.zeros(labels.max() + 1)
-    for label in range(1, labels.max() + 1):
-        steps = step[same_slice & (labels[1:] == label)]
-        dispersion[label] = np.median(steps) if steps.size else np.nan
-    values = wavelength[on_slice]
-    after = np.minimum(np.searchsorted(line_wavelength, values), line_wavelength.size - 1)
-    before = np.maximum(after - 1, 0)
-    nearest = np.where(
-        np.abs(values - line_wavelength[before]) <= np.abs(values - line_wavelength[after]), before, after
-    )
-    near_line = np.abs(values - line_wavelength[nearest]) <= window * dispersion[labels[on_slice]]
-    band_index[on_slice] = np.where(near_line, line_band_index[nearest], -1)
+    if not bands:
+        return band_index, bands
+    line_band_index = np.array([bands.index(band) for band in line_band], dtype=np.int16)
+    for label, box in slice_boxes(labels):
+        inside = labels[box] == label
+        slice_wavelength = wavelength[box]
+        # The slice's dispersion: the median step between rows (the wavelength runs along the rows).
+        steps = np.abs(np.diff(slice_wavelength, axis=0))[inside[1:] & inside[:-1]]
+        if steps.size == 0:
+            continue
+        values = slice_wavelength[inside]
+        after = np.minimum(np.searchsorted(line_wavelength, values), line_wavelength.size - 1)
+        before = np.maximum(after - 1, 0)
+        closer_before = np.abs(values - line_wavelength[before]) <= np.abs(values - line_wavelength[after])
+        nearest = np.where(closer_before, before, after)
+        near_line = np.abs(values - line_wavelength[nearest]) <= window * np.median(steps)
+        band_index[box][inside] = np.where(near_line, line_band_index[nearest], -1)
     return band_index, bands
 
 
 def _column_continuum(data, labels, band_index, good):
     """Return the median of the continuum pixels of each column of each slice, at every slice pixel (NaN if none)."""
-    on_slice = labels > 0
-    columns = np.broadcast_to(np.arange(labels.shape[1]), labels.shape)
-    groups = (labels.astype(np.int64) * labels.shape[1] + columns)[on_slice]
-    use = ((band_index == -1) & good)[on_slice]
-    values = data[on_slice][use].astype(np.float64)
-    used_groups = groups[use]
     continuum = np.full(labels.shape, np.nan)
-    if values.size == 0:
-        return continuum
-    order = np.lexsort((values, used_groups))
-    values, used_groups = values[order], used_groups[order]
-    unique, first, counts = np.unique(used_groups, return_index=True, return_counts=True)
-    medians = (values[first + (counts - 1) // 2] + values[first + counts // 2]) / 2.0
-    position = np.minimum(np.searchsorted(unique, groups), unique.size - 1)
-    continuum[on_slice] = np.where(unique[position] == groups, medians[position], np.nan)
+    for label, box in slice_boxes(labels):
+        inside = labels[box] == label
+        use = inside & (band_index[box] == -1) & good[box]
+        columns = use.any(axis=0)
+        column_median = np.full(use.shape[1], np.nan)
+        column_median[columns] = np.nanmedian(np.where(use, data[box], np.nan)[:, columns], axis=0)
+        continuum[box] = np.where(inside, column_median[None, :], continuum[box])
     return continuum
+
+
+def _band_factor(residual, template, weight, sky_variance):
+    """Return ``b`` of ``residual = b * template`` by weighted least squares, without the bias of the sky's noise.
+
+    The sky frame's noise ``n`` is in the template (``+n``) and, subtracted, in the residual
+    (``-n``): ``E[R T] = b T_true**2 - var(n)`` and ``E[T**2] = T_true**2 + var(n)``, so the plain
+    estimate ``sum(w R T) / sum(w T**2)`` is pulled towards ``-var / T**2``; both sums are corrected.
+    """
+    correction = np.sum(weight * sky_variance)
+    return (np.sum(weight * residual * template) + correction) / (np.sum(weight * template**2) - correction)
 
 
 def scale_oh_bands(model, sky, window=2.5, nsigma=3.0, maxiters=5):
@@ -174,6 +173,7 @@ def scale_oh_bands(model, sky, window=2.5, nsigma=3.0, maxiters=5):
     science_variance = sum(getattr(model, name).astype(np.float64) for name in VARIANCE_ARRAYS)
     good_science = good_pixels(model.dq, model.data) & (science_variance > 0)
     good_sky = good_pixels(sky.dq, sky.data)
+    sky_variance = sum(getattr(sky, name).astype(np.float64) for name in VARIANCE_ARRAYS)
     template = sky.data - _column_continuum(sky.data, labels, band_index, good_sky)
     residual = model.data - _column_continuum(model.data, labels, band_index, good_science)
     results = []
@@ -182,15 +182,15 @@ def scale_oh_bands(model, sky, window=2.5, nsigma=3.0, maxiters=5):
         use = in_band & good_science & good_sky & np.isfinite(template) & np.isfinite(residual)
         if not use.any():
             continue
-        r, t, w = residual[use], template[use], 1.0 / science_variance[use]
+        r, t, w, v = residual[use], template[use], 1.0 / science_variance[use], sky_variance[use]
         kept = np.ones(r.size, dtype=bool)
         for _ in range(maxiters):
-            b = np.sum(w[kept] * r[kept] * t[kept]) / np.sum(w[kept] * t[kept] ** 2)
+            b = _band_factor(r[kept], t[kept], w[kept], v[kept])
             clipped = np.abs(r - b * t) * np.sqrt(w) <= nsigma
             if np.array_equal(clipped, kept):
                 break
             kept = clipped
-        b = np.sum(w[kept] * r[kept] * t[kept]) / np.sum(w[kept] * t[kept] ** 2)
+        b = _band_factor(r[kept], t[kept], w[kept], v[kept])
         correct = in_band & np.isfinite(template)
         model.data[correct] -= (b * template[correct]).astype(model.data.dtype)
         for name in VARIANCE_ARRAYS:

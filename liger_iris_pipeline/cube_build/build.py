@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..assign_wcs.slicer import slicer_transforms
+from ..assign_wcs.slicer import slice_boxes, slicer_transforms
 from ..dqflags import pixel as dqflags
 from ..lib.masks import good_pixels
 from ..lib.variance import VARIANCE_ARRAYS
@@ -80,7 +80,7 @@ def default_grid(frame, wavelength_step=None, wavelength_range=None):
     labels, transforms = slicer_transforms(frame.meta.wcs)
     ny_frame = labels.shape[0]
     low, high, steps, n_spaxels = math.inf, -math.inf, [], 0
-    for label, box in _slice_boxes(labels):
+    for label, box in slice_boxes(labels):
         transform = transforms[label]
         rows = np.flatnonzero(np.any(labels[box] == label, axis=1)) + box[0].start
         middle = rows[rows.size // 2]
@@ -132,15 +132,6 @@ def check_same_pointing(frames, tolerance=0.01):
             )
 
 
-def _slice_boxes(labels):
-    """Yield ``(label, (row slice, column slice))`` of every slice present in a label map (one pass, scipy)."""
-    from scipy import ndimage
-
-    for index, box in enumerate(ndimage.find_objects(labels)):
-        if box is not None:
-            yield index + 1, box
-
-
 def _slice_footprints(frame, labels, transforms, grid):
     """Yield per slice its good pixels and their footprints in voxel units: ``(row, y, x, s edges, plane edges)``.
 
@@ -149,7 +140,7 @@ def _slice_footprints(frame, labels, transforms, grid):
     """
     plane_zero = grid.wavelength_start - grid.wavelength_step / 2.0
     arrays = [frame.data, *(getattr(frame, name) for name in VARIANCE_ARRAYS)]
-    for label, box in _slice_boxes(labels):
+    for label, box in slice_boxes(labels):
         good = (labels[box] == label) & good_pixels(frame.dq[box], *(array[box] for array in arrays))
         y, x = np.nonzero(good)
         if y.size == 0:
