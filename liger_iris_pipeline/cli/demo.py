@@ -610,7 +610,7 @@ def run_ifs(args):
     ]
     products += corrected.values()
     for path in products:
-        print(f"  {path.name:<32} {_summarise_ifs(path)}")
+        print(f"  {path.name:<38} {_summarise_ifs(path)}")
     comparison = compare_ifs_with_truth(
         cube=product("science", "s3d"),
         aperture_radius=IFS_APERTURE_RADIUS,
