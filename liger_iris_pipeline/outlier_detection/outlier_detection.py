@@ -2,8 +2,8 @@
 
 1. Each frame is drizzled alone onto the common grid ("single" drizzle); output pixels whose
    weight is below ``maskpt`` times the frame's typical weight are ignored (NaN).
-2. The median of the single drizzles (stcal's ``MedianComputer``, buffered on disk unless
-   ``in_memory``) is the outlier-free sky. Where only two frames cover a pixel their median is
+2. The median of the single drizzles (one file each on disk unless ``in_memory``, read back by
+   blocks of rows; `nanmedian_of_sorted`) is the outlier-free sky. Where only two frames cover a pixel their median is
    their mean, which a positive outlier (cosmic ray, hot pixel, satellite trail) pulls up by
    half its amplitude, so that neither frame differs from it by more than half: there the
    minimum of the two is used instead (``two_frame_minimum``; AstroDrizzle's ``minmed`` idea).
@@ -22,10 +22,10 @@ sky levels must agree: a level skymatch measured without subtracting it (``meta.
 """
 
 import logging
-import warnings
+import tempfile
+from pathlib import Path
 
 import numpy as np
-from stcal.outlier_detection.median import MedianComputer
 from stcal.outlier_detection.utils import compute_weight_threshold, flag_resampled_crs
 
 from ..dqflags import pixel as FLAGS
@@ -33,7 +33,7 @@ from ..resample.resample import Resampler, blot, exposure_time, pixel_map, sky_l
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BLOT_INTERPOLATIONS", "OUTLIER_FLAGS", "OutlierDetector", "find_outliers"]
+__all__ = ["BLOT_INTERPOLATIONS", "OUTLIER_FLAGS", "OutlierDetector", "find_outliers", "nanmedian_of_sorted"]
 
 OUTLIER_FLAGS = FLAGS["OUTLIER"] | FLAGS["DO_NOT_USE"]
 
@@ -74,9 +74,10 @@ class OutlierDetector:
     in_memory : bool
         Keep the single drizzles in memory for the median instead of on disk.
     buffer_size : int, optional
-        Disk median's read buffer (bytes); stcal's default when None.
+        Memory for the blocks of rows of all the single drizzles the median reads at once (bytes);
+        by default one grid-sized float32 array.
     tempdir : str
-        Where the disk median's temporary files go.
+        Where the single drizzles' temporary files go.
     pixmap_stepsize : int
         See `liger_iris_pipeline.resample.resample.pixel_map`.
     two_frame_minimum : bool
@@ -125,13 +126,12 @@ class OutlierDetector:
             "good_bits": good_bits,
         }
         self.pixmap_stepsize = pixmap_stepsize
-        self._median = MedianComputer(
-            (n_frames, *self.shape), in_memory=in_memory, buffer_size=buffer_size, dtype="float32", tempdir=tempdir
+        self.two_frame_minimum = two_frame_minimum
+        self._singles = _SingleDrizzles(self.shape, in_memory, tempdir)
+        self._block_rows = max(
+            1, int((buffer_size or 4 * self.shape[0] * self.shape[1]) // (4 * n_frames * self.shape[1]))
         )
         self._added = 0
-        # The running minimum and number of the single drizzles at each grid pixel (two_frame_minimum).
-        self._minimum = np.full(self.shape, np.nan, np.float32) if two_frame_minimum else None
-        self._covering = np.zeros(self.shape, np.uint16) if two_frame_minimum else None
         # In memory, each frame's pixel map serves its single drizzle and its blot. On disk the
         # caller passes the maps an on-disk library keeps (resample.library_pixel_map), else they
         # are computed again for the blot.
@@ -149,9 +149,10 @@ class OutlierDetector:
         return pixel_map(model.meta.wcs, self.output_wcs, model.data.shape, self.pixmap_stepsize)
 
     def close(self):
-        """Drop the pixel maps kept between `add` and `flag`."""
+        """Drop the pixel maps kept between `add` and `flag`, and the single drizzles."""
         if self._pixmaps is not None:
             self._pixmaps.clear()
+        self._singles.close()
 
     def add(self, model, pixmap=None):
         """Drizzle one frame alone onto the grid and keep it for the median.
@@ -197,13 +198,7 @@ class OutlierDetector:
         sample = weight[::4, ::4] if weight.size > 1_000_000 else weight
         threshold = compute_weight_threshold(sample, self.maskpt)
         image[~(weight >= threshold)] = np.nan
-        if self._minimum is not None:
-            np.fmin(self._minimum, image, out=self._minimum)
-            self._covering += np.isfinite(image)
-        if self._median.in_memory:
-            self._median.append(image, self._added)
-        else:
-            self._median.append(image)
+        self._singles.append(image)
         self._added += 1
         return image, weight
 
@@ -216,13 +211,24 @@ class OutlierDetector:
         """
         if self._added != self.n_frames:
             raise ValueError(f"{self._added} frames were added, {self.n_frames} announced")
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-            median = self._median.evaluate()
-        if self._minimum is not None:
-            two = self._covering == 2
-            median[two] = self._minimum[two]
-            log.info("minimum of two frames instead of their mean at %.2f %% of the grid", 100.0 * two.mean())
+        median = np.empty(self.shape, np.float32)
+        two_frames = 0
+        for first in range(0, self.shape[0], self._block_rows):
+            last = min(self.shape[0], first + self._block_rows)
+            stack = self._singles.rows(first, last)
+            stack.sort(axis=0)  # NaN last
+            count = np.count_nonzero(~np.isnan(stack), axis=0)
+            median[first:last] = nanmedian_of_sorted(stack, count)
+            if self.two_frame_minimum:
+                two = count == 2
+                median[first:last][two] = stack[0][two]
+                two_frames += int(np.count_nonzero(two))
+            del stack, count
+        self._singles.close()
+        if self.two_frame_minimum:
+            log.info(
+                "minimum of two frames instead of their mean at %.2f %% of the grid", 100.0 * two_frames / median.size
+            )
         return median
 
     def flag(self, model, median, index=None, pixmap=None):
@@ -270,6 +276,69 @@ class OutlierDetector:
             100.0 * count / model.data.size,
         )
         return count, blotted
+
+
+def nanmedian_of_sorted(stack, count):
+    """Return the median along the first axis of a stack sorted along it, NaN last (``numpy.nanmedian``'s values).
+
+    Parameters
+    ----------
+    stack : numpy.ndarray
+        (n, ...), sorted along axis 0 (``numpy.sort`` puts NaN last).
+    count : numpy.ndarray
+        The number of values that are not NaN at each position.
+
+    Returns
+    -------
+    numpy.ndarray
+        NaN where ``count`` is 0; the mean of the two middle values where it is even.
+    """
+    low = np.take_along_axis(stack, (np.maximum(count - 1, 0) // 2)[np.newaxis], axis=0)[0]
+    high = np.take_along_axis(stack, (count // 2)[np.newaxis], axis=0)[0]
+    low += high
+    low /= 2
+    return low
+
+
+class _SingleDrizzles:
+    """The single drizzles of the frames, kept for the median: one raw float32 file each (or in memory)."""
+
+    def __init__(self, shape, in_memory, tempdir):
+        self.shape = shape
+        self._images = [] if in_memory else None
+        self._folder = (
+            None if in_memory else tempfile.TemporaryDirectory(prefix="outlier-singles-", dir=tempdir or None)
+        )
+        self._count = 0
+
+    def _path(self, index):
+        return Path(self._folder.name) / f"{index}.f32"
+
+    def append(self, image):
+        if self._images is not None:
+            self._images.append(image)
+        else:
+            np.asarray(image, dtype=np.float32).tofile(self._path(self._count))
+        self._count += 1
+
+    def rows(self, first, last):
+        """Rows ``first`` to ``last`` of every single drizzle: a new (n, last - first, nx) float32 array."""
+        nx = self.shape[1]
+        stack = np.empty((self._count, last - first, nx), np.float32)
+        for index in range(self._count):
+            if self._images is not None:
+                stack[index] = self._images[index][first:last]
+            else:
+                count = (last - first) * nx
+                stack[index] = np.fromfile(self._path(index), np.float32, count, offset=first * nx * 4).reshape(-1, nx)
+        return stack
+
+    def close(self):
+        if self._images is not None:
+            self._images.clear()
+        elif self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
 
 
 def find_outliers(data, err, blotted, snr=(5.0, 4.0), scale=(1.2, 0.7), backg=0.0):
