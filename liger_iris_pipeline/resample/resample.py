@@ -458,6 +458,10 @@ class Resampler:
         if variances:
             self._var_sum = {name: np.zeros(self.shape, np.float32) for name in VARIANCE_ARRAYS}
             self._var_weight = np.zeros(self.shape, np.float32)
+            # The drizzle of one frame's sqrt(variance), reused for every variance and frame: new
+            # output-sized arrays for each would cost their page faults each time.
+            self._single_img = np.zeros(self.shape, np.float32)
+            self._single_wht = np.zeros(self.shape, np.float32)
 
     def weight_map(self, data, dq, var_rnoise, exptime):
         """Return the input pixels' drizzle weights: 0 for excluded or non-finite pixels.
@@ -532,9 +536,13 @@ class Resampler:
             pixmap[undefined] = -1.0e6
             weight[undefined] = 0.0
         scale = self._flux_scale(pixmap)
-        scaled = np.where(weight > 0, (data - sky) * scale, 0.0).astype(np.float32)
+        scaled = np.subtract(data, sky, dtype=np.float32)
+        scaled *= scale
+        scaled[~(weight > 0)] = 0.0
+        # Variance arrays all zero (no flat error known...) need no drizzle: they stay zero.
+        drizzled = [name for name in VARIANCE_ARRAYS if self.variances and _nonzero(variances.get(name))]
         weight_before = None
-        if self.variances and self.count:
+        if self.variances and self.count and not drizzled:
             weight_before = self._driz.out_wht.copy()
         self._driz.add_image(
             scaled,
@@ -546,9 +554,12 @@ class Resampler:
             in_units="cps",
         )
         if self.variances:
-            frame_weight = self._driz.out_wht if weight_before is None else self._driz.out_wht - weight_before
+            if drizzled:
+                self._add_variances(variances, drizzled, pixmap, weight, scale, exptime)
+            else:
+                # What this frame added to WHT: its weight in the variances' normalisation.
+                self._var_weight += self._driz.out_wht if weight_before is None else self._driz.out_wht - weight_before
             del weight_before
-            self._add_variances(variances, pixmap, weight, scale, exptime, frame_weight)
         self.count += 1
         self.exposure_time += exptime
         return pixmap
@@ -560,24 +571,29 @@ class Resampler:
         scale[~np.isfinite(scale)] = 0.0
         return scale
 
-    def _add_variances(self, variances, pixmap, weight, scale, exptime, frame_weight):
+    def _add_variances(self, variances, names, pixmap, weight, scale, exptime):
         """jwst's variance resampling: drizzle ``sqrt(var)``, square, combine with squared weights.
 
-        ``frame_weight`` is what this frame added to the output weight (WHT) at each output
-        pixel: the frames' variances combine with the weights their SCI values had.
+        Each frame's variances combine with the weight its SCI had at each output pixel: what the
+        frame added to WHT, which is the output weight of the drizzle of one of its variances
+        (same pixel map, weights, kernel and drop size).
         """
-        frame_weight = np.nan_to_num(frame_weight, nan=0.0, posinf=0.0).astype(np.float32)
-        square = frame_weight * frame_weight
-        for name in VARIANCE_ARRAYS:
-            variance = variances.get(name)
-            if variance is None or not variance.any():
-                continue  # no flat error known...: nothing to drizzle, it stays zero
+        square = None
+        for name in names:
             # sqrt(max(var, 0)) * scale, in place in one working copy of the frame.
-            error = np.nan_to_num(variance, nan=0.0)
+            error = np.nan_to_num(variances[name], nan=0.0)
             np.clip(error, 0.0, None, out=error)
             np.sqrt(error, out=error)
             error *= scale
-            single = Drizzle(kernel=self.kernel, fillval=np.nan, out_shape=self.shape, disable_ctx=True)
+            self._single_img.fill(0.0)
+            self._single_wht.fill(0.0)
+            single = Drizzle(
+                kernel=self.kernel,
+                fillval=np.nan,
+                out_img=self._single_img,
+                out_wht=self._single_wht,
+                disable_ctx=True,
+            )
             single.add_image(
                 error.astype(np.float32, copy=False),
                 exptime=exptime,
@@ -587,12 +603,15 @@ class Resampler:
                 pixel_scale_ratio=self.pixel_scale_ratio,
                 in_units="cps",
             )
+            del error
+            if square is None:
+                self._var_weight += single.out_wht
+                square = np.square(single.out_wht)
             contribution = np.square(single.out_img)
             del single
             contribution *= square
             self._var_sum[name] += np.nan_to_num(contribution, nan=0.0, copy=False)
             del contribution
-        self._var_weight += frame_weight
 
     def finish(self):
         """Return the output arrays.
@@ -621,6 +640,11 @@ class Resampler:
             result["err"] = np.sqrt(total).astype(np.float32)
             del self._var_weight
         return result
+
+
+def _nonzero(array):
+    """Whether an optional array has a non-zero value."""
+    return array is not None and bool(array.any())
 
 
 def _lands_on(pixmap, shape):
