@@ -274,19 +274,20 @@ CUBE_PANEL_SPLIT = 0.40  # figure fraction below which a cube's PNG shows its sp
 
 @pytest.fixture(scope="module")
 def ifs_products(tmp_path_factory):
-    """An IFS rate frame (a few pixels DO_NOT_USE), its cube and spectrum files, and the source's truth."""
+    """An IFS ramp, rate frame (a few pixels DO_NOT_USE), its cube and spectrum files, and the source's truth."""
     folder = tmp_path_factory.mktemp("quicklook_ifs")
     layout = ifs.SlicerLayout.small()
     detector = ifs_detector(layout)
     ramp, truth = simulate(ifs.IFSScene(sources=[IFS_SOURCE], sky=False, telluric=False), layout, detector)
     ramp.meta.filename = "ifs_science_uncal.fits"
+    ramp.save(folder / ramp.meta.filename)
     frame = level1_frame(truth, ramp, detector, seed=3)
     frame.dq[100:110, 50:60] |= FLAGS["DO_NOT_USE"]
     frame.save(folder / "ifs_science_rate.fits")
     ProcessIFSL2Pipeline.call(
         frame, steps=spec2_overrides(layout, detector), output_dir=str(folder), save_results=True
     )  # fmt: skip
-    paths = {kind: folder / f"ifs_science_{kind}.fits" for kind in ("rate", "s3d", "x1d")}
+    paths = {kind: folder / f"ifs_science_{kind}.fits" for kind in ("uncal", "rate", "s3d", "x1d")}
     assert all(path.is_file() for path in paths.values())
     return paths, truth, layout
 
@@ -371,12 +372,19 @@ def test_spectrum_png_with_error_band_and_masked_bins(ifs_products, tmp_path):
     assert count_colour(pixels, band, tolerance=3) > 1000
 
 
-def test_ifs_detector_frame_png_has_no_compass(ifs_products, tmp_path):
+@pytest.mark.parametrize("kind", ["uncal", "rate"])
+def test_ifs_detector_png_has_no_compass(ifs_products, tmp_path, kind):
+    """The IFS detector's ramps and frames render as images; their pixels are spectra, so no sky directions."""
     paths, _, _ = ifs_products
-    pixels = png_pixels(render_png(paths["rate"], tmp_path / "rate.png"))
-    assert count_colour(pixels, YELLOW) == 0  # its pixels are spectra: no sky directions
-    # 10 x 10 flagged pixels of 512 x 256, shown 2 PNG pixels per pixel (1024 rows of image).
-    assert count_colour(pixels, MAGENTA) == pytest.approx(10 * 10 * 2 * 2, rel=0.2)
+    with datamodels.open(paths[kind]) as model:
+        assert model.meta.wcsinfo.crval1 is not None  # the header has a pointing: still no compass
+    pixels = png_pixels(render_png(paths[kind], tmp_path / f"{kind}.png"))
+    assert count_colour(pixels, YELLOW) == 0
+    grey = pixels[(pixels[..., 0] == pixels[..., 1]) & (pixels[..., 1] == pixels[..., 2])][:, 0]
+    assert grey.std() > 20  # the spectra of the slices, not a blank frame
+    # Level 1: 10 x 10 flagged pixels of 512 x 256, shown 2 PNG pixels per pixel (1024 rows of image).
+    expected = 10 * 10 * 2 * 2 if kind == "rate" else 0
+    assert count_colour(pixels, MAGENTA) == pytest.approx(expected, rel=0.2)
 
 
 def test_command_line_on_ifs_products(ifs_products, tmp_path, capsys, caplog):

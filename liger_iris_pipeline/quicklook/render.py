@@ -183,15 +183,17 @@ def product_wcs(model):
     -------
     gwcs.WCS or None
         Pixel -> sky of the image a PNG shows: for a cube, the (x, y) axes of its gwcs (the
-        same TAN projection, `liger_iris_pipeline.cube_build.cube_wcs.cube_gwcs`); None for an
-        IFS detector frame (its pixels are spectra) and a spectrum.
+        same TAN projection, `liger_iris_pipeline.cube_build.cube_wcs.cube_gwcs`); None for the
+        IFS detector's ramps and frames (their pixels are spectra, whatever pointing the header
+        holds) and for a spectrum.
     """
     from .. import datamodels
     from ..assign_wcs.imaging import WcsInfoError, complete_wcsinfo, make_gwcs
+    from ..lib.observation import is_ifs
 
     if isinstance(model, datamodels.IRISCubeModel):
         return make_gwcs(model.meta.wcsinfo.instance, model.data.shape[-2:])
-    if isinstance(model, datamodels.IRISIFSImageModel | datamodels.IRISSpectrumModel):
+    if isinstance(model, datamodels.IRISSpectrumModel) or is_ifs(model):
         return None
     wcs = getattr(model.meta, "wcs", None)
     if wcs is not None:
