@@ -70,6 +70,7 @@ class ModelLibrary(AbstractModelLibrary):
     def __init__(self, init, on_disk=False, temp_directory=None, **kwargs):
         if not isinstance(init, (str, os.PathLike, dict, ModelLibrary)) and _all_paths(init):
             init = _association_from_files(init)
+        self._validated = {}  # member file -> its _file_stamp when it was read with validation
         super().__init__(init, on_disk=on_disk, temp_directory=temp_directory, **kwargs)
         self._facts = {}  # index -> {key: value} of frame_fact, for an on-disk library
         self._fact_functions = {}
@@ -259,15 +260,20 @@ class ModelLibrary(AbstractModelLibrary):
     def _datamodels_open(self, filename, **kwargs):
         from .open_model import open as open_model
 
-        if self._on_disk and filename in self._temp_filenames.values():
+        # A temporary copy this library wrote (asdf validated the tree when writing it), or a member
+        # read and validated before and unchanged since (a step reads each frame again): reading it
+        # without the tree's validation takes half the time.
+        stamp = _file_stamp(filename)
+        validated = stamp is not None and self._validated.get(filename) == stamp
+        if self._on_disk and (filename in self._temp_filenames.values() or validated):
             import asdf
 
-            # A temporary copy this library wrote (asdf validated the tree when writing it): reading
-            # it without validation takes half the time.
             with asdf.config_context() as config:
                 config.validate_on_read = False
                 return open_model(filename, **kwargs)
-        return open_model(filename, **kwargs)
+        model = open_model(filename, **kwargs)
+        self._validated[filename] = stamp
+        return model
 
     @classmethod
     def _load_asn(cls, filename):
@@ -317,6 +323,15 @@ class ModelLibrary(AbstractModelLibrary):
     def member_filenames(self):
         """Return the frame files of the members, resolved against the association's directory."""
         return [self._member_to_filename(member) for member in self._members]
+
+
+def _file_stamp(filename):
+    """A file's size and modification time (None when it cannot be read): whether it changed."""
+    try:
+        status = os.stat(filename)
+    except (OSError, TypeError):
+        return None
+    return (status.st_size, status.st_mtime_ns)
 
 
 def as_library(init, on_disk=False):
