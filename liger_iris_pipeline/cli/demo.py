@@ -26,9 +26,8 @@ detector's references in the cache (slice geometry, wavelength solution, IFS fla
 the calibration pipelines), a science exposure (point sources with lines, a rotating disc, OH sky,
 atmosphere), a sky frame and a telluric standard through ``detector1`` and ``spec2`` (cubes and
 spectra), ``telluric``, and the products against the truth
-(`liger_iris_pipeline.simulate.ifs.validation.compare_ifs_with_truth`). The small test slicer
-(6 slices, 512x256) by default and for any ``--size`` below 4096, the full slicer (88 slices,
-4096x4096) at ``--size 4096``.
+(`liger_iris_pipeline.simulate.ifs.validation.compare_ifs_with_truth`). The full slicer (88
+slices, 4096x4096) at the default ``--size``, the small test slicer (6 slices, 512x256) below it.
 
 It prints where the products are, the wall time of each stage and the peak memory (of each stage
 so far and of the whole run).
@@ -51,11 +50,6 @@ IMAGER_DETECTORS = ("IMG1",)
 
 FULL_FRAME = instrument_model("iris").detector_shape[1]
 """Side of the IRIS imager detector (pixels): the demo's default and the checkout cache's size."""
-
-IFS_DEFAULT_SIZE = 512
-"""``--size`` of ``--ifs`` by default: the small slicer (`crds_cache._ifs_layout`). The full slicer
-(``--size 4096``) is not the default: its wavelength solution cannot be made in KN3 yet (the arc
-has too few lines in some slices; ``docs/ifs_demo.rst``)."""
 
 LEVEL3_MIN_SIZE = 128
 """Smallest detector of ``--level3``: tweakreg needs 15 stars in each frame."""
@@ -124,11 +118,7 @@ def main(argv=None):
     """
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="demo_output", help="directory for the products (default demo_output)")
-    parser.add_argument(
-        "--size",
-        type=int,
-        help=f"detector side in pixels (default {FULL_FRAME}; with --ifs {IFS_DEFAULT_SIZE}: the small slicer)",
-    )
+    parser.add_argument("--size", type=int, default=FULL_FRAME, help=f"detector side in pixels (default {FULL_FRAME})")
     parser.add_argument("--nreads", type=int, default=10, help="reads per integration (default 10)")
     parser.add_argument(
         "--level3",
@@ -143,13 +133,11 @@ def main(argv=None):
         "--ifs",
         action="store_true",
         help="the integral-field spectrograph instead: slicer exposures (science, sky, telluric standard) "
-        f"Level 0 -> cube -> spectrum, checked against the truth (the small test slicer; the full one at "
-        f"--size {FULL_FRAME})",
+        f"Level 0 -> cube -> spectrum, checked against the truth (the full slicer; the small test slicer "
+        f"with a --size below {FULL_FRAME})",
     )
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     args = parser.parse_args(argv)
-    if args.size is None:
-        args.size = IFS_DEFAULT_SIZE if args.ifs else FULL_FRAME
     if args.size < 16 or args.nreads < 2:
         parser.error("--size must be at least 16 pixels and --nreads at least 2")
     if args.ifs and args.level3:
@@ -529,10 +517,12 @@ def run_ifs(args):
     """
     import json
 
+    from astropy.table import Table
+
     from ..associations import make_asn
     from ..crds_plugin.generate import IFU_FILTER
     from ..simulate.ifs import simulate_ifs_dataset
-    from ..simulate.ifs.validation import compare_ifs_with_truth
+    from ..simulate.ifs.validation import compare_ifs_with_truth, point_sources
     from .crds_cache import SEED, _ifs_layout
     from .tmtrun import main as tmtrun
 
@@ -554,11 +544,11 @@ def run_ifs(args):
         references=False,
         kinds=("science", "sky"),
     )
-    standard = simulate_ifs_dataset(
+    telluric = simulate_ifs_dataset(
         level0 / "telluric", size=layout, nreads=args.nreads, seed=SEED, filter=IFU_FILTER, references=False,
         kinds=("telluric",),
     )  # fmt: skip
-    manifest["telluric"], manifest["truth"] = standard["telluric"], {**manifest["truth"], **standard["truth"]}
+    manifest["telluric"], manifest["truth"] = telluric["telluric"], {**manifest["truth"], **telluric["truth"]}
     ny, nx = layout.detector_shape
     stage(
         f"simulated science and sky ({args.nreads} reads {IFS_READ_TIME:g} s apart) and telluric standard slicer "
@@ -575,9 +565,9 @@ def run_ifs(args):
     rates = {kind: level1 / Path(ramp).name.replace("_uncal.fits", "_rate.fits") for kind, ramp in ramps.items()}
     truth_files = {kind: manifest["truth"][Path(ramp).name] for kind, ramp in ramps.items()}
     # The science spectrum is of the brightest point source, at its catalogue position.
-    target = _brightest_point_source(truth_files["science"])
+    target = point_sources(Table.read(truth_files["science"], hdu="SOURCES"))[0]
     radius = f"--steps.extract_1d.radius={IFS_APERTURE_RADIUS}"
-    position = [f"--steps.extract_1d.source_ra={target[0]}", f"--steps.extract_1d.source_dec={target[1]}"]
+    position = [f"--steps.extract_1d.source_ra={target['ra']}", f"--steps.extract_1d.source_dec={target['dec']}"]
     spec2_runs = (
         ("science", [rates["sky"]], [*position, radius]),
         ("telluric", [rates["sky"]], [radius]),
@@ -623,23 +613,13 @@ def run_ifs(args):
     )
     print("IFS products against the truth:\n  " + comparison.summary().replace("\n", "\n  "))
     checks = comparison.checks()
-    record = {name: {"value": value, "target": target, "met": met} for name, (value, target, met) in checks.items()}
+    record = {name: {"value": value, "target": goal, "met": met} for name, (value, goal, met) in checks.items()}
     (level2 / IFS_COMPARISON).write_text(json.dumps(record, indent=2) + "\n")
     missed = [name for name, (_value, _target, met) in checks.items() if not met]
     print("targets: " + ("all met" if not missed else "missed: " + ", ".join(missed)))
     stage(f"products read back and compared with the truth ({level2 / IFS_COMPARISON})")
     stage.done(f"{output}/level0, level1, level2", cache)
     return 0
-
-
-def _brightest_point_source(truth_file):
-    """``(ra, dec)`` of the brightest point source of an IFS truth (``SOURCES``, smallest AB magnitude)."""
-    from astropy.table import Table
-
-    sources = Table.read(truth_file, hdu="SOURCES")
-    points = sources[sources["kind"] == "point"]
-    brightest = points[points["abmag"].argmin()]
-    return float(brightest["ra"]), float(brightest["dec"])
 
 
 def _summarise_ifs(path):
