@@ -12,12 +12,13 @@ from astropy.io import fits
 from crds_helpers import crds_env, run
 
 from liger_iris_pipeline.crds_plugin import INSTRUMENTS, diagnose, ingest
-from liger_iris_pipeline.crds_plugin.generate import LATEST_SERIAL, context_types
+from liger_iris_pipeline.crds_plugin.generate import LATEST_SERIAL, context_references
 
 BIN = Path(sys.executable).parent
 
-N_REFERENCES = sum(len(context_types(instrument)) for instrument in INSTRUMENTS)
-"""References the latest context names: every type of every instrument."""
+N_REFERENCES = sum(len(context_references(instrument)) for instrument in INSTRUMENTS)
+"""References the latest context names: every rule of every type of every instrument (27: IRIS's imager 9,
+its IFS 9, Liger 9)."""
 
 CONTEXT = f"tmt_{LATEST_SERIAL:04d}.pmap"
 """The checkout's context (and a new cache's)."""
@@ -84,7 +85,7 @@ def test_failures_are_one_line(small_reduction, tmp_path):
         f"CRDS context {CONTEXT} names are); build them with `tmt-crds-cache build --path {cache}`"
     )
     assert failure(*tmt_crds_cache("context", "--path", cache, "tmt_0007.pmap")) == (
-        f"{cache}: no CRDS context tmt_0007.pmap in mappings/tmt (it has: tmt_0001.pmap, tmt_0002.pmap)"
+        f"{cache}: no CRDS context tmt_0007.pmap in mappings/tmt (it has: tmt_0001.pmap, tmt_0002.pmap, tmt_0003.pmap)"
     )
     assert failure(*tmt_crds_cache("build", "--size", "x")) == ("argument --size: invalid int value: 'x' (see --help)")
 
@@ -213,18 +214,19 @@ def test_ingest_calibration_pipeline_products(small_reduction, tmp_path, monkeyp
     env = crds_env(cache, tmp_path)
     output = run(f"tmt-crds-cache ingest {dark} {flat}", env, tmp_path).stdout
     refdir = cache / "references" / "tmt" / "iris"
-    assert f"ingested {dark} as {refdir / 'tmt_iris_dark_0002.fits'}" in output
-    assert f"ingested {flat} as {refdir / 'tmt_iris_flat_0002.fits'}" in output
+    # The next free serials: the checkout's context has the IFS detector's dark and flat as _0002.
+    assert f"ingested {dark} as {refdir / 'tmt_iris_dark_0003.fits'}" in output
+    assert f"ingested {flat} as {refdir / 'tmt_iris_flat_0003.fits'}" in output
     assert (
-        "tmt_0003.pmap (tmt_iris_0003.imap, tmt_iris_dark_0002.rmap, tmt_iris_flat_0002.rmap) is now the context"
+        "tmt_0004.pmap (tmt_iris_0004.imap, tmt_iris_dark_0003.rmap, tmt_iris_flat_0003.rmap) is now the context"
         in output
     )
     info = diagnose.read_server_config(cache)
-    assert [info[key] for key in ingest.CONTEXT_KEYS] == ["tmt_0003.pmap"] * 3
+    assert [info[key] for key in ingest.CONTEXT_KEYS] == ["tmt_0004.pmap"] * 3
     # The stock tools see the new context as the cache's, and need no CRDS_OBSERVATORY.
     del env["CRDS_OBSERVATORY"]
-    assert "Effective Context = 'tmt_0003.pmap'" in run("crds list --status", env, tmp_path).stdout
-    run("crds certify crds://tmt_0003.pmap", env, tmp_path)
+    assert "Effective Context = 'tmt_0004.pmap'" in run("crds list --status", env, tmp_path).stdout
+    run("crds certify crds://tmt_0004.pmap", env, tmp_path)
     # Frames observed before the new USEAFTER keep the old references, later ones get the new.
     from liger_iris_pipeline.cli.crds_cache import example_science_file
 
@@ -236,12 +238,12 @@ def test_ingest_calibration_pipeline_products(small_reduction, tmp_path, monkeyp
         "crds://tmt_iris_flat_0001.fits",
     ]
     assert [fits.getval(tmp_path / "late.fits", key) for key in ("R_DARK", "R_FLAT")] == [
-        "crds://tmt_iris_dark_0002.fits",
-        "crds://tmt_iris_flat_0002.fits",
+        "crds://tmt_iris_dark_0003.fits",
+        "crds://tmt_iris_flat_0003.fits",
     ]
     # Ingesting the same files again makes the next versions.
     output = run(f"tmt-crds-cache ingest --path {cache} {dark}", env, tmp_path).stdout
-    assert "tmt_0004.pmap (tmt_iris_0004.imap, tmt_iris_dark_0003.rmap) is now the context" in output
+    assert "tmt_0005.pmap (tmt_iris_0005.imap, tmt_iris_dark_0004.rmap) is now the context" in output
 
 
 def test_contexts_generated_are_the_checkout_ones(tmp_path):

@@ -10,13 +10,13 @@ from crds_helpers import SOURCE_CACHE, build_tiny_cache, copy_cache, crds_env, r
 import liger_iris_pipeline
 from liger_iris_pipeline.cli import crds_cache
 from liger_iris_pipeline.crds_plugin import INSTRUMENTS, REFERENCE_TYPES, generate, register
-from liger_iris_pipeline.crds_plugin.generate import LATEST_SERIAL, context_types
+from liger_iris_pipeline.crds_plugin.generate import LATEST_SERIAL, context_references, context_types
 from liger_iris_pipeline.reference_types import instrument_types
 from liger_iris_pipeline.stpipe import TMTStep
 
 MAPPINGS = SOURCE_CACHE / "mappings" / "tmt"
 CONTEXT = f"tmt_{LATEST_SERIAL:04d}.pmap"
-N_REFERENCES = sum(len(context_types(instrument)) for instrument in INSTRUMENTS)
+N_REFERENCES = sum(len(context_references(instrument)) for instrument in INSTRUMENTS)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,9 @@ def _load(path):
 
 
 def _imap_types(instrument="iris"):
-    imap = (MAPPINGS / f"tmt_{instrument}_{LATEST_SERIAL:04d}.imap").read_text()
+    """The types of the imap the latest context names for an instrument."""
+    pmap = (MAPPINGS / CONTEXT).read_text()
+    imap = (MAPPINGS / ast.literal_eval(pmap.split("selector =", 1)[1].strip())[instrument.upper()]).read_text()
     return {name.lower() for name in ast.literal_eval(imap.split("selector =", 1)[1].strip())}
 
 
@@ -71,13 +73,17 @@ def test_imap_types_are_the_types_steps_ask_for():
 
 
 def test_builder_builds_every_named_file_once(tiny_cache):
+    from astropy.io import fits
+
     planned = crds_cache.planned_references(tiny_cache)
     for instrument in INSTRUMENTS:
         mine = [item for item in planned if item[1] == instrument]
-        expected = sorted(entry.name for entry in context_types(instrument))
-        assert sorted(kind for _, _, kind, _, _ in mine) == expected
+        assert sorted(name for name, *_ in mine) == sorted(context_references(instrument))
+        assert {kind for _, _, kind, _, _ in mine} == {entry.name for entry in context_types(instrument)}
         refdir = tiny_cache / "references" / "tmt" / instrument
         assert sorted(p.name for p in refdir.iterdir()) == sorted(name for name, *_ in mine)
+        for name, _, _, parkeys, _ in mine:  # the imager's and the IFS detector's, each its own
+            assert fits.getval(refdir / name, "DETECTOR") == parkeys["META.INSTRUMENT.DETECTOR"], name
         assert all(name.startswith(f"tmt_{instrument}_") for name, *_ in mine)
     files = sorted((tiny_cache / "references" / "tmt").rglob("*.fits"))
     mtimes = {p: p.stat().st_mtime_ns for p in files}
@@ -128,17 +134,24 @@ def test_crds_cli_on_the_cache(tiny_cache, tmp_path):
     env = crds_env(tiny_cache, tmp_path)
     status = run("crds list --status", env, tmp_path).stdout
     assert f"Effective Context = '{CONTEXT}'" in status and "Readonly Cache = True" in status
-    assert "tmt_iris_flat_0001.rmap" in run("crds list --mappings", env, tmp_path).stdout
+    mappings = run("crds list --mappings", env, tmp_path).stdout.split()
+    assert "tmt_iris_flat_0002.rmap" in mappings and "tmt_iris_slicegeo_0001.rmap" in mappings
     refs = tiny_cache / "references" / "tmt"
     certify = run(f"crds certify {refs}/*/*.fits --comparison-context {CONTEXT}", env, tmp_path).stdout
     assert "0 errors" in certify
     assert "0 errors" in run(f"crds certify {tiny_cache}/mappings/tmt/{CONTEXT}", env, tmp_path).stdout
     crds_cache.example_science_file(tmp_path / "sci.fits", "2024-06-01")
-    run("crds bestrefs --files sci.fits --update-bestrefs", env, tmp_path)
+    # The imager's types: slicegeo and wavecal have rules for the IFS detector only.
+    imager_types = [entry for entry in context_types("iris") if entry.name not in ("slicegeo", "wavecal")]
+    run(
+        f"crds bestrefs --files sci.fits --types {' '.join(e.name for e in imager_types)} --update-bestrefs",
+        env,
+        tmp_path,
+    )
     from astropy.io import fits
 
     header = fits.getheader(tmp_path / "sci.fits")
-    for entry in context_types("iris"):
+    for entry in imager_types:
         assert header[entry.keyword] == f"crds://tmt_iris_{entry.name}_0001.fits"
 
 

@@ -91,21 +91,21 @@ def test_context_not_in_cache(small_reduction, tmp_path):
     line = one_line(*tmtrun(ramp, tmp_path, cache=small_reduction["cache"], CRDS_CONTEXT="tmt_0099.pmap"))
     assert line == (
         f"{ramp}: CRDS context tmt_0099.pmap (CRDS_CONTEXT=tmt_0099.pmap) is not in "
-        f"CRDS_PATH={small_reduction['cache']} (its contexts: tmt_0001.pmap, tmt_0002.pmap); select one of those with "
-        "CRDS_CONTEXT, or unset CRDS_CONTEXT"
+        f"CRDS_PATH={small_reduction['cache']} (its contexts: tmt_0001.pmap, tmt_0002.pmap, tmt_0003.pmap); "
+        "select one of those with CRDS_CONTEXT, or unset CRDS_CONTEXT"
     )
 
 
 @pytest.mark.parametrize(
     ("name", "damage", "reason"),
     [
-        ("tmt_0002.pmap", lambda text: "header = {(\n", "'(' was never closed (<unknown>, line 1)"),
+        ("tmt_0003.pmap", lambda text: "header = {(\n", "'(' was never closed (<unknown>, line 1)"),
         (
-            "tmt_iris_0002.imap",
+            "tmt_iris_0003.imap",
             lambda text: text.replace("'FLAT'", "'FLAT2'"),
-            "sha1sum mismatch in 'tmt_iris_0002.imap'",
+            "sha1sum mismatch in 'tmt_iris_0003.imap'",
         ),
-        ("tmt_iris_dark_0001.rmap", lambda text: text[: len(text) // 2], None),
+        ("tmt_iris_dark_0002.rmap", lambda text: text[: len(text) // 2], None),
     ],
     ids=["pmap-syntax", "imap-checksum", "rmap-truncated"],
 )
@@ -115,18 +115,18 @@ def test_mapping_that_does_not_load_is_named(small_reduction, cache_copy, tmp_pa
     line = one_line(*tmtrun(small_reduction["ramps"]["science"], tmp_path, cache=cache_copy))
     assert line.startswith(f"{mapping}: CRDS mapping does not load (")
     assert line.endswith(
-        "); it is part of CRDS context tmt_0002.pmap: restore it, or run `crds checksum` on it after a deliberate edit"
+        "); it is part of CRDS context tmt_0003.pmap: restore it, or run `crds checksum` on it after a deliberate edit"
     )
     if reason:
         assert f"({reason})" in line
 
 
 def test_mapping_named_but_absent(small_reduction, cache_copy, tmp_path):
-    (cache_copy / "mappings" / "tmt" / "tmt_iris_flat_0001.rmap").unlink()
+    (cache_copy / "mappings" / "tmt" / "tmt_iris_flat_0002.rmap").unlink()
     line = one_line(*tmtrun(small_reduction["ramps"]["science"], tmp_path, cache=cache_copy))
     assert line.startswith(
-        f"{cache_copy / 'mappings' / 'tmt' / 'tmt_iris_flat_0001.rmap'}: no such mapping file, named by "
-        "tmt_iris_0002.imap of CRDS context tmt_0002.pmap"
+        f"{cache_copy / 'mappings' / 'tmt' / 'tmt_iris_flat_0002.rmap'}: no such mapping file, named by "
+        "tmt_iris_0003.imap of CRDS context tmt_0003.pmap"
     )
 
 
@@ -134,8 +134,8 @@ def test_value_no_rule_matches(small_reduction, tmp_path):
     ramp = edited(small_reduction["ramps"]["science"], tmp_path / "img2_uncal.fits", DETECTOR="IMG2")
     line = one_line(*tmtrun(ramp, tmp_path, cache=small_reduction["cache"]))
     assert line == (
-        f"{ramp}: no GAIN rule matches DETECTOR='IMG2' in tmt_iris_gain_0001.rmap (CRDS context tmt_0002.pmap; "
-        "its rules have DETECTOR 'IMG1'); add a rule (see docs/crds_ingest.rst) or pass override_gain"
+        f"{ramp}: no GAIN rule matches DETECTOR='IMG2' in tmt_iris_gain_0002.rmap (CRDS context tmt_0003.pmap; "
+        "its rules have DETECTOR 'IFU', 'IMG1'); add a rule (see docs/crds_ingest.rst) or pass override_gain"
     )
 
 
@@ -143,7 +143,7 @@ def test_filter_no_flat_rule_matches(small_reduction, cache_copy, tmp_path):
     """A flat rule for one filter only: another filter is named with the rmap and the input."""
     from crds_helpers import crds_env, run
 
-    rmap = cache_copy / "mappings" / "tmt" / "tmt_iris_flat_0001.rmap"
+    rmap = cache_copy / "mappings" / "tmt" / "tmt_iris_flat_0002.rmap"
     rmap.write_text(rmap.read_text().replace("('IMG1', 'N/A', 'N/A')", "('IMG1', 'Kbb', 'N/A')"))
     run(f"crds checksum {rmap}", crds_env(cache_copy, tmp_path), tmp_path)
     rate = edited(small_reduction["rates"]["science"], tmp_path / "foo_rate.fits", FILTER="Hbb")
@@ -155,14 +155,14 @@ def test_filter_no_flat_rule_matches(small_reduction, cache_copy, tmp_path):
         env={**environment, "CRDS_PATH": str(cache_copy)},
     )
     line = one_line(result.returncode, result.stderr)
-    assert line.startswith(f"{rate}: no FLAT rule matches FILTER='Hbb' in tmt_iris_flat_0001.rmap")
+    assert line.startswith(f"{rate}: no FLAT rule matches FILTER='Hbb' in tmt_iris_flat_0002.rmap")
     assert "its rules have FILTER 'Kbb'" in line
 
 
 def test_date_before_every_rule(small_reduction, tmp_path):
     ramp = edited(small_reduction["ramps"]["science"], tmp_path / "old_uncal.fits", **{"DATE-OBS": "2020-01-01"})
     line = one_line(*tmtrun(ramp, tmp_path, cache=small_reduction["cache"]))
-    assert line.startswith(f"{ramp}: no GAIN rule in tmt_iris_gain_0001.rmap (CRDS context tmt_0002.pmap) covers ")
+    assert line.startswith(f"{ramp}: no GAIN rule in tmt_iris_gain_0002.rmap (CRDS context tmt_0003.pmap) covers ")
     assert "DATE-OBS='2020-01-01'" in line and "used after 2024-01-01 00:00:00" in line
 
 
@@ -187,7 +187,7 @@ def test_selected_reference_missing_from_cache(small_reduction, cache_copy, tmp_
     ramp = small_reduction["ramps"]["science"]
     line = one_line(*tmtrun(ramp, tmp_path, cache=cache_copy))
     assert line == (
-        f"{ramp}: the GAIN rule in tmt_iris_gain_0001.rmap (CRDS context tmt_0002.pmap) selects "
+        f"{ramp}: the GAIN rule in tmt_iris_gain_0002.rmap (CRDS context tmt_0003.pmap) selects "
         f"tmt_iris_gain_0001.fits, which is not in the cache ({cache_copy / 'references' / 'tmt' / 'iris'}): "
         f"build it with `tmt-crds-cache build --path {cache_copy}`, or copy it there from the cache it was "
         "published with"

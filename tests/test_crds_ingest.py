@@ -54,10 +54,10 @@ def test_ingest_page_commands_run(tmp_path):
     cache, workdir, steps = run_page(PAGE, tmp_path)
     assert len(steps) >= 20
     # The copy was modified, the source cache was not.
-    assert (workdir / "crds_cache" / "mappings" / "tmt" / "tmt_0004.pmap").exists()
-    assert read_server_config(workdir / "crds_cache")["latest_context"] == "tmt_0004.pmap"
-    assert not Path(cache / "mappings" / "tmt" / "tmt_0003.pmap").exists()
-    assert read_server_config(cache)["latest_context"] == "tmt_0002.pmap"
+    assert (workdir / "crds_cache" / "mappings" / "tmt" / "tmt_0005.pmap").exists()
+    assert read_server_config(workdir / "crds_cache")["latest_context"] == "tmt_0005.pmap"
+    assert not Path(cache / "mappings" / "tmt" / "tmt_0004.pmap").exists()
+    assert read_server_config(cache)["latest_context"] == "tmt_0003.pmap"
 
 
 @pytest.mark.slow

@@ -93,7 +93,7 @@ def test_liger_reduced_through_crds_matches_truth(liger_reduction):
             assert getattr(rate.meta.ref_file, name).name == f"crds://tmt_liger_{name}_0001.fits"
     for frame in calibrated:
         assert frame.meta.ref_file.flat.name == "crds://tmt_liger_flat_0001.fits"
-        assert frame.meta.ref_file.crds.context_used == "tmt_0002.pmap"
+        assert frame.meta.ref_file.crds.context_used == "tmt_0003.pmap"
     assert_liger_frames_match_truth(calibrated, truths)
 
 
@@ -106,15 +106,17 @@ def test_ingest_a_liger_reference_changes_only_liger_selection(liger_cache, tmp_
     for key in list(os.environ):
         if key.startswith("CRDS_"):
             monkeypatch.delenv(key)
-    assert ingest([dark], cache, log=lines.append) == "tmt_0003.pmap"
+    iris_references = sorted((cache / "references" / "tmt" / "iris").iterdir())
+    assert ingest([dark], cache, log=lines.append) == "tmt_0004.pmap"
     refdir = cache / "references" / "tmt" / "liger"
+    # The checkout's context kept Liger's imap of tmt_0002: the next one is tmt_liger_0003.imap.
     assert lines == [
         f"ingested {dark} as {refdir / 'tmt_liger_dark_0002.fits'}",
-        f"tmt_0003.pmap (tmt_liger_0003.imap, tmt_liger_dark_0002.rmap) is now the context of {cache} "
-        "(was tmt_0002.pmap)",
+        f"tmt_0004.pmap (tmt_liger_0003.imap, tmt_liger_dark_0002.rmap) is now the context of {cache} "
+        "(was tmt_0003.pmap)",
     ]
     late = {"date": "2025-06-01"}
-    assert _best("tmt_0003.pmap", cache, monkeypatch, instrument="LIGER", **late)["dark"] == "tmt_liger_dark_0002.fits"
-    assert _best("tmt_0003.pmap", cache, monkeypatch, instrument="LIGER")["dark"] == "tmt_liger_dark_0001.fits"
-    assert _best("tmt_0003.pmap", cache, monkeypatch, instrument="IRIS", **late)["dark"] == "tmt_iris_dark_0001.fits"
-    assert not (cache / "references" / "tmt" / "iris" / "tmt_iris_dark_0002.fits").exists()
+    assert _best("tmt_0004.pmap", cache, monkeypatch, instrument="LIGER", **late)["dark"] == "tmt_liger_dark_0002.fits"
+    assert _best("tmt_0004.pmap", cache, monkeypatch, instrument="LIGER")["dark"] == "tmt_liger_dark_0001.fits"
+    assert _best("tmt_0004.pmap", cache, monkeypatch, instrument="IRIS", **late)["dark"] == "tmt_iris_dark_0001.fits"
+    assert sorted((cache / "references" / "tmt" / "iris").iterdir()) == iris_references

@@ -86,7 +86,7 @@ def test_wrapper_runs_crds_tools_without_the_hook(tmp_path):
 
     env = {"PATH": "/usr/bin:/bin", "CRDS_PATH": str(SOURCE_CACHE)}
     result = run(f"{sys.executable} -m liger_iris_pipeline.crds_plugin list --mappings", env, tmp_path)
-    assert "tmt_iris_dark_0001.rmap" in result.stdout
+    assert "tmt_iris_dark_0002.rmap" in result.stdout
 
 
 def test_everything_reads_the_registry():

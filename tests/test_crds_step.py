@@ -54,7 +54,7 @@ def test_references_and_context_recorded_and_cache_untouched(crds_cache_env, tmp
     header = fits.getheader(tmp_path / "out.fits")
     assert header["R_DARK"] == "crds://tmt_iris_dark_0001.fits"
     assert header["R_FLAT"] == "crds://tmt_iris_flat_0001.fits"
-    assert header["CRDS_CTX"] == "tmt_0002.pmap"
+    assert header["CRDS_CTX"] == "tmt_0003.pmap"
     assert header["CRDS_VER"].startswith("14.")
     assert os.environ["CRDS_READONLY_CACHE"] == "1"
     assert _snapshot(crds_cache_env) == before
@@ -84,13 +84,13 @@ def test_unmatched_parkeys_error_names_type_values_and_context(crds_cache_env):
     with pytest.raises(ReferenceFileError) as info:
         DarkAndFlatStep().run(science_model(detector="IMG2"))
     message = str(info.value)
-    assert message.startswith("no DARK rule matches DETECTOR='IMG2' in tmt_iris_dark_0001.rmap")
-    for text in ("CRDS context tmt_0002.pmap", "'IMG1'", "override_dark"):
+    assert message.startswith("no DARK rule matches DETECTOR='IMG2' in tmt_iris_dark_0002.rmap")
+    for text in ("CRDS context tmt_0003.pmap", "'IMG1'", "override_dark"):
         assert text in message
 
 
 def test_date_before_first_reference_error(crds_cache_env):
-    expected = r"no DARK rule in tmt_iris_dark_0001.rmap .*tmt_0002.pmap.* covers DATE-OBS='2020-01-01'"
+    expected = r"no DARK rule in tmt_iris_dark_0002.rmap .*tmt_0003.pmap.* covers DATE-OBS='2020-01-01'"
     with pytest.raises(ReferenceFileError, match=expected):
         DarkAndFlatStep().run(science_model(date="2020-01-01"))
 
@@ -105,7 +105,7 @@ def test_missing_reference_file_error(crds_cache_env, tmp_path, monkeypatch):
     with pytest.raises(ReferenceFileError) as info:
         DarkAndFlatStep().run(science_model())
     message = str(info.value)
-    assert message.startswith("the FLAT rule in tmt_iris_flat_0001.rmap (CRDS context tmt_0002.pmap) selects ")
+    assert message.startswith("the FLAT rule in tmt_iris_flat_0002.rmap (CRDS context tmt_0003.pmap) selects ")
     for text in ("tmt_iris_flat_0001.fits, which is not in the cache", f"tmt-crds-cache build --path {partial}"):
         assert text in message
 

@@ -65,7 +65,7 @@ def test_level2_products_match_truth(reduction):
         ) * 5
         assert steps.dark_current == "SKIPPED"  # it cancels in the background subtraction
         assert frame.meta.ref_file.flat.name.startswith("crds://tmt_iris_flat")
-        assert frame.meta.ref_file.crds.context_used == "tmt_0002.pmap"
+        assert frame.meta.ref_file.crds.context_used == "tmt_0003.pmap"
         comparison = compare_with_truth(frame, truth)
         pulls.extend(comparison.flux_pulls)
         offsets.extend(comparison.position_offsets)

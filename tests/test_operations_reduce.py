@@ -155,7 +155,7 @@ def test_failures_leave_nothing_and_the_next_frame_is_reduced(night, tmp_path):
         hidden.rename(flat)
     assert missing.status == "failed"
     # As tmtrun image2 would say it of the frame (image2 works on the _rate in memory).
-    assert missing.reason.startswith("sim_science_003_rate.fits: the FLAT rule in tmt_iris_flat_0001.rmap")
+    assert missing.reason.startswith("sim_science_003_rate.fits: the FLAT rule in tmt_iris_flat_0002.rmap")
     assert not (tmp_path / "out" / "sim_science_003_rate.fits").exists()
 
     after = reducer.reduce(night["science"][2])
@@ -171,7 +171,7 @@ def test_a_new_crds_context_is_followed(night, tmp_path, monkeypatch):
     reducer = ExposureReducer(tmp_path, ServiceConfig(quicklook=False))
     first = reducer.reduce(night["science"][0])
     with datamodels.open(first.products["cal"]) as cal:
-        assert cal.meta.ref_file.crds.context_used == "tmt_0002.pmap"
+        assert cal.meta.ref_file.crds.context_used == "tmt_0003.pmap"
         assert cal.meta.cal_step.photom == "COMPLETE"
     # tmt_0001 predates the photom references: the same warm reducer must stop finding one.
     monkeypatch.setenv("CRDS_CONTEXT", "tmt_0001.pmap")
@@ -183,7 +183,7 @@ def test_a_new_crds_context_is_followed(night, tmp_path, monkeypatch):
     monkeypatch.delenv("CRDS_CONTEXT")
     third = reducer.reduce(night["science"][2])
     with datamodels.open(third.products["cal"]) as cal:
-        assert cal.meta.ref_file.crds.context_used == "tmt_0002.pmap"
+        assert cal.meta.ref_file.crds.context_used == "tmt_0003.pmap"
 
 
 def test_reduce_exposure_keeps_one_reducer_and_takes_the_background_it_is_given(night, tmp_path):

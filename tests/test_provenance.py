@@ -40,7 +40,7 @@ def test_image2_product_records_its_provenance(small_cache_env, tmp_path, capsys
         }
         assert header["S_DQINIT"] == header["S_RAMP"] == "COMPLETE"
         units = {hdu.name: hdu.header.get("BUNIT") for hdu in hdulist[1:] if hdu.name != "ASDF"}
-    assert units == {  # photom: the cache's context (tmt_0002) has a PHOTOM reference
+    assert units == {  # photom: the cache's context (tmt_0003) has a PHOTOM reference
         "SCI": "MJy/sr",
         "ERR": "MJy/sr",
         "DQ": None,

@@ -397,26 +397,31 @@ def first_context_types(instrument):
 CONTEXT_ADDITIONS = {2: ("distortion", "photom")}
 """Context serial -> the reference types it adds to the previous context (made by the calibration pipelines)."""
 
-IFU_FILTER = "KN3"
-"""FILTER of the IFS detector's flat and wavelength solution in a simulated cache (the small slicer layout's)."""
+IFU_FILTER = "Kbb"
+"""FILTER of the IFS detector's flat and wavelength solution in a simulated cache: a band whose arc lines
+``wavecal`` identifies on both slicer layouts (14-18 per slice on the small one, ~22 on the full one; a
+narrow band such as KN3 leaves the full layout's slices with 3)."""
 
 IFU_RULES = (
     "IFU",
+    ("iris",),
     {"META.INSTRUMENT.IFS_MODE": "SLICER", "META.INSTRUMENT.FILTER": IFU_FILTER},
     ("dark", "flat", "gain", "mask", "nonlin", "readnoise", "saturation", "slicegeo", "wavecal"),
 )
-"""The IFS detector's rules (``docs/ifs_design.rst``): detector, the other match values (N/A for the
-rest) and the types, for `CONTEXT_DETECTORS`."""
+"""IRIS's IFS detector's rules (``docs/ifs_design.rst``): detector, instruments, the other match values (N/A
+for the rest) and the types, for `CONTEXT_DETECTORS`. IRIS only: the simulator's slicer
+(`~liger_iris_pipeline.simulate.ifs.SlicerLayout`) is IRIS's; Liger's IFS gets rules of its own once it is
+simulated."""
 
-CONTEXT_DETECTORS = {}
-"""Context serial -> ``(detector, {parkey: value}, types)``: a detector whose references the context adds,
-one rule per type (a new rmap version of a type with rules, the first rmap of one without), selecting
-``tmt_<instrument>_<type>_<n>.fits``, n the rule's position in the rmap. ``{3: IFU_RULES}`` serves the
-IFS detector (``tmt-crds-cache build`` makes its references with
-`~liger_iris_pipeline.cli.crds_cache.ifs_reference_models`)."""
+CONTEXT_DETECTORS = {3: IFU_RULES}
+"""Context serial -> ``(detector, instruments, {parkey: value}, types)``: a detector of these instruments
+whose references the context adds, one rule per type (a new rmap version of a type with rules, the first
+rmap of one without), selecting ``tmt_<instrument>_<type>_<n>.fits``, n the rule's position in the rmap.
+``tmt_0003.pmap`` adds IRIS's IFS detector (`IFU_RULES`; ``tmt-crds-cache build`` makes its references
+with `~liger_iris_pipeline.cli.crds_cache.ifs_reference_models`)."""
 
 LATEST_SERIAL = max([*CONTEXT_ADDITIONS, *CONTEXT_DETECTORS])
-"""Serial of the newest context, the default context of a new cache (``tmt_0002.pmap``)."""
+"""Serial of the newest context, the default context of a new cache (``tmt_0003.pmap``)."""
 
 
 def context_types(instrument, serial=LATEST_SERIAL):
@@ -433,14 +438,26 @@ def context_types(instrument, serial=LATEST_SERIAL):
     -------
     list of ReferenceType
     """
-    names = {entry.name for entry in _first_detector_types(instrument, serial)}
-    names |= {
-        name
-        for detector_serial, (_, _, types) in CONTEXT_DETECTORS.items()
-        if detector_serial <= serial
-        for name in types
-    }
+    names = _type_rules(instrument, serial)
     return [entry for entry in instrument_types(instrument) if entry.name in names]
+
+
+def context_references(instrument, serial=LATEST_SERIAL):
+    """Return the reference files context ``tmt_<serial>.pmap`` names, for one instrument.
+
+    Parameters
+    ----------
+    instrument : str
+        ``iris`` or ``liger``.
+    serial : int
+        1 up to `LATEST_SERIAL`.
+
+    Returns
+    -------
+    list of str
+        ``tmt_<instrument>_<type>_<n>.fits``, by type, then rule.
+    """
+    return [reference for _, rows in _type_rules(instrument, serial).values() for _, reference in rows]
 
 
 def _first_detector_types(instrument, serial):
@@ -456,12 +473,10 @@ def _type_rules(instrument, serial):
     for entry in _first_detector_types(instrument, serial):
         values = tuple(FIRST_DETECTOR if key == "META.INSTRUMENT.DETECTOR" else "N/A" for key in entry.parkeys)
         rules[entry.name] = (1, [(values, f"{OBSERVATORY}_{instrument}_{entry.name}_0001.fits")])
-    for number, (detector, match, types) in sorted(CONTEXT_DETECTORS.items()):
-        if number > serial:
-            break
-        for entry in instrument_types(instrument):
-            if entry.name not in types:
-                continue
+    for number, (detector, instruments, match, types) in sorted(CONTEXT_DETECTORS.items()):
+        if number > serial or instrument not in instruments:
+            continue
+        for entry in (entry for entry in instrument_types(instrument) if entry.name in types):
             version, rows = rules.get(entry.name, (0, []))
             values = tuple(
                 detector if key == "META.INSTRUMENT.DETECTOR" else match.get(key, "N/A") for key in entry.parkeys
@@ -471,6 +486,14 @@ def _type_rules(instrument, serial):
     return rules
 
 
+def _imap_serial(instrument, serial):
+    """Serial of the imap context ``tmt_<serial>.pmap`` names for an instrument: that of the last context
+    that changed the instrument's rules (as ``crds newcontext`` keeps an unchanged instrument's imap)."""
+    while serial > 1 and _type_rules(instrument, serial) == _type_rules(instrument, serial - 1):
+        serial -= 1
+    return serial
+
+
 def _context_texts(serial):
     """Return ``{mapping name: text}`` of context ``tmt_<serial>.pmap``: the pmap, then each instrument's rmaps, imap.
 
@@ -478,7 +501,10 @@ def _context_texts(serial):
     ``FIRST_USEAFTER`` and a reference for each detector `CONTEXT_DETECTORS` adds (`_type_rules`).
     """
     common = {"derived_from": "created by liger_iris_pipeline", "observatory": OBSERVATORY.upper(), "sha1sum": ""}
-    imaps = {instrument.upper(): f"{OBSERVATORY}_{instrument}_{serial:04d}.imap" for instrument in INSTRUMENTS}
+    imaps = {
+        instrument.upper(): f"{OBSERVATORY}_{instrument}_{_imap_serial(instrument, serial):04d}.imap"
+        for instrument in INSTRUMENTS
+    }
     pmap_name = f"{OBSERVATORY}_{serial:04d}.pmap"
     texts = {
         pmap_name: _mapping_text(
@@ -559,7 +585,9 @@ def write_contexts(folder):
     """Write every context of a new TMT cache, ``tmt_0001.pmap`` to the latest (`LATEST_SERIAL`).
 
     Each later context's imaps name the rmaps of the one before plus the first rmap of each
-    type it adds (`CONTEXT_ADDITIONS`). For a cache started without a source checkout
+    type it adds (`CONTEXT_ADDITIONS`) and a new version of each rmap a detector's rules extend
+    (`CONTEXT_DETECTORS`); an instrument whose rules a context leaves alone keeps its imap, as
+    with ``crds newcontext``. For a cache started without a source checkout
     (``tmt-crds-cache build --path DIR``); the same files as the checkout's
     ``crds_cache/mappings/tmt`` (a test keeps them equal).
 

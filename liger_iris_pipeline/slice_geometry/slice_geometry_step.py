@@ -66,6 +66,7 @@ class SliceGeometryStep(TMTStep):
         describe_reference(
             reference, model, "SLICEGEO", description, self.useafter, self.pedigree, self.author, _INSTRUMENT_KEYS
         )
+        reference.meta.subarray.name = model.meta.subarray.name  # the traces are in the lamp flat's pixels
         for key, value in model.meta.cal_step.instance.items():
             setattr(
                 reference.meta.cal_step, key, value

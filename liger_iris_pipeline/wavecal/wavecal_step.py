@@ -128,4 +128,5 @@ def wavecal_reference(frame, solutions, description, useafter, pedigree, author)
     reference = TMTWavecalModel(solutions=table)
     keys = ("name", "detector", "detector_serial", "mode", "ifs_mode", "spaxel_scale", "filter")
     describe_reference(reference, frame, "WAVECAL", description, useafter, pedigree, author, keys)
+    reference.meta.subarray.name = frame.meta.subarray.name  # the solutions are in the arc frame's pixels
     return reference
