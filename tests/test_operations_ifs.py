@@ -74,26 +74,33 @@ def median_error(noise, n):
     return 1.2533 * noise / np.sqrt(n)
 
 
+def simulate_night(folder, layout, detector, filter_name, kinds=("sky", "science", "empty")):
+    """Write Level 0 slicer ramps of `kinds` into `folder`; return ``({kind: file}, {kind: truth})``.
+
+    ``sky``: a sky frame; ``science``: a point source on the sky; ``empty``: a science exposure of blank
+    sky (what is left after the sky frame's subtraction is noise).
+    """
+    scenes = {"sky": (ifs.IFSScene(), 3), "science": (ifs.IFSScene(sources=[SOURCE]), 5), "empty": (ifs.IFSScene(), 7)}
+    files, truths = {}, {}
+    for kind in kinds:
+        scene, seed = scenes[kind]
+        exposure_kind = "SKY" if kind == "sky" else "SCIENCE"
+        ramp, truths[kind] = ifs.simulate_ifs_exposure(
+            scene, detector, layout, kind=exposure_kind, filter=filter_name, nreads=4, seed=seed, pointing=POINTING,
+            cosmic_ray_rate=0.0,
+        )  # fmt: skip
+        files[kind] = folder / f"ifs_{kind}_001_uncal.fits"
+        ramp.save(files[kind])
+    return files, truths
+
+
 @pytest.fixture(scope="module")
 def ifs_night(tmp_path_factory):
-    """Level 0 ramps of a slicer sky frame, a science frame (a point source on the sky) and an empty field."""
+    """Level 0 ramps of a slicer sky frame, a science frame and an empty field, with truth references as overrides."""
     work = tmp_path_factory.mktemp("ifs_night")
     layout = ifs.SlicerLayout.small()
     detector = ifs_detector(layout)
-    files, truths = {}, {}
-    for kind, scene, seed in (
-        ("sky", ifs.IFSScene(), 3),
-        ("science", ifs.IFSScene(sources=[SOURCE]), 5),
-        ("empty", ifs.IFSScene(), 7),  # a science exposure of blank sky: what is left after the sky frame is noise
-    ):
-        exposure_kind = "SKY" if kind == "sky" else "SCIENCE"
-        ramp, truth = ifs.simulate_ifs_exposure(
-            scene, detector, layout, kind=exposure_kind, filter=FILTER, nreads=4, seed=seed, pointing=POINTING,
-            cosmic_ray_rate=0.0,
-        )  # fmt: skip
-        files[kind] = work / f"ifs_{kind}_001_uncal.fits"
-        ramp.save(files[kind])
-        truths[kind] = truth
+    files, truths = simulate_night(work, layout, detector, FILTER)
     config = ServiceConfig.from_file(write_service_config(work, layout, detector))
     return {"files": files, "truth": truths, "config": config, "layout": layout}
 
@@ -219,3 +226,32 @@ def test_tmt_watch_reduces_ifs_exposures(ifs_night, tmp_path):
     (line,) = [line for line in result.stdout.splitlines() if "ifs_science_001_uncal.fits done in" in line]
     assert "spec2" in line and "1 stars" in line
     assert (output / "night_report.html").is_file()
+
+
+def test_ifs_references_from_crds(ifs_night, tmp_path_factory, monkeypatch):
+    """Without overrides, the IFS detector's references come from the checkout's context (IFU rules, in Kbb)."""
+    from crds_helpers import build_tiny_cache
+
+    from liger_iris_pipeline.crds_plugin import generate
+
+    work = tmp_path_factory.mktemp("ifs_crds")
+    cache = build_tiny_cache(work / "crds_cache", instruments=["iris"])
+    for key in ("CRDS_CONTEXT", "CRDS_SERVER_URL"):  # only the user's choices: crds keeps its own in os.environ
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CRDS_PATH", str(cache))
+    layout = ifs_night["layout"]
+    files, _ = simulate_night(work, layout, ifs_detector(layout), generate.IFU_FILTER, kinds=("sky", "science"))
+    reducer = ExposureReducer(work / "output", ServiceConfig(quicklook=False))
+    results = [reducer.reduce(files[kind]) for kind in ("sky", "science")]
+    assert [result.status for result in results] == ["done", "done"], [result.reason for result in results]
+    with datamodels.open(results[1].products["cal"]) as cal:
+        references = cal.meta.ref_file.instance
+        assert cal.meta.background.n_members == 1
+    assert references["crds"]["context_used"] == f"tmt_{generate.LATEST_SERIAL:04d}.pmap"
+    assert {references[name]["name"] for name in ("slicegeo", "wavecal", "flat", "mask")} == {
+        "crds://tmt_iris_slicegeo_0001.fits",
+        "crds://tmt_iris_wavecal_0001.fits",
+        "crds://tmt_iris_flat_0002.fits",
+        "crds://tmt_iris_mask_0002.fits",
+    }
+    assert results[1].qa["n_stars"] == 1
