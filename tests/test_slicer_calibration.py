@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from ifs_helpers import FILTER, ifs_detector, level1_frame
+from ifs_helpers import FILTER, ifs_detector, level1_frame, slicer_references
 from numpy.polynomial import polynomial as P
 
 from liger_iris_pipeline import datamodels as dm
@@ -115,6 +115,29 @@ def test_flat_recovers_pixel_and_slice_response(geometry, lamp_rate, layout, det
     np.testing.assert_allclose(medians, expected, rtol=0.01)
     # most of each slice's lit pixels get a flat
     assert has_flat.sum() > 0.9 * (coverage > 0).sum() * 0.9
+
+
+def test_flat_keeps_the_slice_throughputs_of_every_bank():
+    """Slices in two banks (the full slicer has two): their throughputs relative to each other, bank to bank."""
+    layout = ifs.SlicerLayout.small(n_banks=2)
+    detector = ifs_detector(layout)
+    scene = ifs.exposure_scene("FLAT", layout, FILTER)
+    ramp, truth = ifs.simulate_ifs_exposure(
+        scene, detector, layout, kind="FLAT", filter=FILTER, nreads=2, noiseless=True
+    )
+    # Without the pixel flat, whose rows' shared response a lamp flat cannot measure, the flat is the throughputs.
+    frame = level1_frame(truth, ramp, detector, seed=5, rate=truth.dispersed_rate)
+    slicegeo, _ = slicer_references(layout, detector)
+    flat, flat_err, flat_dq = ifs_flat(frame.data, frame.err, frame.dq, slicegeo.slices)
+    slice_map, _ = slice_coverage(slicegeo.slices, flat.shape)
+    throughputs = layout.slice_throughputs()
+    measured, noise = [], []
+    for index in range(layout.n_slices):
+        pixels = ((flat_dq & NO_FLAT) == 0) & (slice_map == index)
+        measured.append(np.median(flat[pixels]) / throughputs[index])
+        noise.append(1.2533 * np.median(flat_err[pixels]) / np.sqrt(pixels.sum()))  # error of a median
+    measured = np.array(measured) / np.mean(measured)
+    assert np.all(np.abs(measured - 1.0) < 5 * np.array(noise))
 
 
 def test_flat_step_makes_the_ifu_flat_reference(geometry, lamp_rate):

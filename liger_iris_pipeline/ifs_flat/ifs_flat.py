@@ -3,8 +3,11 @@
 A lamp flat of the slicer is the lamp's spectrum times the slice throughputs times the pixel
 response. The lamp lights every slice with the same spectrum, so in each bank the lamp spectrum is
 the median over the slices' fully covered pixels of each row, smoothed along y (a Savitzky-Golay
-filter); dividing it out leaves the pixel response times the slice's throughput. Pixels only
-partly covered by a slice are divided by the covered fraction of the pixel (from the geometry).
+filter); dividing it out leaves the pixel response times the slice's throughput. That median also
+carries the bank's typical throughput, so each bank's spectrum is divided by its sum over the bank's
+rows: the lamp's flux over the whole passband is the same in every bank, whatever the wavelength of
+each row, and the banks' throughputs stay in the flat relative to each other. Pixels only partly
+covered by a slice are divided by the covered fraction of the pixel (from the geometry).
 
 What a lamp flat cannot tell apart from the lamp's spectrum is a response shared by all slices at
 the same row of a bank: it stays in the spectrum and is calibrated with the science spectra
@@ -159,6 +162,8 @@ def ifs_flat(data, err, dq, slices, smoothing=21, min_level=0.8, max_slope=0.01,
             window = window if window <= last - first else window - 2
             run = level[first:last]
             smooth[first:last] = savgol_filter(run, window, 3) if window > 3 else run
+        # The banks' medians differ by their slices' typical throughput; the lamp's flux over the passband does not.
+        smooth /= np.nansum(level)
         rows = np.isin(slice_map[start:stop], members)
         lamp[start:stop][rows] = np.broadcast_to(smooth[:, None], rows.shape)[rows]
     model = lamp * coverage
