@@ -73,6 +73,7 @@ def spectra():
         "science": _spectrum(wavelength, science, 30.0, rng, "science_x1d.fits"),
         "unabsorbed": unabsorbed,
         "transmission": ifs.telluric_transmission(wavelength),
+        "noiseless": {"standard": standard, "science": science},
     }
 
 
@@ -97,6 +98,20 @@ def test_corrected_spectrum_is_the_unabsorbed_truth(spectra):
     assert abs(pulls.mean()) < 0.3
     # The transmission's own variance is in var_flat: the standard's noise, seen where the band is deep.
     assert (corrected["FLUX_VAR_FLAT"][~flagged] > 0).all()
+
+
+def test_corrected_errors_carry_the_standards_noise(spectra):
+    """A noisy standard and a nearly noiseless science: the corrected spectrum's noise is the standard's."""
+    rng = np.random.default_rng(7)
+    noiseless = spectra["noiseless"]
+    science = _spectrum(spectra["wavelength"], noiseless["science"], 3000.0, rng, "science_x1d.fits")
+    standard = _spectrum(spectra["wavelength"], noiseless["standard"], 30.0, rng, "standard_x1d.fits")
+    corrected = TelluricStep.call(science, standard, max_shift=0).spec_table
+    used = (corrected["DQ"] & pixel["DO_NOT_USE"]) == 0
+    pulls = ((corrected["FLUX"] - spectra["unabsorbed"]) / corrected["FLUX_ERROR"])[used]
+    # Without the standard's variance divided through, the pulls would be ~100 wide (S/N 3000 over 30).
+    assert abs(pulls.std() - 1.0) < 0.15
+    assert np.median(corrected["FLUX_VAR_FLAT"][used] / corrected["FLUX_ERROR"][used] ** 2) > 0.9
 
 
 def test_shift_between_standard_and_science_is_found():
