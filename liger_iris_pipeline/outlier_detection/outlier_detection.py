@@ -3,16 +3,17 @@
 1. Each frame is drizzled alone onto the common grid ("single" drizzle); output pixels whose
    weight is below ``maskpt`` times the frame's typical weight are ignored (NaN).
 2. The median of the single drizzles (one file each on disk unless ``in_memory``, read back by
-   blocks of rows; `nanmedian_of_sorted`) is the outlier-free sky. Where only two frames cover a pixel their median is
-   their mean, which a positive outlier (cosmic ray, hot pixel, satellite trail) pulls up by
-   half its amplitude, so that neither frame differs from it by more than half: there the
-   minimum of the two is used instead (``two_frame_minimum``; AstroDrizzle's ``minmed`` idea).
-3. The median is blotted back onto each frame's pixels (``blot_interp``: quintic by default; frame
-   pixels whose interpolation reaches a grid pixel without data are not tested), and a pixel is an outlier where
-   ``|SCI - blot - backg| > snr1 * ERR + scale1 * |d blot|`` and, for the pixel and its
-   neighbours, ``> snr2 * ERR + scale2 * |d blot|`` (stcal's ``flag_resampled_crs``, with
-   ``|d blot|`` the largest absolute difference to an adjacent pixel of the blot: a margin
-   for the interpolation error on steep profiles).
+   blocks of rows; `nanmedian_of_sorted`) is the outlier-free sky. Where only two frames cover
+   a pixel their median is their mean, which a positive outlier (cosmic ray, hot pixel,
+   satellite trail) pulls up by half its amplitude, so that neither frame differs from it by
+   more than half: there the minimum of the two is used instead (``two_frame_minimum``;
+   AstroDrizzle's ``minmed`` idea).
+3. The median is blotted back onto each frame's pixels (``blot_interp``: quintic by default;
+   frame pixels whose interpolation reaches a grid pixel without data are not tested), and a
+   pixel is an outlier where ``|SCI - blot - backg| > snr1 * ERR + scale1 * |d blot|`` and,
+   for the pixel and its neighbours, ``> snr2 * ERR + scale2 * |d blot|`` (stcal's
+   ``flag_resampled_crs``, with ``|d blot|`` the largest absolute difference to an adjacent
+   pixel of the blot: a margin for the interpolation error on steep profiles).
 4. Outliers get ``OUTLIER | DO_NOT_USE`` in DQ; their values are kept (resample ignores them).
    Pixels already flagged DO_NOT_USE are not tested.
 
