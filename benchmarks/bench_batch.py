@@ -43,13 +43,14 @@ def _cache(work, size, given):
     if given:
         return Path(given)
     from liger_iris_pipeline.cli.crds_cache import build
+    from liger_iris_pipeline.cli.demo import IMAGER_DETECTORS
 
     cache = work / "crds_cache"
     if not (cache / "references").exists():
         for part in ("config", "mappings"):
             shutil.copytree(REPO / "crds_cache" / part, cache / part, dirs_exist_ok=True)
         start = time.perf_counter()
-        build(cache, size=size, log=lambda line: None, instruments=("iris",))
+        build(cache, size=size, log=lambda line: None, instruments=("iris",), detectors=IMAGER_DETECTORS)
         print(f"CRDS cache {cache} built in {time.perf_counter() - start:.0f} s")
     return cache
 

@@ -266,6 +266,7 @@ def bench_call(function, **arguments):
 def crds_cache(path, size, work):
     """Return a CRDS cache with references of the detector size: ``path``, or one built in ``work``."""
     from liger_iris_pipeline.cli.crds_cache import build
+    from liger_iris_pipeline.cli.demo import IMAGER_DETECTORS
     from liger_iris_pipeline.crds_plugin import cache_path
 
     if path:
@@ -274,7 +275,8 @@ def crds_cache(path, size, work):
     for folder in ("config", "mappings"):
         if not (own / folder).exists():
             shutil.copytree(cache_path() / folder, own / folder)
-    build(own, size=size, log=lambda line: None, instruments=["iris"])
+    # The imager's references only: the IFS detector's full slicer would add minutes and is not used here.
+    build(own, size=size, log=lambda line: None, instruments=["iris"], detectors=IMAGER_DETECTORS)
     return own.resolve()
 
 
