@@ -19,6 +19,7 @@ from test_qa import POINTING, star_grid
 from liger_iris_pipeline import datamodels
 from liger_iris_pipeline import simulate as sim
 from liger_iris_pipeline.assign_wcs.imaging import assign_wcs, complete_wcsinfo, make_gwcs
+from liger_iris_pipeline.cube_build.cube_wcs import cube_gwcs, cube_wcsinfo
 from liger_iris_pipeline.dqflags import pixel as FLAGS
 from liger_iris_pipeline.operations.ledger import Ledger
 from liger_iris_pipeline.operations.qa import detected_sources, measure_quality
@@ -320,7 +321,9 @@ def test_white_light_and_summed_spectrum_use_good_voxels_only():
     cube.dq[2, 0, 0] = FLAGS["DO_NOT_USE"] | FLAGS["SATURATED"]
     cube.dq[:, 2, 3] = FLAGS["DO_NOT_USE"]  # a spaxel without any good voxel
     cube.dq[4] = FLAGS["DO_NOT_USE"]  # a plane without any
-    cube.meta.wcsinfo.crval3, cube.meta.wcsinfo.cdelt3, cube.meta.wcsinfo.crpix3 = 2.0, 0.001, 1.0
+    info = cube_wcsinfo((150.0, 2.0), 0.05, 0.0, 2.0, 0.001, data.shape)
+    cube.meta.wcsinfo = info
+    cube.meta.wcs = cube_gwcs(info, data.shape)
     image, masked = white_light_image(cube)
     assert image[0, 0] == data[3, 0, 0]
     assert masked[2, 3] and np.isnan(image[2, 3]) and masked.sum() == 1

@@ -140,20 +140,26 @@ def summed_spectrum(cube):
     Parameters
     ----------
     cube : IRISCubeModel
-        The cube, with its spectral WCS in ``meta.wcsinfo`` (plane ``k`` at
-        ``CRVAL3 + CDELT3 * (k + 1 - CRPIX3)``).
+        The cube, with its spectral WCS (``meta.wcs`` and the FITS keywords, which must agree:
+        `liger_iris_pipeline.extract_1d.extract.cube_wavelengths`).
 
     Returns
     -------
     QuicklookSpectrum
         Bins without any good voxel are masked.
+
+    Raises
+    ------
+    ValueError
+        The cube's spectral WCS is missing or inconsistent (one line naming the cube).
     """
+    from ..extract_1d.extract import cube_wavelengths
+
+    wavelength = cube_wavelengths(cube)
     good = good_voxels(cube)
     flux = np.where(good, cube.data, 0.0).sum(axis=(1, 2), dtype=np.float64)
     variance = np.where(good, np.square(cube.err, dtype=np.float64), 0.0).sum(axis=(1, 2))
     masked = ~good.any(axis=(1, 2))
-    info = cube.meta.wcsinfo
-    wavelength = info.crval3 + info.cdelt3 * (np.arange(cube.data.shape[0]) + 1.0 - info.crpix3)
     flux[masked] = np.nan
     error = np.where(masked, np.nan, np.sqrt(variance))
     unit = cube.meta.bunit_data or "?"
