@@ -97,7 +97,7 @@ class OutlierDetector:
         backg=0.0,
         maskpt=0.7,
         pixfrac=1.0,
-        kernel="square",
+        kernel="turbo",
         weight_type="ivm",
         good_bits="~DO_NOT_USE",
         in_memory=False,

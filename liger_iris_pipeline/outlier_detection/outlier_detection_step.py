@@ -27,7 +27,7 @@ class OutlierDetectionStep(TMTStep):
     spec = """
     weight_type = option('ivm', 'exptime', default='ivm')  # Weights of the single drizzles
     pixfrac = float(min=0.0, max=1.0, default=1.0)  # Drop size of the single drizzles
-    kernel = option('square', 'point', 'turbo', 'gaussian', 'lanczos2', 'lanczos3', default='square')  # Drizzle kernel
+    kernel = option('square', 'point', 'turbo', 'gaussian', 'lanczos2', 'lanczos3', default='turbo')  # Drizzle kernel
     fillval = string(default='NAN')  # Single-drizzle value where the frame does not contribute
     pixel_scale_ratio = float(default=1.0)  # Grid pixel scale / frame pixel scale
     maskpt = float(default=0.7)  # Single-drizzle pixels below maskpt x the typical weight are ignored
