@@ -116,6 +116,40 @@ def test_library_keeps_frame_facts_and_scratch_arrays(dataset, tmp_path, monkeyp
         memory.shelve(model, 0, modify=False)
 
 
+def test_library_sets_arrays_later_and_checks_a_changed_member_again(dataset, tmp_path, monkeypatch):
+    """outlier_detection's new DQ waits beside the frame; a member read before is checked again once changed."""
+    from liger_iris_pipeline.datamodels.model_base import DataModelError
+    from liger_iris_pipeline.dqflags import pixel as FLAGS
+
+    monkeypatch.chdir(tmp_path)
+    paths = []
+    for source in dataset["paths"][:2]:
+        paths.append(tmp_path / source.name)
+        paths[-1].write_bytes(source.read_bytes())
+    library = ModelLibrary(paths, on_disk=True)
+    with library:
+        model = library.borrow(0)
+        dq = model.dq | np.uint32(FLAGS["OUTLIER"])
+        library.shelve(model, 0, modify=False)
+        mark = lambda frame: setattr(frame.meta.cal_step, "outlier_detection", "COMPLETE")  # noqa: E731
+        library.update_arrays_later(0, {"dq": dq}, mark)
+        for _ in range(2):
+            model = library.borrow(0)
+            np.testing.assert_array_equal(model.dq, dq)
+            assert model.meta.cal_step.outlier_detection == "COMPLETE"
+            library.shelve(model, 0, modify=False)
+        assert not library._temp_filenames  # the frame itself was not written
+        # Member 1 was read (and checked) once; changed on disk, it is checked again at its next read.
+        model = library.borrow(1)
+        library.shelve(model, 1, modify=False)
+        with open(paths[1], "r+b") as stream:
+            stream.seek(-100, 2)
+            stream.write(b"\x7f" * 50)
+        with pytest.raises(DataModelError, match="DATASUM"):
+            library.borrow(1)
+    library.close()
+
+
 def test_library_from_association(dataset):
     library = ModelLibrary(dataset["asn"])
     assert len(library) == 4

@@ -152,6 +152,38 @@ class ModelLibrary(AbstractModelLibrary):
         if not keeps_facts:
             self._facts.pop(index, None)  # recomputed at the next borrow
 
+    def update_arrays_later(self, index, arrays, update=None):
+        """Replace arrays of a frame (and apply ``update``) without writing the whole frame now.
+
+        For an on-disk library the arrays go to the library's temporary folder (one ``.npy`` file
+        each) and are set at each borrow (`update_later`): a step that changes only DQ
+        (outlier_detection) writes a few percent of the frame instead of all its arrays. The
+        frame's facts stay (its summary depends on none of its arrays but SCI's shape). An
+        in-memory library sets them at once. The frame must not be borrowed.
+
+        Parameters
+        ----------
+        index : int
+            The frame.
+        arrays : dict
+            ``{attribute: numpy.ndarray}``, e.g. ``{"dq": dq}``.
+        update : callable, optional
+            ``update(model)``, a metadata change applied with them (same rules as `update_later`).
+        """
+        import numpy as np
+
+        if self._on_disk:
+            folder = self._temp_path / "arrays"
+            folder.mkdir(parents=True, exist_ok=True)
+            paths = {}
+            for name, array in arrays.items():
+                # One file per frame and attribute: a later replacement overwrites it, and the pending
+                # updates that read it then all give the latest values, as they must.
+                paths[name] = folder / f"{index}-set-{name}.npy"
+                np.save(paths[name], array)
+            arrays = paths
+        self.update_later(index, _ArrayUpdate(arrays, update), keeps_facts=True)
+
     def _compute_facts(self, model):
         """The `frame_fact` values of a frame being written back, from the frame in hand."""
         facts = {}
@@ -261,14 +293,16 @@ class ModelLibrary(AbstractModelLibrary):
         from .open_model import open as open_model
 
         # A temporary copy this library wrote (asdf validated the tree when writing it), or a member
-        # read and validated before and unchanged since (a step reads each frame again): reading it
-        # without the tree's validation takes half the time.
+        # read, checked and validated before and unchanged since (a step reads each frame again):
+        # reading it without the file's checks and the tree's validation takes a third of the time.
         stamp = _file_stamp(filename)
         validated = stamp is not None and self._validated.get(filename) == stamp
         if self._on_disk and (filename in self._temp_filenames.values() or validated):
             import asdf
 
-            with asdf.config_context() as config:
+            from .model_base import reading_checked_files
+
+            with asdf.config_context() as config, reading_checked_files():
                 config.validate_on_read = False
                 return open_model(filename, **kwargs)
         model = open_model(filename, **kwargs)
@@ -323,6 +357,22 @@ class ModelLibrary(AbstractModelLibrary):
     def member_filenames(self):
         """Return the frame files of the members, resolved against the association's directory."""
         return [self._member_to_filename(member) for member in self._members]
+
+
+class _ArrayUpdate:
+    """`ModelLibrary.update_arrays_later`'s update: set arrays (in memory or ``.npy`` files), then ``update``."""
+
+    def __init__(self, arrays, update=None):
+        self.arrays = arrays
+        self.update = update
+
+    def __call__(self, model):
+        import numpy as np
+
+        for name, array in self.arrays.items():
+            setattr(model, name, np.load(array) if isinstance(array, Path) else array)
+        if self.update is not None:
+            self.update(model)
 
 
 def _file_stamp(filename):

@@ -1,5 +1,7 @@
 """Base class of every TMT/IRIS data model and the checks of files on disk."""
 
+import contextlib
+import contextvars
 import functools
 import os
 from pathlib import Path
@@ -342,13 +344,31 @@ def hdu_dtype(header):
     return _FITS_IMAGE_DTYPES.get((bitpix, int(bzero) if float(bzero).is_integer() else bzero), "scaled")
 
 
+_CHECKED_FILES_TRUSTED = contextvars.ContextVar("checked_files_trusted", default=False)
+
+
+@contextlib.contextmanager
+def reading_checked_files():
+    """Within this context `read_fits_file` skips its checks: for files checked before and unchanged since.
+
+    A `~liger_iris_pipeline.datamodels.library.ModelLibrary` reads each frame several times in a
+    Level 3 run (once per step); the structure, card and sum checks of a 2048x2048 frame take
+    about as long again as reading it.
+    """
+    token = _CHECKED_FILES_TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _CHECKED_FILES_TRUSTED.reset(token)
+
+
 def read_fits_file(path, model_class):
     """Open a FITS file for a model class, checking it first; raise `DataModelError` naming the problem.
 
     Checked, in this order: the FITS structure (truncated or padded files), every header card
     (an unparsable card names its HDU and keyword), the dtype and dimensionality of the arrays
     against the model's schema (from BITPIX, BZERO and NAXIS), and the CHECKSUM and DATASUM of
-    every HDU that has them.
+    every HDU that has them. Within `reading_checked_files`, none of them.
 
     Parameters
     ----------
@@ -368,6 +388,12 @@ def read_fits_file(path, model_class):
     from astropy.io.fits.verify import VerifyError, VerifyWarning
     from astropy.utils.exceptions import AstropyUserWarning
 
+    if _CHECKED_FILES_TRUSTED.get():
+        hdulist = fits.open(path, memmap=False, lazy_load_hdus=False)
+        for hdu in hdulist:
+            for keyword in ("CHECKSUM", "DATASUM"):
+                hdu.header.remove(keyword, ignore_missing=True)  # as below, for stdatamodels' header hash
+        return hdulist
     hdulist = None
     try:
         # astropy only warns about truncated files, padding and bad cards; here each is an error,

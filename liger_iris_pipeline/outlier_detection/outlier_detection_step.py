@@ -1,5 +1,6 @@
 """`OutlierDetectionStep`: flag the pixels of each frame that disagree with the median of all."""
 
+import functools
 import logging
 import os
 
@@ -111,11 +112,15 @@ class OutlierDetectionStep(TMTStep):
                     model, median, index, library_pixel_map(library, index, model, wcs, self.pixmap_stepsize)
                 )
                 total += count
-                self._mark(model, "COMPLETE")
                 if self.save_intermediate_results:
                     self._save_blot(model, blotted)
-                library.shelve(model, index, modify=True)
+                # Only DQ and the status change: an on-disk library keeps the new DQ beside the frame
+                # instead of writing the whole frame back (a quarter of the arrays at most).
+                dq = model.dq
+                library.shelve(model, index, modify=False)
                 del model
+                library.update_arrays_later(index, {"dq": dq}, functools.partial(self._mark, status="COMPLETE"))
+                del dq
         detector.close()
         log.info("%d outlier pixels flagged in %d frames", total, len(library))
         return library
