@@ -112,6 +112,31 @@ def test_find_outliers_thresholds():
     assert not find_outliers(data, err, blotted)[0, 0]
 
 
+@pytest.mark.parametrize(("snr", "scale", "backg"), [((5.0, 4.0), (1.2, 0.7), 0.0), ((3.0, 2.0), (0.5, 0.0), 3.5)])
+def test_find_outliers_is_stcal_flag_resampled_crs(snr, scale, backg):
+    """The test evaluated at the candidates only gives stcal's mask bit for bit: edges, NaN in every input."""
+    from stcal.outlier_detection.utils import flag_resampled_crs
+
+    rng = np.random.default_rng(7)
+    for ny, nx in ((1, 1), (1, 9), (7, 1), (23, 31), (200, 170)):
+        blotted = rng.normal(100.0, 30.0, (ny, nx)).astype(np.float32)
+        err = np.abs(rng.normal(1.0, 0.3, (ny, nx))).astype(np.float32)
+        data = (blotted + rng.normal(0.0, 1.2, (ny, nx))).astype(np.float32)
+        hits = rng.integers(0, ny * nx, max(1, ny * nx // 20))
+        data.ravel()[hits] += rng.uniform(-50.0, 500.0, hits.size).astype(np.float32)
+        data[0] += 40.0  # defects along the edges
+        data[:, -1] += 40.0
+        for array in (data, blotted, err):
+            array.ravel()[rng.integers(0, ny * nx, max(1, ny * nx // 50))] = np.nan
+        defined = np.isfinite(data) & np.isfinite(blotted)
+        zero = np.float32(0.0)
+        with np.errstate(invalid="ignore"):
+            expected = flag_resampled_crs(
+                np.where(defined, data, zero), err, np.where(defined, blotted, zero), *snr, *scale, backg
+            )
+        np.testing.assert_array_equal(find_outliers(data, err, blotted, snr, scale, backg), expected & defined)
+
+
 def test_parameters_are_checked():
     frames, _truth = make_frames(n_frames=2, shape=(64, 64), n_stars=1)
     wcs, _ = make_output_wcs([frame_footprint(m.meta.wcs, m.data.shape) for m in frames], PLATE_SCALE)
