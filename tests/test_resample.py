@@ -128,6 +128,38 @@ def test_signal_independent_rnoise_keeps_the_read_noise_levels():
     np.testing.assert_array_equal(smooth[:, 64:], 9.0)
 
 
+@pytest.mark.parametrize(("weight_type", "good_bits"), [("ivm", "~DO_NOT_USE"), ("ivm", 0), ("exptime", "~DO_NOT_USE")])
+def test_weight_map_is_stcal_build_driz_weight(weight_type, good_bits):
+    """The weights are stcal's, bit for bit (on the smoothed VAR_RNOISE), 0 where SCI is not finite."""
+    import warnings
+
+    from stcal.resample.utils import build_driz_weight
+
+    frame = make_frames(n_frames=1, shape=(96, 96), n_stars=3)[0][0]
+    frame.data[5, 5] = np.nan
+    frame.dq[7, 7] |= FLAGS["DO_NOT_USE"]
+    frame.dq[9, 9] |= FLAGS["SATURATED"]
+    frame.var_rnoise[:40, :40] = 0.0  # no usable variance: no weight
+    grid, _ = make_output_wcs([frame_footprint(frame.meta.wcs, frame.data.shape)], PLATE_SCALE)
+    weights = Resampler(grid, weight_type=weight_type, good_bits=good_bits).weight_map(
+        frame.data, frame.dq, frame.var_rnoise, 600.0
+    )
+    model = {
+        "data": frame.data,
+        "dq": frame.dq,
+        "var_rnoise": signal_independent_rnoise(frame.var_rnoise, frame.dq),
+        "exposure_time": 600.0,
+        "measurement_time": None,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.asarray(build_driz_weight(model, weight_type, good_bits, flag_name_map=FLAGS), np.float32)
+    expected[~np.isfinite(frame.data) | ~np.isfinite(expected)] = 0.0
+    assert weights.dtype == np.float32 and weights[5, 5] == 0.0 and weights[7, 7] == 0.0
+    assert (weights[9, 9] == 0.0) == (good_bits == 0)
+    np.testing.assert_array_equal(weights, expected)
+
+
 def test_flagged_pixels_are_excluded():
     frames, _truth = make_frames(n_frames=2, shape=(64, 64), n_stars=1, distortion=0.0, dither=0.0)
     frames[0].data[30:34, 30:34] = 1e6
