@@ -61,7 +61,13 @@ def test_library_groups_by_exposure_and_keeps_frames_on_disk(dataset, tmp_path, 
 
 
 def test_library_keeps_frame_facts_and_scratch_arrays(dataset, tmp_path, monkeypatch):
-    from liger_iris_pipeline.resample.resample import frame_summary, library_pixel_map, make_output_wcs
+    from liger_iris_pipeline.resample.resample import (
+        area_ratio,
+        frame_summary,
+        library_pixel_area,
+        library_pixel_map,
+        make_output_wcs,
+    )
 
     monkeypatch.chdir(tmp_path)
     library = ModelLibrary(dataset["paths"][:2], on_disk=True)
@@ -87,6 +93,10 @@ def test_library_keeps_frame_facts_and_scratch_arrays(dataset, tmp_path, monkeyp
         kept = library_pixel_map(library, 1, model, grid, 4)
         assert kept is not pixmap  # a fresh array read back from the temporary folder
         np.testing.assert_array_equal(kept, pixmap)
+        area = library_pixel_area(library, 1, model, grid, 4, pixmap)
+        np.testing.assert_array_equal(area, area_ratio(pixmap, 4))
+        assert len(list((library._temp_path / "arrays").glob("1-pixarea-*.npy"))) == 1
+        np.testing.assert_array_equal(library_pixel_area(library, 1, model, grid, 4), area)
         # Another frame WCS (a tweakreg correction) is another map.
         with datamodels.open(dataset["paths"][0]) as other:
             model.meta.wcs = other.meta.wcs

@@ -155,7 +155,7 @@ class OutlierDetector:
             self._pixmaps.clear()
         self._singles.close()
 
-    def add(self, model, pixmap=None):
+    def add(self, model, pixmap=None, area=None):
         """Drizzle one frame alone onto the grid and keep it for the median.
 
         Parameters
@@ -164,6 +164,8 @@ class OutlierDetector:
             A frame with ``meta.wcs``.
         pixmap : numpy.ndarray, optional
             The frame's pixel map on the grid, if already known.
+        area : numpy.ndarray, optional
+            Its pixel areas on the grid (`~liger_iris_pipeline.resample.resample.area_ratio`), if known.
 
         Returns
         -------
@@ -190,6 +192,7 @@ class OutlierDetector:
             pixmap=pixmap,
             name=model.meta.filename or "frame",
             sky=sky_level(model),
+            area=area,
         )
         self._keep_pixmap(self._added, pixmap)
         del pixmap
@@ -232,7 +235,7 @@ class OutlierDetector:
             )
         return median
 
-    def flag(self, model, median, index=None, pixmap=None):
+    def flag(self, model, median, index=None, pixmap=None, area=None):
         """Blot the median onto a frame and flag its outliers in DQ, in place.
 
         Parameters
@@ -245,6 +248,8 @@ class OutlierDetector:
             The frame's order in `add`: its pixel map is reused.
         pixmap : numpy.ndarray, optional
             The frame's pixel map on the grid, if already known.
+        area : numpy.ndarray, optional
+            Its pixel areas on the grid, if known.
 
         Returns
         -------
@@ -262,6 +267,7 @@ class OutlierDetector:
             stepsize=self.pixmap_stepsize,
             fillval=np.nan,
             interp=self.blot_interp,
+            area=area,
         )
         blotted += sky_level(model)
         mask = find_outliers(model.data, model.err, blotted, self.snr, self.scale, self.backg)

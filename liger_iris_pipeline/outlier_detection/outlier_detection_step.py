@@ -5,7 +5,7 @@ import logging
 import os
 
 from ..datamodels.library import as_library, library_outputs
-from ..resample.resample import fill_value, library_pixel_map, output_grid, summarize_library
+from ..resample.resample import fill_value, library_pixel_area, library_pixel_map, output_grid, summarize_library
 from ..stpipe import TMTStep
 from .outlier_detection import OutlierDetector
 
@@ -92,9 +92,10 @@ class OutlierDetectionStep(TMTStep):
             for index in range(len(library)):
                 model = library.borrow(index)
                 try:
-                    image, weight = detector.add(
-                        model, library_pixel_map(library, index, model, wcs, self.pixmap_stepsize)
-                    )
+                    pixmap = library_pixel_map(library, index, model, wcs, self.pixmap_stepsize)
+                    area = library_pixel_area(library, index, model, wcs, self.pixmap_stepsize, pixmap)
+                    image, weight = detector.add(model, pixmap, area)
+                    del pixmap, area
                     if self.save_intermediate_results:
                         image[weight == 0] = fill
                         self._save_grid(image, wcs, summaries[index].name, "outlier_i2d", weight)
@@ -108,9 +109,10 @@ class OutlierDetectionStep(TMTStep):
         with library:
             for index in range(len(library)):
                 model = library.borrow(index)
-                count, blotted = detector.flag(
-                    model, median, index, library_pixel_map(library, index, model, wcs, self.pixmap_stepsize)
-                )
+                pixmap = library_pixel_map(library, index, model, wcs, self.pixmap_stepsize)
+                area = library_pixel_area(library, index, model, wcs, self.pixmap_stepsize, pixmap)
+                count, blotted = detector.flag(model, median, index, pixmap, area)
+                del pixmap, area
                 total += count
                 if self.save_intermediate_results:
                     self._save_blot(model, blotted)

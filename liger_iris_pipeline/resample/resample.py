@@ -57,6 +57,7 @@ __all__ = [
     "fill_value",
     "frame_footprint",
     "frame_summary",
+    "library_pixel_area",
     "library_pixel_map",
     "make_output_wcs",
     "output_grid",
@@ -296,14 +297,49 @@ def library_pixel_map(library, index, model, output_wcs, stepsize=1):
     if not library.on_disk:
         return None
     shape = model.data.shape
-    key = "|".join(
+    key = _frame_on_grid_key(model, output_wcs, stepsize)
+    return library.scratch_array(index, "pixmap", key, lambda: pixel_map(model.meta.wcs, output_wcs, shape, stepsize))
+
+
+def library_pixel_area(library, index, model, output_wcs, stepsize=1, pixmap=None):
+    """Return `area_ratio` of a library frame's pixel map, computed once per frame WCS and grid (on-disk library).
+
+    Kept like the map itself (`library_pixel_map`): outlier_detection's single drizzle and blot
+    and resample's drizzle each need it (a quarter of a second per full frame). In memory,
+    returns None: the caller computes it.
+
+    Parameters
+    ----------
+    library, index, model, output_wcs, stepsize :
+        As for `library_pixel_map`.
+    pixmap : numpy.ndarray, optional
+        The frame's map, if in hand (else read from the library, or computed).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        float32 (ny, nx).
+    """
+    if not library.on_disk:
+        return None
+    key = _frame_on_grid_key(model, output_wcs, stepsize)
+
+    def compute():
+        source = pixmap if pixmap is not None else library_pixel_map(library, index, model, output_wcs, stepsize)
+        return area_ratio(source, stepsize)
+
+    return library.scratch_array(index, "pixarea", key, compute)
+
+
+def _frame_on_grid_key(model, output_wcs, stepsize):
+    """What a frame's pixel map on a grid depends on: fingerprints of both WCSs and the step."""
+    return "|".join(
         (
-            wcs_fingerprint(model.meta.wcs, shape),
+            wcs_fingerprint(model.meta.wcs, model.data.shape),
             wcs_fingerprint(output_wcs, output_wcs.array_shape),
             str(int(stepsize)),
         )
     )
-    return library.scratch_array(index, "pixmap", key, lambda: pixel_map(model.meta.wcs, output_wcs, shape, stepsize))
 
 
 def area_ratio(pixmap, step=1):
@@ -517,7 +553,7 @@ class Resampler:
         weight[~usable] = 0.0
         return weight
 
-    def add(self, data, wcs, dq=None, variances=None, exptime=1.0, pixmap=None, name="frame", sky=0.0):
+    def add(self, data, wcs, dq=None, variances=None, exptime=1.0, pixmap=None, name="frame", sky=0.0, area=None):
         """Drizzle one frame onto the output.
 
         Parameters
@@ -539,6 +575,8 @@ class Resampler:
             For messages.
         sky : float
             Sky level to subtract (`sky_level`).
+        area : numpy.ndarray, optional
+            `area_ratio` of ``pixmap``, if already known.
 
         Returns
         -------
@@ -560,7 +598,7 @@ class Resampler:
             pixmap = pixmap.copy()
             pixmap[undefined] = -1.0e6
             weight[undefined] = 0.0
-        scale = self._flux_scale(pixmap)
+        scale = self._flux_scale(pixmap, area)
         scaled = np.subtract(data, sky, dtype=np.float32)
         scaled *= scale
         scaled[~(weight > 0)] = 0.0
@@ -589,10 +627,12 @@ class Resampler:
         self.exposure_time += exptime
         return pixmap
 
-    def _flux_scale(self, pixmap):
+    def _flux_scale(self, pixmap, area=None):
         """``A_nominal / A_true`` of each input pixel (see the module's docstring)."""
+        if area is None:
+            area = area_ratio(pixmap, self.area_step)
         with np.errstate(invalid="ignore", divide="ignore"):
-            scale = 1.0 / (area_ratio(pixmap, self.area_step) * self.pixel_scale_ratio**2)
+            scale = 1.0 / (area * self.pixel_scale_ratio**2)
         scale[~np.isfinite(scale)] = 0.0
         return scale
 
@@ -690,6 +730,7 @@ def blot(
     stepsize=1,
     fillval=0.0,
     interp="poly5",
+    area=None,
 ):
     """Resample a mosaic back onto a frame's pixels (drizzle's ``blot_image``).
 
@@ -716,6 +757,8 @@ def blot(
         Frame pixels outside the mosaic.
     interp : str
         ``blot_image``'s interpolation: ``nearest``, ``linear``, ``poly3``, ``poly5`` (``sinc``, ``lanczos3``...).
+    area : numpy.ndarray, optional
+        `area_ratio` of ``pixmap``, if already known.
 
     Returns
     -------
@@ -726,7 +769,7 @@ def blot(
     """
     if pixmap is None:
         pixmap = pixel_map(target_wcs, image_wcs, target_shape, stepsize)
-    area = area_ratio(pixmap, stepsize) * pixel_scale_ratio**2
+    area = (area_ratio(pixmap, stepsize) if area is None else area) * pixel_scale_ratio**2
     if not np.isfinite(pixmap).all():
         pixmap = np.where(np.isfinite(pixmap), pixmap, -1.0)
     out = np.full(target_shape, fillval, dtype=np.float32)
@@ -920,15 +963,18 @@ def resample_library(library, resampler, frame_names=None):
                 variances = {
                     name: getattr(model, name) for name in VARIANCE_ARRAYS if getattr(model, name, None) is not None
                 }
+                grid, stepsize = resampler.output_wcs, resampler.pixmap_stepsize
+                pixmap = library_pixel_map(library, index, model, grid, stepsize)
                 resampler.add(
                     model.data,
                     model.meta.wcs,
                     model.dq,
                     variances,
                     exposure_time(model),
-                    pixmap=library_pixel_map(library, index, model, resampler.output_wcs, resampler.pixmap_stepsize),
+                    pixmap=pixmap,
                     name=model.meta.filename or f"frame {index}",
                     sky=sky_level(model),
+                    area=library_pixel_area(library, index, model, grid, stepsize, pixmap),
                 )
                 if frame_names is not None:
                     frame_names.append(model.meta.filename or f"frame {index}")
